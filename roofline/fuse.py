@@ -1,0 +1,157 @@
+"""Fusion: the op view of a LayerGraph turned into the kernels an inference runtime launches.
+
+Owns the fusion rules and the recomputation of bytes across kernel boundaries; imports neither
+torch nor plotly. The rules, in execution order:
+
+1. Anchors start kernels: convolutions, linear layers, matmuls/attention, pooling, data
+   movement, normalisations other than batch norm, unknown ops, and any activation or
+   element-wise op that cannot join the kernel before it.
+2. An activation, element-wise op or batch norm joins the kernel launched just before it when
+   it reads a tensor that kernel produced (its epilogue). Its other inputs (the skip tensor of
+   a residual add, the full-size input of a squeeze-excite multiply) are read from memory.
+3. A batch norm directly after a convolution or linear layer, on a tensor nobody else reads,
+   is folded into that layer's weights: it adds a per-channel bias (unless the layer had one)
+   and has no weights of its own. A batch norm that cannot fold runs as a per-channel scale and
+   shift (2 constants per channel).
+4. A tensor produced inside a kernel is memory traffic only if something outside the kernel
+   (or the model's output) reads it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from .graph import Layer, LayerGraph, OpKind, TensorUse
+
+__all__ = ["fuse", "BATCH_NORM_OPS"]
+
+#: Ops that are inference batch norm (foldable into a preceding conv or linear layer).
+BATCH_NORM_OPS = frozenset({"batch_norm", "native_batch_norm",
+                            "_native_batch_norm_legit_no_training", "_native_batch_norm_legit"})
+
+_EPILOGUE_KINDS = frozenset({OpKind.ACTIVATION, OpKind.ELEMENTWISE})
+_FOLD_INTO = frozenset({OpKind.CONV, OpKind.DEPTHWISE_CONV, OpKind.POINTWISE_CONV,
+                        OpKind.LINEAR})
+_NO_EPILOGUE = frozenset({OpKind.UNKNOWN})
+
+
+def _is_batch_norm(layer: Layer) -> bool:
+    return layer.kind is OpKind.NORMALIZATION and layer.op in BATCH_NORM_OPS
+
+
+@dataclass
+class _Kernel:
+    anchor: Layer
+    members: list[Layer] = field(default_factory=list)
+    produced: set[int] = field(default_factory=set)
+    folded_bias: int = 0
+    extra_weights: int = 0
+    extra_params: int = 0
+
+    def __post_init__(self) -> None:
+        self.members.append(self.anchor)
+        self.produced.update(t.id for t in self.anchor.outputs)
+        if _is_batch_norm(self.anchor):
+            # Runs as a per-channel scale and shift: 2 constants per channel, whatever the
+            # framework keeps (running mean and variance, weight and bias).
+            self.extra_weights = 2 * _channels(self.anchor) - self.anchor.weight_elements
+
+    def reads_own_output(self, layer: Layer) -> bool:
+        return any(t.id in self.produced for t in layer.inputs)
+
+    def add(self, layer: Layer, consumers: dict[int, list[int]]) -> None:
+        if _is_batch_norm(layer):
+            self._add_batch_norm(layer, consumers)
+        else:
+            self.extra_weights += layer.weight_elements
+            self.extra_params += layer.params
+            self.folded_bias += layer.bias_elements
+        self.members.append(layer)
+        self.produced.update(t.id for t in layer.outputs)
+
+    def _add_batch_norm(self, bn: Layer, consumers: dict[int, list[int]]) -> None:
+        channels = _channels(bn)
+        anchor_out = {t.id for t in self.anchor.outputs}
+        foldable = (
+            len(self.members) == 1
+            and self.anchor.kind in _FOLD_INTO
+            and any(t.id in anchor_out for t in bn.inputs)
+            and all(consumers.get(t, []) == [bn.index] for t in anchor_out)
+        )
+        if foldable:
+            # Folded into the weights: a per-channel bias, unless the layer already had one.
+            if self.anchor.bias_elements == 0:
+                self.folded_bias += channels
+                self.extra_params += channels
+        else:
+            self.extra_weights += 2 * channels  # per-channel scale and shift
+            self.extra_params += bn.params
+
+    def build(self, index: int, consumers: dict[int, list[int]],
+              graph_outputs: set[int]) -> Layer:
+        member_ids = {m.index for m in self.members}
+        inputs: dict[int, TensorUse] = {}
+        input_shapes: dict[int, tuple[int, ...]] = {}
+        for m in self.members:
+            for use, shape in zip(m.inputs, m.input_shapes, strict=True):
+                if use.id in self.produced:
+                    continue
+                if use.id not in inputs or use.elements > inputs[use.id].elements:
+                    inputs[use.id] = use
+                    input_shapes[use.id] = shape
+        outputs: list[TensorUse] = []
+        output_shapes: list[tuple[int, ...]] = []
+        for m in self.members:
+            for use, shape in zip(m.outputs, m.output_shapes, strict=True):
+                readers = consumers.get(use.id, [])
+                if use.id in graph_outputs or any(r not in member_ids for r in readers):
+                    outputs.append(use)
+                    output_shapes.append(shape)
+        a = self.anchor
+        return dataclasses.replace(
+            a,
+            index=index,
+            macs=sum(m.macs for m in self.members),
+            params=a.params + self.extra_params,
+            weight_elements=a.weight_elements + self.extra_weights,
+            bias_elements=a.bias_elements + self.folded_bias,
+            inputs=tuple(inputs.values()),
+            input_shapes=tuple(input_shapes.values()),
+            outputs=tuple(outputs),
+            output_shapes=tuple(output_shapes),
+            fused_ops=tuple(m.name for m in self.members[1:]),
+        )
+
+
+def _channels(bn: Layer) -> int:
+    shape = bn.input_shapes[0] if bn.input_shapes else ()
+    return shape[1] if len(shape) > 1 else 1
+
+
+def _joins(kernel: _Kernel | None, layer: Layer) -> bool:
+    if kernel is None or kernel.anchor.kind in _NO_EPILOGUE:
+        return False
+    if layer.kind in _EPILOGUE_KINDS or _is_batch_norm(layer):
+        return kernel.reads_own_output(layer)
+    return False
+
+
+def fuse(graph: LayerGraph) -> LayerGraph:
+    """The kernel view of ``graph`` (returned unchanged if it is already fused)."""
+    if graph.fused:
+        return graph
+    consumers: dict[int, list[int]] = {}
+    for layer in graph.layers:
+        for use in layer.inputs:
+            consumers.setdefault(use.id, []).append(layer.index)
+    kernels: list[_Kernel] = []
+    for layer in graph.layers:
+        current = kernels[-1] if kernels else None
+        if current is not None and _joins(current, layer):
+            current.add(layer, consumers)
+        else:
+            kernels.append(_Kernel(layer))
+    graph_outputs = {t.id for t in graph.outputs}
+    layers = tuple(k.build(i, consumers, graph_outputs) for i, k in enumerate(kernels))
+    return dataclasses.replace(graph, layers=layers, fused=True)

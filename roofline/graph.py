@@ -1,0 +1,310 @@
+"""The layer graph: frozen per-layer records of MACs, parameters and bytes, and their totals.
+
+Owns the records the tracer produces and everything downstream reads (op kinds, layers, the
+ledger of ignored and unknown ops). Imports neither torch nor plotly; tracing lives in
+``roofline.trace`` and fusion in ``roofline.fuse``.
+
+A ``LayerGraph`` has two views of the same model:
+
+* the *op view* (``graph.fused is False``): one layer per tensor operation the model ran;
+* the *kernel view* (``graph.fused is True``, from :func:`roofline.fuse.fuse`): one layer per
+  kernel an inference runtime would launch, with batch norm folded into its convolution and
+  activations and element-wise ops run inside their producer. ``fused_ops`` names what each
+  kernel absorbed; bytes count only tensors that cross the kernel's boundary.
+
+Sizes are stored as element counts, so the same graph can be priced at any precision
+(:meth:`LayerGraph.at_precision`); ``*_bytes`` are derived from them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .units import bias_bytes_per_element, bytes_per_element, check_precision
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["OpKind", "TensorUse", "Gemm", "Layer", "Ledger", "LayerGraph"]
+
+
+class OpKind(str, Enum):
+    """The canonical op vocabulary every layer is classified into."""
+
+    CONV = "conv"  # a full (or grouped) k×k convolution
+    DEPTHWISE_CONV = "depthwise_conv"  # one input channel per group
+    POINTWISE_CONV = "pointwise_conv"  # 1×1 kernel
+    LINEAR = "linear"  # activation × weight matrix
+    MATMUL = "matmul"  # activation × activation: attention (Q·Kᵀ, A·V, SDPA)
+    POOLING = "pooling"  # pooling and reductions (mean over H×W, ...)
+    ELEMENTWISE = "elementwise"  # add, mul, ... (residuals, squeeze-excite gates, layer scale)
+    NORMALIZATION = "normalization"  # batch/layer/group norm
+    ACTIVATION = "activation"  # relu, hardswish, gelu, softmax, ...
+    DATA_MOVEMENT = "data_movement"  # copies: cat, contiguous, pad, resize, ...
+    UNKNOWN = "unknown"  # an op roofline has no rule for: still moves its bytes
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Kinds that multiply weights or activations and therefore carry MACs.
+MAC_KINDS = frozenset({OpKind.CONV, OpKind.DEPTHWISE_CONV, OpKind.POINTWISE_CONV,
+                       OpKind.LINEAR, OpKind.MATMUL})
+
+
+class TensorUse(NamedTuple):
+    """One activation tensor read or written by a layer: its graph-wide id and element count."""
+
+    id: int
+    elements: int
+
+
+class Gemm(NamedTuple):
+    """A layer's arithmetic as ``groups`` independent (m × k) · (k × n) products.
+
+    ``macs == groups * m * n * k``. A convolution is its implicit GEMM: m = batch × output
+    pixels, n = output channels per group, k = input channels per group × kernel area; a
+    depthwise convolution has one group per channel with n = 1 and k = kernel area.
+    """
+
+    groups: int
+    m: int
+    n: int
+    k: int
+
+    @property
+    def macs(self) -> int:
+        return self.groups * self.m * self.n * self.k
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """One op (op view) or one kernel (kernel view) with its cost at ``precision``.
+
+    Element counts are exact; bytes are element counts times the precision's element size
+    (biases of integer kernels are int32, see ``roofline.units``).
+    """
+
+    index: int
+    name: str  # unique: module path, with ".<op>" where the module ran several ops
+    module: str  # qualified name of the innermost module that ran it ("" = the root)
+    module_type: str  # class name of that module
+    op: str  # the tensor operation, e.g. "convolution", "add", "scaled_dot_product_attention"
+    kind: OpKind
+    input_shapes: tuple[tuple[int, ...], ...]  # activation inputs
+    output_shapes: tuple[tuple[int, ...], ...]
+    macs: int
+    params: int  # trainable parameter elements this layer reads
+    weight_elements: int  # constant elements read (parameters and buffers), biases excluded
+    bias_elements: int  # conv/linear bias elements
+    inputs: tuple[TensorUse, ...]  # activation tensors read
+    outputs: tuple[TensorUse, ...]  # activation tensors written
+    gemms: tuple[Gemm, ...] = ()
+    fused_ops: tuple[str, ...] = ()  # kernel view: names of the ops run inside this kernel
+    precision: str = "fp32"
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of weights, biases and other constants read."""
+        return (self.weight_elements * bytes_per_element(self.precision)
+                + self.bias_elements * bias_bytes_per_element(self.precision))
+
+    @property
+    def input_elements(self) -> int:
+        return sum(t.elements for t in self.inputs)
+
+    @property
+    def output_elements(self) -> int:
+        return sum(t.elements for t in self.outputs)
+
+    @property
+    def input_bytes(self) -> int:
+        """Bytes of activations read."""
+        return self.input_elements * bytes_per_element(self.precision)
+
+    @property
+    def output_bytes(self) -> int:
+        """Bytes of activations written."""
+        return self.output_elements * bytes_per_element(self.precision)
+
+    @property
+    def total_bytes(self) -> int:
+        """Weights plus activations in and out: the bytes a plain roofline charges this layer."""
+        return self.weight_bytes + self.input_bytes + self.output_bytes
+
+    @property
+    def intensity(self) -> float:
+        """Operational intensity in MACs per byte moved (0 for a layer that moves nothing)."""
+        moved = self.total_bytes
+        return self.macs / moved if moved else 0.0
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.output_shapes[0] if self.output_shapes else ()
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """Where every tensor operation the model ran went.
+
+    ``counted``: op → how many times it became a layer. ``ignored``: op → (count, rule) for ops
+    that move no data by a stated rule (views, allocations, ...). ``unknown``: op → count for ops
+    roofline has no cost rule for; they are layers of kind ``unknown`` that still move bytes.
+    """
+
+    counted: Mapping[str, int] = field(default_factory=dict)
+    ignored: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+    unknown: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def total_ops(self) -> int:
+        return (sum(self.counted.values()) + sum(c for c, _ in self.ignored.values())
+                + sum(self.unknown.values()))
+
+
+@dataclass(frozen=True)
+class LayerGraph:
+    """A traced model: layers in execution order, their tensors and the ledger.
+
+    Totals are sums over ``layers`` except ``params``, which counts each parameter tensor once.
+    """
+
+    layers: tuple[Layer, ...]
+    input_shape: tuple[int, ...]
+    precision: str
+    ledger: Ledger
+    params: int  # trainable parameters the model read, each tensor counted once
+    inputs: tuple[TensorUse, ...] = ()  # the model's input activations
+    outputs: tuple[TensorUse, ...] = ()  # the model's output activations
+    fused: bool = False
+    model_name: str = ""
+
+    # -- totals -----------------------------------------------------------------------------
+    @cached_property
+    def macs(self) -> int:
+        """Multiply-accumulates of one forward pass (not FLOPs: 1 MAC = 2 FLOPs)."""
+        return sum(layer.macs for layer in self.layers)
+
+    @cached_property
+    def weight_bytes(self) -> int:
+        return sum(layer.weight_bytes for layer in self.layers)
+
+    @cached_property
+    def input_bytes(self) -> int:
+        """Activation bytes read, summed over layers."""
+        return sum(layer.input_bytes for layer in self.layers)
+
+    @cached_property
+    def output_bytes(self) -> int:
+        """Activation bytes written, summed over layers."""
+        return sum(layer.output_bytes for layer in self.layers)
+
+    @property
+    def activation_bytes(self) -> int:
+        """Activation bytes read plus written."""
+        return self.input_bytes + self.output_bytes
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weight_bytes + self.activation_bytes
+
+    @property
+    def batch(self) -> int:
+        return self.input_shape[0] if self.input_shape else 1
+
+    @property
+    def resolution(self) -> int | None:
+        """The input's height when it is an image batch (N, C, H, W) with H == W."""
+        if len(self.input_shape) == 4 and self.input_shape[2] == self.input_shape[3]:
+            return self.input_shape[2]
+        return None
+
+    @property
+    def unknown_ops(self) -> list[str]:
+        return sorted(self.ledger.unknown)
+
+    def kind_counts(self) -> Counter[OpKind]:
+        return Counter(layer.kind for layer in self.layers)
+
+    # -- access -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def __getitem__(self, key: int | str) -> Layer:
+        if isinstance(key, str):
+            for layer in self.layers:
+                if layer.name == key:
+                    return layer
+            raise KeyError(key)
+        return self.layers[key]
+
+    def at_precision(self, precision: str) -> LayerGraph:
+        """The same graph priced at another precision (no re-tracing)."""
+        check_precision(precision)
+        if precision == self.precision:
+            return self
+        layers = tuple(dataclasses.replace(layer, precision=precision) for layer in self.layers)
+        return dataclasses.replace(self, layers=layers, precision=precision)
+
+    def replace(self, **changes: Any) -> LayerGraph:
+        return dataclasses.replace(self, **changes)
+
+    # -- export -------------------------------------------------------------------------------
+    def records(self) -> list[dict[str, Any]]:
+        """One plain dict per layer, in execution order (JSON-friendly)."""
+        return [_layer_record(layer) for layer in self.layers]
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per layer: name, module, op, kind, shapes, MACs, params and bytes."""
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self.records(), columns=list(RECORD_COLUMNS))
+
+    def summary(self) -> dict[str, Any]:
+        """Model totals as plain values."""
+        return {
+            "layers": len(self.layers),
+            "precision": self.precision,
+            "input_shape": list(self.input_shape),
+            "fused": self.fused,
+            "macs": self.macs,
+            "params": self.params,
+            "weight_bytes": self.weight_bytes,
+            "input_bytes": self.input_bytes,
+            "output_bytes": self.output_bytes,
+            "unknown_ops": self.unknown_ops,
+        }
+
+
+RECORD_COLUMNS: Sequence[str] = (
+    "name", "module", "module_type", "op", "kind", "input_shapes", "output_shape", "macs",
+    "params", "weight_bytes", "input_bytes", "output_bytes", "intensity", "fused_ops",
+)
+
+
+def _layer_record(layer: Layer) -> dict[str, Any]:
+    return {
+        "name": layer.name,
+        "module": layer.module,
+        "module_type": layer.module_type,
+        "op": layer.op,
+        "kind": layer.kind.value,
+        "input_shapes": [list(s) for s in layer.input_shapes],
+        "output_shape": list(layer.output_shape),
+        "macs": layer.macs,
+        "params": layer.params,
+        "weight_bytes": layer.weight_bytes,
+        "input_bytes": layer.input_bytes,
+        "output_bytes": layer.output_bytes,
+        "intensity": layer.intensity,
+        "fused_ops": list(layer.fused_ops),
+    }

@@ -1,0 +1,284 @@
+"""Tests of the model zoo (roofline.zoo): registry, published sizes, widths and resolutions.
+
+Expected numbers come from models/published_models.csv (each row cites its source) or from
+arithmetic written next to them; MACs are FlopCounterMode FLOPs // 2, counted on the meta
+device (checked against a real-tensor count in test_meta_mac_count_equals_real_count).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from roofline import zoo
+from roofline.errors import UnknownNameError, UsageError
+
+MultiQueryAttention = zoo.layers.MultiQueryAttention
+make_divisible = zoo.make_divisible
+
+ZOO_ORDER = [
+    "mobilenet_v1",
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "mobilenet_v3_small",
+    "mobilenet_v4_conv_small",
+    "mobilenet_v4_conv_medium",
+    "mobilenet_v4_conv_large",
+    "mobilenet_v4_hybrid_medium",
+    "mobilenet_v4_hybrid_large",
+]
+
+
+def build(name: str, width: float = 1.0, meta: bool = True) -> nn.Module:
+    if meta:
+        with torch.device("meta"):
+            return zoo.create_model(name, width).eval()
+    return zoo.create_model(name, width).eval()
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(module: nn.Module, shape: tuple[int, ...], meta: bool = True) -> int:
+    x = torch.empty(shape, device="meta") if meta else torch.randn(shape)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        module(x)
+    return counter.get_total_flops() // 2
+
+
+# --- registry -------------------------------------------------------------------------------
+
+
+def test_list_models_in_zoo_order():
+    assert zoo.list_models() == ZOO_ORDER
+
+
+def test_model_info_fields():
+    expected_resolution = {
+        "mobilenet_v4_conv_medium": 256,
+        "mobilenet_v4_hybrid_medium": 256,
+        "mobilenet_v4_conv_large": 384,
+        "mobilenet_v4_hybrid_large": 384,
+    }
+    for name in ZOO_ORDER:
+        info = zoo.get_model_info(name)
+        assert info.name == name
+        assert info.family in {"MobileNetV1", "MobileNetV2", "MobileNetV3", "MobileNetV4"}
+        assert info.default_resolution == expected_resolution.get(name, 224)
+        assert info.description and "\n" not in info.description
+        rows = [fig for model, fig in zoo.published_figures() if model == name]
+        assert list(info.published) == rows and rows
+
+
+def test_published_lookup():
+    v2 = zoo.get_model_info("mobilenet_v2")
+    assert v2.top1(1.0, 224) == 72.0  # V2 paper Table 4
+    assert v2.top1(0.75 + 1e-12, 224) == 69.8  # float widths compare with tolerance 1e-9
+    assert v2.top1(0.75 + 1e-6, 224) is None
+    assert v2.top1(1.0, 192) is None
+    assert "torchvision" in v2.top1_source(1.0, 224)
+    assert v2.top1_source(3.0, 224) is None
+    v1 = zoo.get_model_info("mobilenet_v1")
+    assert v1.figure(0.5, 160).macs == 76_524_800  # V1 paper Table 9: 76M
+
+
+def test_duplicate_registration_refused():
+    with pytest.raises(ValueError, match="already registered"):
+        zoo.register_model(
+            "mobilenet_v2", family="MobileNetV2", default_resolution=224, description="dup"
+        )(lambda width=1.0, num_classes=1000: nn.Identity())
+    assert zoo.list_models() == ZOO_ORDER
+
+
+def test_unknown_name_suggests_close_matches():
+    with pytest.raises(UnknownNameError) as info:
+        zoo.get_model_info("mobilenet_v5")
+    assert "mobilenet_v" in str(info.value)
+    assert info.value.suggestions and all(
+        s.startswith("mobilenet_v") for s in info.value.suggestions
+    )
+    with pytest.raises(UnknownNameError):
+        zoo.create_model("resnet50")
+
+
+@pytest.mark.parametrize("width", [0, -1, 0.0, float("nan"), float("inf"), -float("inf"), "x"])
+def test_bad_width_is_a_usage_error(width):
+    with pytest.raises(UsageError, match="width must be a finite number > 0, got"):
+        zoo.create_model("mobilenet_v1", width)
+
+
+# --- every model builds and runs ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ZOO_ORDER)
+def test_forward_at_default_resolution(name):
+    torch.manual_seed(0)
+    model = build(name, meta=False)
+    size = zoo.get_model_info(name).default_resolution
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        first, second = model(x), model(x)
+    assert first.shape == (1, 1000)
+    assert torch.isfinite(first).all()
+    assert torch.equal(first, second)  # eval(): running-stat BN, identity dropout
+
+
+@pytest.mark.parametrize("name", ZOO_ORDER)
+def test_meta_construction(name):
+    model = build(name, 1.37)
+    assert all(p.is_meta for p in model.parameters())
+    assert all(b.is_meta for b in model.buffers())
+
+
+@pytest.mark.parametrize("name", ZOO_ORDER)
+def test_widths_and_resolutions(name):
+    for width in (0.3, 1.37, 2.5):
+        model = build(name, width)
+        for size in (97, 160, 320):
+            out = model(torch.empty(1, 3, size, size, device="meta"))
+            assert out.shape == (1, 1000)
+    small = build(name, 0.3, meta=False)  # a small real run at an odd size
+    with torch.no_grad():
+        out = small(torch.randn(1, 3, 97, 97))
+    assert out.shape == (1, 1000) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", ZOO_ORDER[1:])
+def test_v2_to_v4_channels_are_multiples_of_8(name):
+    for module in build(name, 1.37).modules():
+        if isinstance(module, nn.Conv2d):
+            assert module.in_channels % 8 == 0 or module.in_channels == 3
+            assert module.out_channels % 8 == 0
+
+
+def test_num_classes():
+    with torch.device("meta"):
+        model = zoo.create_model("mobilenet_v4_hybrid_medium", num_classes=10)
+    assert model(torch.empty(2, 3, 64, 64, device="meta")).shape == (2, 10)
+
+
+# --- published sizes ---------------------------------------------------------------------------
+
+
+def _row_id(row) -> str:
+    name, fig = row
+    return f"{name}-{fig.width}-{fig.resolution}"
+
+
+@pytest.mark.parametrize("row", zoo.published_figures(), ids=_row_id)
+def test_published_params_and_macs(row):
+    name, fig = row
+    model = build(name, fig.width)
+    params = count_params(model)
+    macs = count_macs(model, (1, 3, fig.resolution, fig.resolution))
+    params_tol, macs_tol = fig.tolerances
+    if params_tol == 0:
+        assert params == fig.params
+    else:
+        assert abs(params - fig.params) <= params_tol * fig.params
+    if macs_tol == 0:
+        assert macs == fig.macs
+    else:
+        assert abs(macs - fig.macs) <= macs_tol * fig.macs
+
+
+def test_meta_mac_count_equals_real_count():
+    model = build("mobilenet_v3_small", meta=False)
+    shape = (1, 3, 224, 224)
+    assert count_macs(model, shape, meta=False) == count_macs(build("mobilenet_v3_small"), shape)
+
+
+# --- closed-form checks ------------------------------------------------------------------------
+
+
+def test_v1_first_layer():
+    stem = build("mobilenet_v1").features[0]
+    # 3×3×3×32 conv, no bias + BN γ, β on 32 channels (V1 paper Table 1, row 1).
+    assert count_params(stem) == 3 * 3 * 3 * 32 + 2 * 32 == 928
+    # 112×112 outputs × 27 MACs each × 32 filters.
+    assert count_macs(stem, (1, 3, 224, 224)) == 112 * 112 * 27 * 32 == 10_838_016
+
+
+def test_v2_inverted_residual():
+    # features.2: first block of the (t=6, c=24, n=2, s=2) row: 16 → 96 → 24, 112² → 56².
+    block = build("mobilenet_v2").features[2]
+    expand = 16 * 96 + 2 * 96  # 1×1 conv + BN
+    depthwise = 9 * 96 + 2 * 96
+    project = 96 * 24 + 2 * 24
+    assert count_params(block) == expand + depthwise + project == 5_136
+    macs = 112 * 112 * 16 * 96 + 56 * 56 * 9 * 96 + 56 * 56 * 96 * 24
+    assert macs == 19_267_584 + 2_709_504 + 7_225_344 == 29_202_432
+    assert count_macs(block, (1, 16, 112, 112)) == macs
+
+
+def test_mobile_mqa_block():
+    # Hybrid-M blocks.8: Mobile MQA at 16×16 (256 / 2⁴) on 160 channels, 4 heads, key_dim 64,
+    # K/V down-sampled by a 3×3 stride-2 depthwise to 8×8.
+    model = build("mobilenet_v4_hybrid_medium")
+    block = model.blocks[8]
+    assert isinstance(block.attn.query, nn.Conv2d)  # qualified name blocks.8.attn.query
+    heads, key_dim, n, m, c = 4, 64, 16 * 16, 8 * 8, 160
+    params = (
+        2 * c  # input BN
+        + c * heads * key_dim  # query
+        + 2 * (9 * c + 2 * c + c * key_dim)  # key and value: DW + BN + 1×1
+        + heads * key_dim * c  # output
+        + c  # layer scale
+    )
+    assert count_params(block) == params == 106_400
+    attention = heads * n * m * key_dim * 2  # Q·Kᵀ and A·V
+    assert attention == 8_388_608
+    convs = 2 * n * c * heads * key_dim + 2 * (m * 9 * c + m * c * key_dim)
+    assert convs == 22_466_560
+    x = torch.empty(1, c, 16, 16, device="meta")
+    counter = FlopCounterMode(display=False)
+    with counter:
+        block(x)
+    counts = counter.get_flop_counts()["Global"]
+    assert counts[torch.ops.aten.bmm] // 2 == attention  # one bmm for Q·Kᵀ, one for A·V
+    assert counter.get_total_flops() // 2 == attention + convs
+
+
+def test_multi_query_attention_matches_per_head_reference():
+    torch.manual_seed(0)
+    attn = MultiQueryAttention(16, 24, heads=3, key_dim=8, kv_stride=2, kv_dw_kernel=3).eval()
+    x = torch.randn(2, 16, 5, 7)
+    with torch.no_grad():
+        ours = attn(x)
+        q = attn.query(x).flatten(2)  # (B, h·d, N)
+        k = attn.key(attn.key_down(x)).flatten(2)  # (B, d, M)
+        v = attn.value(attn.value_down(x)).flatten(2)
+        heads = []
+        for h in range(3):
+            qh = q[:, h * 8 : (h + 1) * 8]  # (B, d, N)
+            weights = torch.softmax(qh.transpose(1, 2) @ k / math.sqrt(8), dim=-1)  # (B, N, M)
+            heads.append((weights @ v.transpose(1, 2)).transpose(1, 2))  # (B, d, N)
+        reference = attn.output(torch.cat(heads, 1).reshape(2, 24, 5, 7))
+    assert torch.allclose(ours, reference, atol=1e-5)
+
+
+def test_make_divisible():
+    # max(8, int(v + 4) // 8 · 8), plus 8 if that is below 0.9·v (V4 spec).
+    assert make_divisible(18) == 24  # 16 < 16.2
+    assert make_divisible(11.2) == 16  # 8 < 10.08
+    assert make_divisible(5.6) == 8
+    assert make_divisible(134.4) == 136
+    assert make_divisible(1280 * 1.4) == 1792
+
+
+def test_block_naming_and_activations():
+    names = {n for n, _ in build("mobilenet_v4_hybrid_large").named_modules()}
+    assert {"blocks.11.attn.query", "blocks.11.attn.key_down.conv", "head.classifier"} <= names
+    hybrid_large = build("mobilenet_v4_hybrid_large")
+    acts = {type(m) for m in hybrid_large.modules() if isinstance(m, (nn.ReLU, nn.GELU))}
+    assert acts == {nn.GELU}
+    v3 = build("mobilenet_v3_large")
+    assert {type(m) for m in v3.features[4].modules()} >= {nn.ReLU, nn.Hardsigmoid}
+    assert "features.1.dw.conv" in {n for n, _ in build("mobilenet_v1").named_modules()}
+    assert len(build("mobilenet_v4_conv_small").blocks) == 18  # rows of paper Table 11

@@ -1,0 +1,138 @@
+"""Options, argument types and output helpers shared by the commands.
+
+Owns how the CLI spells widths, resolutions, batches, precisions and hardware lists, and how it
+prints tables, numbers and JSON; the library does the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from ..errors import RooflineError
+from ..units import PRECISIONS
+from ..variants import check_batch, check_resolution, check_width
+
+__all__ = [
+    "add_variant_options", "add_precision_option", "arg_type", "split_list", "console",
+    "fmt_count", "fmt_bytes", "fmt_ms", "print_json", "make_table",
+]
+
+
+def arg_type(check: Callable[[Any], Any], label: str) -> Callable[[str], Any]:
+    """Wrap a library validator as an argparse type (its message becomes argparse's)."""
+
+    def convert(text: str) -> Any:
+        try:
+            return check(text)
+        except RooflineError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = label
+    return convert
+
+
+def _precision(text: str) -> str:
+    if text not in PRECISIONS:
+        raise argparse.ArgumentTypeError(
+            f"unknown precision {text!r}; valid: {', '.join(PRECISIONS)}")
+    return text
+
+
+def add_variant_options(parser: argparse.ArgumentParser, *, batch: bool = True) -> None:
+    """--width, --resolution and (optionally) --batch."""
+    parser.add_argument("--width", type=arg_type(check_width, "width"), default=None,
+                        metavar="A", help="width multiplier, any number > 0 (default 1.0)")
+    parser.add_argument("--resolution", type=arg_type(check_resolution, "resolution"),
+                        default=None, metavar="R",
+                        help="input resolution in pixels, 8-8192 (default: the model's own)")
+    if batch:
+        parser.add_argument("--batch", type=arg_type(check_batch, "batch"), default=1,
+                            metavar="B", help="batch size (default 1)")
+
+
+def add_precision_option(parser: argparse.ArgumentParser, default: str | None) -> None:
+    what = f"default {default}" if default else "default: the hardware's own"
+    parser.add_argument("--precision", type=_precision, default=default,
+                        metavar="|".join(PRECISIONS),
+                        help=f"bytes per weight and activation ({what})")
+
+
+def split_list(text: str, what: str) -> list[str]:
+    """Split ``a,b,c`` into names; an empty list is an error."""
+    items = [item.strip() for item in str(text).split(",")]
+    items = [item for item in items if item]
+    if not items:
+        raise argparse.ArgumentTypeError(f"empty {what} list; give one or more names "
+                                         f"separated by commas")
+    seen: list[str] = []
+    for item in items:
+        if item not in seen:
+            seen.append(item)
+    return seen
+
+
+def console(stderr: bool = False) -> Any:
+    """A rich console; wide and without colour when the output is not a terminal."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(file=stream, highlight=False)
+    width = int(os.environ.get("COLUMNS", "0") or 0) or 200
+    return Console(file=stream, width=width, color_system=None, highlight=False,
+                   soft_wrap=False)
+
+
+def make_table(columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]],
+               title: str | None = None) -> Any:
+    """A rich table; each column is (header, "left"|"right")."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+    for header, justify in columns:
+        table.add_column(header, justify=justify, no_wrap=True)
+    for row in rows:
+        table.add_row(*(str(cell) for cell in row))
+    return table
+
+
+def fmt_count(n: float) -> str:
+    """300774272 -> '300.8M'."""
+    if n is None or (isinstance(n, float) and math.isnan(n)):
+        return "-"
+    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f}{unit}"
+    return f"{n:g}"
+
+
+def fmt_bytes(n: float) -> str:
+    """14155936 -> '14.2 MB' (decimal units)."""
+    for scale, unit in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:g} B"
+
+
+def fmt_ms(ms: float | None) -> str:
+    if ms is None or (isinstance(ms, float) and not math.isfinite(ms)):
+        return "-"
+    if ms >= 100:
+        return f"{ms:.0f}"
+    if ms >= 10:
+        return f"{ms:.1f}"
+    if ms >= 0.1:
+        return f"{ms:.2f}"
+    return f"{ms:.3f}"
+
+
+def print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2, allow_nan=False)
+    sys.stdout.write("\n")

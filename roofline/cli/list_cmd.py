@@ -1,0 +1,81 @@
+"""``roofline list models|hardware``: what the zoo and the hardware profiles hold."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import console, fmt_count, make_table, print_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list zoo models or hardware profiles",
+                       description="List the model zoo (with parameters, MACs and published "
+                                   "top-1 at width 1.0) or the hardware profiles.")
+    p.add_argument("what", choices=("models", "hardware"), metavar="models|hardware")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.what == "models":
+        return _models(args)
+    return _hardware(args)
+
+
+def _models(args: argparse.Namespace) -> int:
+    from ..variants import Variant
+    from ..zoo import get_model_info, list_models
+
+    rows = []
+    for name in list_models():
+        info = get_model_info(name)
+        variant = Variant(name)
+        graph = variant.trace()
+        figure = next((f for f in info.published
+                       if f.width == 1.0 and f.resolution == info.default_resolution), None)
+        rows.append({
+            "name": name,
+            "family": info.family,
+            "default_resolution": info.default_resolution,
+            "params": graph.params,
+            "macs": graph.macs,
+            "top1": figure.top1 if figure else None,
+            "top1_source": figure.source if figure else None,
+            "published_variants": len(info.published),
+            "description": info.description,
+        })
+    if args.json:
+        print_json(rows)
+        return 0
+    table = make_table(
+        [("model", "left"), ("family", "left"), ("res", "right"), ("params", "right"),
+         ("MACs", "right"), ("top-1 %", "right"), ("variants", "right")],
+        [(r["name"], r["family"], r["default_resolution"], fmt_count(r["params"]),
+          fmt_count(r["macs"]), "-" if r["top1"] is None else f"{r['top1']:.1f}",
+          r["published_variants"]) for r in rows])
+    out = console()
+    out.print(table)
+    out.print("MACs are multiply-accumulates at width 1.0 and the default resolution; top-1 is "
+              "the published ImageNet figure ('variants': published width/resolution pairs).")
+    return 0
+
+
+def _hardware(args: argparse.Namespace) -> int:
+    from ..hardware import list_hardware, load_hardware
+
+    rows = []
+    for name in list_hardware():
+        hw = load_hardware(name)
+        rows.append(hw.summary())
+    if args.json:
+        print_json(rows)
+        return 0
+    table = make_table(
+        [("name", "left"), ("kind", "left"), ("precision", "left"),
+         ("peak MAC/s", "right"), ("DRAM B/s", "right"), ("ridge MACs/B", "right"),
+         ("alias of", "left")],
+        [(r["name"], r["kind"], r["default_precision"], fmt_count(r["peak_macs_per_s"]),
+          fmt_count(r["dram_bytes_per_s"]), f"{r['ridge_point']:.1f}", r["alias_of"] or "")
+         for r in rows])
+    console().print(table)
+    return 0

@@ -1,0 +1,455 @@
+"""The roofline engine: predicted latency of fused kernels on a hardware profile.
+
+Owns the arithmetic from kernels to milliseconds; imports neither torch nor plotly (numpy only,
+pandas for ``to_dataframe``). For each kernel of the fused graph:
+
+* compute time = Σ over its GEMMs of MACs / (peak MACs/s at the precision × efficiency), where
+  efficiency = the profile's efficiency for the kernel's op kind × the fraction of the device's
+  MAC lanes the kernel's geometry fills (each GEMM dimension rounded up to the device's tile;
+  depthwise convolutions tile across channels);
+* memory time = max over memory levels of (bytes served by that level or a slower one) /
+  (that level's bandwidth). A tensor is served by the smallest on-chip level that still holds
+  it: one that fits the tensor plus everything the kernels between its producer and its
+  consumer touched (its reuse distance). Weights stay on chip when the whole model's weights
+  fit in a level that holds weights; otherwise they stream from DRAM each inference. A tensor
+  is written to DRAM when it is a model output or would be evicted before its last reader;
+* latency = max(compute, memory) + the per-kernel overhead; the model adds a per-inference
+  overhead. The bound is whichever of compute, memory and overhead is largest.
+
+With efficiency 1, no overhead and no on-chip memory this is exactly the MobileNetV4 paper's
+roofline, Σ max(MACs / peak, bytes / bandwidth). Batch size changes activations, not weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .fuse import fuse
+from .graph import LayerGraph, OpKind
+from .hardware import HardwareProfile, load_hardware
+from .units import bias_bytes_per_element, bytes_per_element, check_precision
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["predict", "predict_many", "Prediction", "KernelTable", "evaluate",
+           "KIND_ORDER", "BOUNDS"]
+
+KIND_ORDER: tuple[OpKind, ...] = tuple(OpKind)
+_KIND_CODE = {kind: i for i, kind in enumerate(KIND_ORDER)}
+_DW = _KIND_CODE[OpKind.DEPTHWISE_CONV]
+BOUNDS = ("compute", "memory", "overhead")
+
+
+# -- kernels as arrays ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class KernelTable:
+    """The kernels of one or more fused graphs as flat arrays (one entry per kernel).
+
+    Element counts, not bytes: a table is priced at any precision. ``edges`` are activation
+    reads (kernel, elements, reuse-distance elements, from_input) and ``writes`` activation
+    writes (kernel, elements, reuse-distance elements to the last reader, is_output).
+    """
+
+    graphs: tuple[LayerGraph, ...]
+    graph: np.ndarray  # graph index of each kernel
+    kind: np.ndarray
+    macs: np.ndarray
+    weight_elements: np.ndarray
+    bias_elements: np.ndarray
+    gemm: np.ndarray  # (kernels, 2 GEMMs, [groups, m, n, k]) float; zeros when absent
+    input_elements: np.ndarray
+    output_elements: np.ndarray
+    edge_kernel: np.ndarray
+    edge_elements: np.ndarray
+    edge_distance: np.ndarray  # inf for the model's input (it comes from DRAM)
+    write_kernel: np.ndarray
+    write_elements: np.ndarray
+    write_distance: np.ndarray  # inf for model outputs (they go to DRAM)
+    graph_weight_elements: np.ndarray  # per graph
+    graph_bias_elements: np.ndarray
+    graph_kernels: np.ndarray  # per graph: number of kernels
+
+    @property
+    def n_graphs(self) -> int:
+        return len(self.graphs)
+
+    @classmethod
+    def from_graphs(cls, graphs: Sequence[LayerGraph]) -> KernelTable:
+        fused = tuple(fuse(g) for g in graphs)
+        cols: dict[str, list[Any]] = {k: [] for k in (
+            "graph", "kind", "macs", "w", "b", "gemm", "inp", "out", "ek", "ee", "ed", "wk",
+            "we", "wd")}
+        offset = 0
+        gw, gb, gk = [], [], []
+        for gi, g in enumerate(fused):
+            _append_graph(cols, gi, g, offset)
+            offset += len(g.layers)
+            gw.append(sum(layer.weight_elements for layer in g.layers))
+            gb.append(sum(layer.bias_elements for layer in g.layers))
+            gk.append(len(g.layers))
+        f64 = np.float64
+        return cls(
+            graphs=fused,
+            graph=np.asarray(cols["graph"], dtype=np.int64),
+            kind=np.asarray(cols["kind"], dtype=np.int64),
+            macs=np.asarray(cols["macs"], dtype=f64),
+            weight_elements=np.asarray(cols["w"], dtype=f64),
+            bias_elements=np.asarray(cols["b"], dtype=f64),
+            gemm=np.asarray(cols["gemm"], dtype=f64).reshape(-1, 2, 4),
+            input_elements=np.asarray(cols["inp"], dtype=f64),
+            output_elements=np.asarray(cols["out"], dtype=f64),
+            edge_kernel=np.asarray(cols["ek"], dtype=np.int64),
+            edge_elements=np.asarray(cols["ee"], dtype=f64),
+            edge_distance=np.asarray(cols["ed"], dtype=f64),
+            write_kernel=np.asarray(cols["wk"], dtype=np.int64),
+            write_elements=np.asarray(cols["we"], dtype=f64),
+            write_distance=np.asarray(cols["wd"], dtype=f64),
+            graph_weight_elements=np.asarray(gw, dtype=f64),
+            graph_bias_elements=np.asarray(gb, dtype=f64),
+            graph_kernels=np.asarray(gk, dtype=np.int64),
+        )
+
+
+def _append_graph(cols: dict[str, list[Any]], gi: int, g: LayerGraph, offset: int) -> None:
+    layers = g.layers
+    producer: dict[int, int] = {}
+    readers: dict[int, list[int]] = {}
+    touched = []
+    for i, layer in enumerate(layers):
+        for t in layer.outputs:
+            producer[t.id] = i
+        for t in layer.inputs:
+            readers.setdefault(t.id, []).append(i)
+        touched.append(layer.weight_elements + layer.bias_elements + layer.input_elements
+                       + layer.output_elements)
+    # prefix[i] = elements touched by kernels 0..i-1: the reuse distance between producer p
+    # and consumer c is prefix[c] - prefix[p + 1] (what the kernels in between touched).
+    prefix = np.concatenate([[0.0], np.cumsum(touched, dtype=np.float64)])
+    outputs = {t.id for t in g.outputs}
+    for i, layer in enumerate(layers):
+        cols["graph"].append(gi)
+        cols["kind"].append(_KIND_CODE[layer.kind])
+        cols["macs"].append(layer.macs)
+        cols["w"].append(layer.weight_elements)
+        cols["b"].append(layer.bias_elements)
+        gemms = list(layer.gemms[:2])
+        if len(layer.gemms) > 2:  # fold the rest into the second, keeping total MACs
+            rest = sum(x.macs for x in layer.gemms[1:])
+            last = layer.gemms[1]
+            gemms[1] = type(last)(last.groups, last.m, last.n, max(1, rest // max(
+                1, last.groups * last.m * last.n)))
+        flat = [float(v) for gm in gemms for v in gm] + [0.0] * (4 * (2 - len(gemms)))
+        cols["gemm"].append(flat)
+        cols["inp"].append(layer.input_elements)
+        cols["out"].append(layer.output_elements)
+        for t in layer.inputs:
+            p = producer.get(t.id)
+            cols["ek"].append(offset + i)
+            cols["ee"].append(t.elements)
+            cols["ed"].append(math.inf if p is None else float(prefix[i] - prefix[p + 1]))
+        for t in layer.outputs:
+            last = max(readers.get(t.id, [i]))
+            cols["wk"].append(offset + i)
+            cols["we"].append(t.elements)
+            if t.id in outputs or last <= i:
+                cols["wd"].append(math.inf)
+            else:
+                cols["wd"].append(float(prefix[last] - prefix[i + 1]))
+
+
+# -- evaluation -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class KernelCosts:
+    """Per-kernel results of one profile over a KernelTable (seconds and bytes)."""
+
+    compute_s: np.ndarray
+    memory_s: np.ndarray
+    overhead_s: np.ndarray
+    latency_s: np.ndarray
+    efficiency: np.ndarray
+    weight_bytes: np.ndarray
+    input_bytes: np.ndarray
+    output_bytes: np.ndarray
+    dram_bytes: np.ndarray
+    supported: np.ndarray  # bool
+    graph_latency_s: np.ndarray  # per graph, NaN where a kernel is unsupported (no fallback)
+    graph_supported: np.ndarray
+
+
+def _fill(size: np.ndarray, tile: float) -> np.ndarray:
+    """Fraction of lanes a dimension of ``size`` fills when rounded up to ``tile``."""
+    if tile <= 1:
+        return np.ones_like(size)
+    safe = np.maximum(size, 1.0)
+    return safe / (np.ceil(safe / tile) * tile)
+
+
+def utilisation(gemm: np.ndarray, kind: np.ndarray, hw: HardwareProfile) -> np.ndarray:
+    """Filled fraction of MAC lanes for GEMMs (…, 4) = (groups, m, n, k) of kernels ``kind``.
+
+    The product of: each tiled dimension's fill (m, n, k; channels and m for depthwise), the
+    pipeline's m / (m + fill_rows), and the fill of the last wave when ``parallel_tiles``
+    tiles run at once.
+    """
+    geo = hw.geometry
+    groups, m, n, k = gemm[..., 0], gemm[..., 1], gemm[..., 2], gemm[..., 3]
+    is_dw = (kind == _DW)
+    if gemm.ndim == 3:
+        is_dw = is_dw[:, None]
+    safe_m = np.maximum(m, 1.0)
+    regular_tiles = groups * np.ceil(safe_m / geo.m) * np.ceil(np.maximum(n, 1.0) / geo.n)
+    dw_tiles = np.ceil(np.maximum(groups, 1.0) / geo.channels) * np.ceil(safe_m / geo.m)
+    regular = _fill(m, geo.m) * _fill(n, geo.n) * _fill(k, geo.k)
+    depthwise = _fill(groups, geo.channels) * _fill(m, geo.m)
+    util = np.where(is_dw, depthwise, regular)
+    if geo.fill_rows:
+        util = util * safe_m / (safe_m + geo.fill_rows)
+    if geo.parallel_tiles > 1:
+        tiles = np.where(is_dw, dw_tiles, regular_tiles)
+        util = util * _fill(tiles, geo.parallel_tiles)
+    return util
+
+
+def evaluate(table: KernelTable, hw: HardwareProfile, precision: str | None = None,
+             *, fallback: HardwareProfile | None = None) -> KernelCosts:
+    """Price every kernel of ``table`` on ``hw`` at ``precision`` (default: the profile's)."""
+    precision = check_precision(precision or hw.default_precision)
+    peak = hw.peak(precision)
+    b = float(bytes_per_element(precision))
+    bb = float(bias_bytes_per_element(precision))
+
+    # Compute: MACs over the lanes the geometry fills, at the op kind's efficiency.
+    base = np.array([hw.efficiency_of(k) for k in KIND_ORDER])[table.kind]
+    util = utilisation(table.gemm, table.kind, hw)  # (kernels, 2)
+    gemm_macs = np.prod(table.gemm, axis=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gemm_s = np.where(gemm_macs > 0, gemm_macs / (peak * base[:, None] * util), 0.0)
+    compute_s = gemm_s.sum(axis=1)
+    # Kernels with MACs but no GEMM geometry (unknown ops) run at the kind's efficiency.
+    no_geo = (gemm_macs.sum(axis=1) == 0) & (table.macs > 0)
+    compute_s = np.where(no_geo, table.macs / (peak * base), compute_s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        efficiency = np.where(compute_s > 0, table.macs / (peak * compute_s), base)
+
+    # Memory: bytes by the level that serves them; levels are on-chip (smallest first) + DRAM.
+    levels = list(hw.memory)
+    n_levels = len(levels) + 1
+    dram = n_levels - 1
+    n_kernels = len(table.macs)
+    served = np.zeros((n_kernels, n_levels))
+    act_caps = np.array([lv.capacity_bytes if lv.holds != "weights" else -1.0
+                         for lv in levels] + [math.inf])
+    if table.edge_kernel.size:
+        need = (table.edge_distance + table.edge_elements) * b
+        level = np.argmax(need[:, None] <= act_caps[None, :], axis=1)
+        np.add.at(served, (table.edge_kernel, level), table.edge_elements * b)
+    if table.write_kernel.size:
+        need = (table.write_distance + table.write_elements) * b
+        # The write lands in the smallest level that keeps it until its last reader.
+        level = np.argmax(need[:, None] <= act_caps[None, :], axis=1)
+        np.add.at(served, (table.write_kernel, level), table.write_elements * b)
+    weight_bytes = table.weight_elements * b + table.bias_elements * bb
+    model_weight_bytes = (table.graph_weight_elements * b + table.graph_bias_elements * bb)
+    weight_caps = np.array([lv.capacity_bytes if lv.holds != "activations" else -1.0
+                            for lv in levels] + [math.inf])
+    weight_level = np.argmax(model_weight_bytes[:, None] <= weight_caps[None, :], axis=1)
+    served[np.arange(n_kernels), weight_level[table.graph]] += weight_bytes
+    bandwidth = np.array([lv.bandwidth_bytes_per_s for lv in levels]
+                         + [hw.dram.bandwidth_bytes_per_s])
+    crossing = np.cumsum(served[:, ::-1], axis=1)[:, ::-1]  # bytes served by level ≥ ℓ
+    memory_s = (crossing / bandwidth[None, :]).max(axis=1)
+
+    overhead_s = np.full(n_kernels, hw.overhead.per_kernel_s)
+    latency_s = np.maximum(compute_s, memory_s) + overhead_s
+
+    unsupported_codes = [_KIND_CODE[OpKind(k)] for k in hw.support.unsupported]
+    supported = ~np.isin(table.kind, unsupported_codes)
+    if fallback is not None and not supported.all():
+        fb = evaluate(table, fallback, _fallback_precision(fallback, precision))
+        latency_s = np.where(supported, latency_s, fb.latency_s)
+        compute_s = np.where(supported, compute_s, fb.compute_s)
+        memory_s = np.where(supported, memory_s, fb.memory_s)
+        overhead_s = np.where(supported, overhead_s, fb.overhead_s)
+        # Handing a tensor to the fallback device and back costs a transfer at each switch.
+        switches = _switch_counts(table, supported)
+        graph_latency = (np.bincount(table.graph, latency_s, minlength=table.n_graphs)
+                         + hw.overhead.per_inference_s
+                         + switches * hw.support.fallback_transfer_s)
+        graph_supported = np.ones(table.n_graphs, dtype=bool)
+    else:
+        graph_latency = (np.bincount(table.graph, latency_s, minlength=table.n_graphs)
+                         + hw.overhead.per_inference_s)
+        bad = np.bincount(table.graph, ~supported, minlength=table.n_graphs) > 0
+        graph_supported = ~bad
+        graph_latency = np.where(bad, np.nan, graph_latency)
+    return KernelCosts(
+        compute_s=compute_s, memory_s=memory_s, overhead_s=overhead_s, latency_s=latency_s,
+        efficiency=efficiency, weight_bytes=weight_bytes,
+        input_bytes=table.input_elements * b, output_bytes=table.output_elements * b,
+        dram_bytes=served[:, dram], supported=supported,
+        graph_latency_s=graph_latency, graph_supported=graph_supported)
+
+
+def _fallback_precision(fallback: HardwareProfile, precision: str) -> str:
+    return precision if precision in fallback.peak_macs_per_s else fallback.default_precision
+
+
+def _switch_counts(table: KernelTable, supported: np.ndarray) -> np.ndarray:
+    counts = np.zeros(table.n_graphs)
+    if supported.size < 2:
+        return counts
+    change = (supported[1:] != supported[:-1]) & (table.graph[1:] == table.graph[:-1])
+    np.add.at(counts, table.graph[1:][change], 1.0)
+    # A graph that starts on the fallback device pays one hand-over at the start.
+    starts = np.r_[True, table.graph[1:] != table.graph[:-1]]
+    np.add.at(counts, table.graph[starts & ~supported], 1.0)
+    return counts
+
+
+# -- results ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted latency of one model on one device, with the per-kernel breakdown.
+
+    ``latency_ms`` is None when a kernel's op kind is unsupported and the profile has no
+    fallback (``supported`` is then False and ``unsupported_kinds`` names the kinds).
+    """
+
+    graph: LayerGraph  # the kernel view
+    hardware: HardwareProfile
+    precision: str
+    latency_ms: float | None
+    supported: bool
+    per_inference_ms: float
+    _costs: KernelCosts = field(repr=False)
+    _rows: slice = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.graph.model_name
+
+    @cached_property
+    def unsupported_kinds(self) -> list[str]:
+        sup = self._costs.supported[self._rows]
+        return sorted({layer.kind.value for layer, ok in zip(self.graph.layers, sup,
+                                                             strict=True) if not ok})
+
+    def _col(self, values: np.ndarray) -> np.ndarray:
+        return values[self._rows]
+
+    @cached_property
+    def bounds(self) -> list[str]:
+        c = self._costs
+        compute = self._col(c.compute_s)
+        memory = self._col(c.memory_s)
+        overhead = self._col(c.overhead_s)
+        out = []
+        for cs, ms, os_ in zip(compute, memory, overhead, strict=True):
+            if os_ > max(cs, ms):
+                out.append("overhead")
+            elif ms > cs:
+                out.append("memory")
+            else:
+                out.append("compute")
+        return out
+
+    def bound_breakdown(self) -> dict[str, float]:
+        """Milliseconds of kernels by their bound, plus the per-inference overhead."""
+        lat = self._col(self._costs.latency_s) * 1e3
+        out = {b: 0.0 for b in BOUNDS}
+        for bound, ms in zip(self.bounds, lat, strict=True):
+            if math.isfinite(ms):
+                out[bound] += float(ms)
+        out["overhead"] += self.per_inference_ms
+        return out
+
+    def kernel_records(self) -> list[dict[str, Any]]:
+        c = self._costs
+        cols = {name: self._col(getattr(c, name)) for name in (
+            "compute_s", "memory_s", "overhead_s", "latency_s", "efficiency", "weight_bytes",
+            "input_bytes", "output_bytes", "dram_bytes", "supported")}
+        records = []
+        for i, layer in enumerate(self.graph.layers):
+            moved = cols["weight_bytes"][i] + cols["input_bytes"][i] + cols["output_bytes"][i]
+            ok = bool(cols["supported"][i])
+            records.append({
+                "name": layer.name,
+                "op": layer.op,
+                "kind": layer.kind.value,
+                "module": layer.module,
+                "macs": layer.macs,
+                "weight_bytes": int(cols["weight_bytes"][i]),
+                "input_bytes": int(cols["input_bytes"][i]),
+                "output_bytes": int(cols["output_bytes"][i]),
+                "dram_bytes": int(cols["dram_bytes"][i]),
+                "intensity": float(layer.macs / moved) if moved else 0.0,
+                "efficiency": float(cols["efficiency"][i]),
+                "compute_ms": float(cols["compute_s"][i] * 1e3),
+                "memory_ms": float(cols["memory_s"][i] * 1e3),
+                "overhead_ms": float(cols["overhead_s"][i] * 1e3),
+                "latency_ms": float(cols["latency_s"][i] * 1e3) if ok or self.supported
+                else None,
+                "bound": self.bounds[i],
+                "supported": ok,
+                "fused_ops": list(layer.fused_ops),
+            })
+        return records
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per kernel: name, op, kind, MACs, bytes, times (ms), bound, intensity."""
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self.kernel_records())
+
+
+def _as_profile(hardware: HardwareProfile | str) -> HardwareProfile:
+    return hardware if isinstance(hardware, HardwareProfile) else load_hardware(hardware)
+
+
+def _fallback_for(hw: HardwareProfile) -> HardwareProfile | None:
+    return load_hardware(hw.support.fallback) if hw.support.fallback else None
+
+
+def predictions_from_table(table: KernelTable, hw: HardwareProfile,
+                           precision: str | None = None) -> list[Prediction]:
+    """One Prediction per graph of ``table`` on ``hw``."""
+    precision = check_precision(precision or hw.default_precision)
+    costs = evaluate(table, hw, precision, fallback=_fallback_for(hw))
+    starts = np.concatenate([[0], np.cumsum(table.graph_kernels)])
+    out = []
+    for gi, graph in enumerate(table.graphs):
+        latency = costs.graph_latency_s[gi]
+        ok = bool(costs.graph_supported[gi])
+        out.append(Prediction(
+            graph=graph, hardware=hw, precision=precision,
+            latency_ms=float(latency * 1e3) if ok else None, supported=ok,
+            per_inference_ms=hw.overhead.per_inference_s * 1e3,
+            _costs=costs, _rows=slice(int(starts[gi]), int(starts[gi + 1]))))
+    return out
+
+
+def predict(graph: LayerGraph, hardware: HardwareProfile | str,
+            precision: str | None = None) -> Prediction:
+    """Predict the latency of ``graph`` (fused first if needed) on ``hardware``.
+
+    ``precision`` defaults to the profile's ``default_precision``.
+    """
+    hw = _as_profile(hardware)
+    return predictions_from_table(KernelTable.from_graphs([graph]), hw, precision)[0]
+
+
+def predict_many(graphs: Sequence[LayerGraph], hardware: Sequence[HardwareProfile | str],
+                 precision: str | None = None) -> list[list[Prediction]]:
+    """Predictions for every graph on every profile: ``result[h][g]``."""
+    table = KernelTable.from_graphs(graphs)
+    return [predictions_from_table(table, _as_profile(h), precision) for h in hardware]

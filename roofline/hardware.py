@@ -1,0 +1,523 @@
+"""Hardware profiles: the validated description of a device the engine predicts latency for.
+
+Owns the profile schema (pydantic, strict: unknown keys, wrong types, non-positive or
+non-finite peaks and bandwidths and missing sources are all errors naming the file and the
+field), loading profiles by name or path, aliases (``cpu`` = ``pixel6-cpu``), and listing them.
+Imports neither torch nor plotly; profiles are read as data (TOML) and no code runs from them.
+
+Where profiles are found, first match wins: a path given directly (anything ending in
+``.toml`` or containing a path separator), the folders in ``$ROOFLINE_HARDWARE_PATH``
+(separated by ``os.pathsep``), then the shipped ``hardware_profiles/`` folder.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
+
+from .errors import ProfileError, UnknownNameError
+from .graph import OpKind
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["HardwareProfile", "MemoryLevel", "Overhead", "Geometry", "Support", "FitInfo",
+           "load_hardware", "list_hardware", "hardware_dirs", "profile_from_dict",
+           "profile_to_toml", "KINDS"]
+
+KINDS = ("cpu", "dsp", "gpu", "edgetpu", "npu")
+PrecisionName = Literal["fp32", "fp16", "int8"]
+KindName = Literal["conv", "depthwise_conv", "pointwise_conv", "linear", "matmul", "pooling",
+                   "elementwise", "normalization", "activation", "data_movement", "unknown"]
+
+
+def _finite_positive(value: float) -> float:
+    if isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"must be a finite number > 0, got {value!r}")
+    return value
+
+
+def _finite_non_negative(value: float) -> float:
+    if isinstance(value, bool) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"must be a finite number >= 0, got {value!r}")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _number(v: Any) -> Any:
+    # TOML integers are fine where floats are expected; booleans are not numbers.
+    if isinstance(v, bool):
+        raise ValueError("must be a number, not true/false")
+    return float(v) if isinstance(v, int) else v
+
+
+class MemoryLevel(_Strict):
+    """An on-chip memory (cache, scratchpad, parameter SRAM) that can serve kernels' bytes."""
+
+    name: str
+    capacity_bytes: float
+    bandwidth_bytes_per_s: float
+    holds: Literal["weights", "activations", "both"] = "both"
+
+    _num = field_validator("capacity_bytes", "bandwidth_bytes_per_s", mode="before")(_number)
+
+    @field_validator("capacity_bytes", "bandwidth_bytes_per_s")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        return _finite_positive(v)
+
+
+class Dram(_Strict):
+    """Off-chip memory: everything that does not stay on chip comes from here."""
+
+    bandwidth_bytes_per_s: float
+
+    _num = field_validator("bandwidth_bytes_per_s", mode="before")(_number)
+
+    @field_validator("bandwidth_bytes_per_s")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        return _finite_positive(v)
+
+
+class Overhead(_Strict):
+    """Fixed costs: per kernel launched (dispatch, launch, sync) and per inference."""
+
+    per_kernel_s: float = 0.0
+    per_inference_s: float = 0.0
+
+    _num = field_validator("per_kernel_s", "per_inference_s", mode="before")(_number)
+
+    @field_validator("per_kernel_s", "per_inference_s")
+    @classmethod
+    def _non_negative(cls, v: float) -> float:
+        return _finite_non_negative(v)
+
+
+class Geometry(_Strict):
+    """How many MAC lanes each GEMM dimension must fill (1 = no rounding waste).
+
+    A kernel's arithmetic is ``groups`` products of (m × k)·(k × n) (see ``roofline.graph.Gemm``).
+    The device computes output tiles of m × n (over a reduction cut into k-sized steps) and
+    rounds each dimension up to its tile; depthwise convolutions (n = 1) are tiled as
+    ``channels`` × m instead. ``parallel_tiles`` tiles run at once (GPU cores × resident
+    workgroups; 1 for a single CPU core or one systolic array), so a kernel with fewer tiles
+    leaves units idle and the last wave of tiles may be partly empty. The filled fraction of
+    all this is the kernel's utilisation. A systolic array also spends ``fill_rows`` cycles
+    filling and draining its pipeline for every weight tile, so m rows stream at
+    m / (m + fill_rows) of peak: layers with few pixels run far below peak (0 for SIMD units).
+    """
+
+    m: int = 1
+    n: int = 1
+    k: int = 1
+    channels: int = 1
+    parallel_tiles: int = 1
+    fill_rows: int = 0
+
+    @field_validator("m", "n", "k", "channels", "parallel_tiles")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError(f"must be a whole number >= 1, got {v}")
+        return v
+
+    @field_validator("fill_rows")
+    @classmethod
+    def _non_negative(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError(f"must be a whole number >= 0, got {v}")
+        return v
+
+
+class Support(_Strict):
+    """Op kinds the device cannot run, and what runs them instead (if anything)."""
+
+    unsupported: tuple[KindName, ...] = ()
+    fallback: str | None = None
+    fallback_transfer_s: float = 0.0
+
+    _num = field_validator("fallback_transfer_s", mode="before")(_number)
+
+    @field_validator("fallback_transfer_s")
+    @classmethod
+    def _non_negative(cls, v: float) -> float:
+        return _finite_non_negative(v)
+
+    @field_validator("unsupported", mode="before")
+    @classmethod
+    def _tuple(cls, v: Any) -> Any:
+        return tuple(v) if isinstance(v, list) else v
+
+
+class FitInfo(_Strict):
+    """How the profile's free parameters were fitted (written by ``roofline calibrate``)."""
+
+    measurements: str
+    command: str
+    convention: str = "fused kernels"
+    date: str = ""
+    free: tuple[str, ...] = ()
+    models: int = 0
+    median_abs_error_pct: float | None = None
+    loo_median_abs_error_pct: float | None = None
+    spearman: float | None = None
+    loo_spearman: float | None = None
+
+    @field_validator("free", mode="before")
+    @classmethod
+    def _tuple(cls, v: Any) -> Any:
+        return tuple(v) if isinstance(v, list) else v
+
+    _num = field_validator("median_abs_error_pct", "loo_median_abs_error_pct", "spearman",
+                           "loo_spearman", mode="before")(_number)
+
+
+class HardwareProfile(_Strict):
+    """A device: peak compute, memory hierarchy, overheads, efficiencies, support, sources.
+
+    Every number needs a source: ``sources`` maps a field path (``"dram"``,
+    ``"peak_macs_per_s.int8"``, ``"efficiency"``, ``"memory.L2"``...) to where it came from;
+    a key covers every field below it.
+    """
+
+    name: str
+    kind: Literal["cpu", "dsp", "gpu", "edgetpu", "npu"]
+    description: str = ""
+    default_precision: PrecisionName
+    peak_macs_per_s: dict[PrecisionName, float]
+    memory: tuple[MemoryLevel, ...] = ()
+    dram: Dram
+    overhead: Overhead = Overhead()
+    efficiency: dict[KindName, float] = Field(default_factory=dict)
+    geometry: Geometry = Geometry()
+    support: Support = Support()
+    sources: dict[str, str]
+    fit: FitInfo | None = None
+    path: str | None = Field(default=None, exclude=True)
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory_tuple(cls, v: Any) -> Any:
+        return tuple(v) if isinstance(v, list) else v
+
+    @field_validator("peak_macs_per_s", mode="before")
+    @classmethod
+    def _peaks_numbers(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: _number(x) for k, x in v.items()}
+        return v
+
+    @field_validator("peak_macs_per_s")
+    @classmethod
+    def _peaks_positive(cls, v: dict[str, float]) -> dict[str, float]:
+        if not v:
+            raise ValueError("needs at least one precision")
+        for precision, peak in v.items():
+            try:
+                _finite_positive(peak)
+            except ValueError as exc:
+                raise ValueError(f"{precision}: {exc}") from None
+        return v
+
+    @field_validator("efficiency", mode="before")
+    @classmethod
+    def _eff_numbers(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: _number(x) for k, x in v.items()}
+        return v
+
+    @field_validator("efficiency")
+    @classmethod
+    def _eff_range(cls, v: dict[str, float]) -> dict[str, float]:
+        for kind, eff in v.items():
+            if isinstance(eff, bool) or not math.isfinite(eff) or not 0 < eff <= 1:
+                raise ValueError(f"{kind}: must be in (0, 1], got {eff!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HardwareProfile:
+        if self.default_precision not in self.peak_macs_per_s:
+            raise ValueError(f"default_precision {self.default_precision!r} has no entry in "
+                             f"peak_macs_per_s")
+        names = [level.name for level in self.memory]
+        if len(set(names)) != len(names):
+            raise ValueError(f"memory level names must be unique, got {names}")
+        for missing in self._numbers_without_source():
+            raise ValueError(f"missing source for {missing!r} (add it to [sources])")
+        return self
+
+    def _numbers_without_source(self) -> Iterator[str]:
+        covered = set(self.sources)
+
+        def has(path: str) -> bool:
+            parts = path.split(".")
+            return any(".".join(parts[:i]) in covered for i in range(1, len(parts) + 1))
+
+        for precision in self.peak_macs_per_s:
+            if not has(f"peak_macs_per_s.{precision}"):
+                yield f"peak_macs_per_s.{precision}"
+        for level in self.memory:
+            if not has(f"memory.{level.name}"):
+                yield f"memory.{level.name}"
+        if not has("dram.bandwidth_bytes_per_s"):
+            yield "dram.bandwidth_bytes_per_s"
+        for name, value in self.overhead:
+            if value and not has(f"overhead.{name}"):
+                yield f"overhead.{name}"
+        for kind in self.efficiency:
+            if not has(f"efficiency.{kind}"):
+                yield f"efficiency.{kind}"
+        for name, value in self.geometry:
+            if value not in (0, 1) and not has(f"geometry.{name}"):
+                yield f"geometry.{name}"
+        if self.support.fallback_transfer_s and not has("support.fallback_transfer_s"):
+            yield "support.fallback_transfer_s"
+        for key, text in self.sources.items():
+            if not text.strip():
+                yield key
+
+    # -- derived ------------------------------------------------------------------------------
+    def peak(self, precision: str) -> float:
+        """Peak MACs/s at ``precision`` (a precision the profile lacks is an UnknownNameError)."""
+        try:
+            return self.peak_macs_per_s[precision]  # type: ignore[index]
+        except KeyError:
+            raise UnknownNameError(f"precision for {self.name}", precision,
+                                   self.peak_macs_per_s) from None
+
+    def efficiency_of(self, kind: OpKind | str) -> float:
+        return self.efficiency.get(str(kind), 1.0)  # type: ignore[call-overload]
+
+    def ridge_point(self, precision: str | None = None) -> float:
+        """Peak MACs/s over DRAM bytes/s: the intensity (MACs/byte) above which a kernel that
+        reads everything from DRAM is compute-bound."""
+        return self.peak(precision or self.default_precision) / self.dram.bandwidth_bytes_per_s
+
+    def supports(self, kind: OpKind | str) -> bool:
+        return str(kind) not in self.support.unsupported
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "description": self.description,
+            "default_precision": self.default_precision,
+            "peak_macs_per_s": self.peak(self.default_precision),
+            "dram_bytes_per_s": self.dram.bandwidth_bytes_per_s,
+            "ridge_point": self.ridge_point(),
+            "alias_of": None,
+            "path": self.path,
+        }
+
+    def with_changes(self, **changes: Any) -> HardwareProfile:
+        """A validated copy with some fields replaced (used by calibration and sweeps)."""
+        data = self.model_dump(exclude={"path"})
+        data.update(changes)
+        return HardwareProfile.model_validate(data)
+
+
+# -- loading --------------------------------------------------------------------------------------
+
+def _shipped_dir() -> Path:
+    from . import profiles  # the hardware_profiles/ folder, installed as roofline.profiles
+
+    return Path(profiles.__file__).parent
+
+
+def hardware_dirs() -> list[Path]:
+    """Folders searched for ``<name>.toml``, in order."""
+    extra = [Path(p).expanduser() for p in os.environ.get("ROOFLINE_HARDWARE_PATH", "")
+             .split(os.pathsep) if p]
+    return [*extra, _shipped_dir()]
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.endswith(".toml") or os.sep in name or "/" in name
+
+
+def _find(name: str) -> Path:
+    if _looks_like_path(name):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise ProfileError(f"hardware profile file {name!r} does not exist")
+        return path
+    for folder in hardware_dirs():
+        candidate = folder / f"{name}.toml"
+        if candidate.is_file():
+            return candidate
+    raise UnknownNameError("hardware", name, list_hardware())
+
+
+def list_hardware() -> list[str]:
+    """Names of every profile found (shipped and on $ROOFLINE_HARDWARE_PATH), sorted."""
+    names: set[str] = set()
+    for folder in hardware_dirs():
+        if folder.is_dir():
+            names.update(p.stem for p in folder.glob("*.toml"))
+    return sorted(names)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{path}: cannot read: {exc}") from None
+
+
+def _format_validation(path: Path | str, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "required field missing"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{path}: field {field!r}: {msg}{more}"
+
+
+def profile_from_dict(data: dict[str, Any], path: Path | str = "<profile>") -> HardwareProfile:
+    """Validate a profile given as plain data (as read from TOML)."""
+    if not isinstance(data, dict):
+        raise ProfileError(f"{path}: a profile must be a table of fields")
+    try:
+        profile = HardwareProfile.model_validate({**data, "path": str(path)})
+    except ValidationError as exc:
+        raise ProfileError(_format_validation(path, exc)) from None
+    return profile
+
+
+def load_hardware(name_or_path: str | os.PathLike[str] | HardwareProfile) -> HardwareProfile:
+    """Load a profile by name (``pixel6-cpu``, ``cpu``) or path (``my/device.toml``).
+
+    Aliases (a file holding only ``alias = "other"`` and an optional ``description``) are
+    followed; a cycle is a ProfileError.
+    """
+    if isinstance(name_or_path, HardwareProfile):
+        return name_or_path
+    return _load_cached(str(name_or_path), _search_key())
+
+
+def _search_key() -> str:
+    return os.environ.get("ROOFLINE_HARDWARE_PATH", "")
+
+
+@lru_cache(maxsize=256)
+def _load_cached(name: str, _key: str) -> HardwareProfile:
+    seen: list[str] = []
+    current = name
+    alias_name: str | None = None
+    while True:
+        path = _find(current)
+        key = str(path.resolve())
+        if key in seen:
+            chain = " -> ".join([*[Path(s).stem for s in seen], path.stem])
+            raise ProfileError(f"{path}: field 'alias': alias cycle {chain}")
+        seen.append(key)
+        data = _read_toml(path)
+        if "alias" in data:
+            extra = set(data) - {"alias", "description"}
+            if extra:
+                raise ProfileError(f"{path}: field {sorted(extra)[0]!r}: unknown key (an alias "
+                                   f"file holds only 'alias' and 'description')")
+            target = data["alias"]
+            if not isinstance(target, str) or not target.strip():
+                raise ProfileError(f"{path}: field 'alias': must be a profile name")
+            alias_name = alias_name or path.stem
+            current = target
+            continue
+        profile = profile_from_dict(data, path)
+        if profile.name != path.stem and not _looks_like_path(name):
+            raise ProfileError(f"{path}: field 'name': {profile.name!r} must match the file "
+                               f"name {path.stem!r}")
+        return profile
+
+
+def alias_target(name: str) -> str | None:
+    """The profile an alias name points to (None when ``name`` is not an alias)."""
+    if _looks_like_path(name):
+        return None
+    data = _read_toml(_find(name))
+    target = data.get("alias")
+    return target if isinstance(target, str) else None
+
+
+def profile_to_toml(profile: HardwareProfile) -> str:
+    """Serialise a profile as TOML (the format the loader reads back)."""
+    data = profile.model_dump(exclude={"path"}, exclude_defaults=False)
+    lines: list[str] = []
+    top_scalars = ["name", "kind", "description", "default_precision"]
+    for key in top_scalars:
+        lines.append(f"{key} = {_toml_value(data[key])}")
+    lines.append("")
+    lines.append("[peak_macs_per_s]  # multiply-accumulates per second (1 MAC = 2 FLOPs)")
+    for k, v in data["peak_macs_per_s"].items():
+        lines.append(f"{k} = {_toml_value(v)}")
+    lines.append("")
+    lines.append("[dram]")
+    lines.append(f"bandwidth_bytes_per_s = {_toml_value(data['dram']['bandwidth_bytes_per_s'])}")
+    lines.append("")
+    for level in data["memory"]:
+        lines.append("[[memory]]  # on-chip, smallest first")
+        for k, v in level.items():
+            lines.append(f"{k} = {_toml_value(v)}")
+        lines.append("")
+    for table in ("overhead", "efficiency", "geometry", "support"):
+        lines.append(f"[{table}]")
+        for k, v in data[table].items():
+            if v is None:
+                continue
+            lines.append(f"{k} = {_toml_value(v)}")
+        lines.append("")
+    if data.get("fit"):
+        lines.append("[fit]")
+        for k, v in data["fit"].items():
+            if v is None:
+                continue
+            lines.append(f"{k} = {_toml_value(v)}")
+        lines.append("")
+    lines.append("[sources]")
+    for k, v in data["sources"].items():
+        lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_key(key: str) -> str:
+    if key.replace("_", "").replace("-", "").isalnum():
+        return key
+    return _toml_value(key)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else "nan"
+    if isinstance(v, str):
+        escaped = (v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+                   .replace("\t", "\\t"))
+        return f'"{escaped}"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")

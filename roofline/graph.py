@@ -285,6 +285,62 @@ class LayerGraph:
         }
 
 
+    # -- serialisation (the on-disk graph cache) ----------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data that :meth:`from_dict` turns back into an equal graph."""
+        return {
+            "format": GRAPH_FORMAT,
+            "input_shape": list(self.input_shape),
+            "precision": self.precision,
+            "params": self.params,
+            "fused": self.fused,
+            "model_name": self.model_name,
+            "inputs": [list(t) for t in self.inputs],
+            "outputs": [list(t) for t in self.outputs],
+            "ledger": {"counted": dict(self.ledger.counted),
+                       "ignored": {k: list(v) for k, v in self.ledger.ignored.items()},
+                       "unknown": dict(self.ledger.unknown)},
+            "layers": [[layer.name, layer.module, layer.module_type, layer.op, layer.kind.value,
+                        [list(s) for s in layer.input_shapes],
+                        [list(s) for s in layer.output_shapes], layer.macs, layer.params,
+                        layer.weight_elements, layer.bias_elements,
+                        [list(t) for t in layer.inputs], [list(t) for t in layer.outputs],
+                        [list(g) for g in layer.gemms], list(layer.fused_ops)]
+                       for layer in self.layers],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LayerGraph:
+        if data.get("format") != GRAPH_FORMAT:
+            raise ValueError(f"unsupported graph format {data.get('format')!r}")
+        precision = data["precision"]
+        layers = []
+        for i, row in enumerate(data["layers"]):
+            (name, module, module_type, op, kind, in_shapes, out_shapes, macs, params, weights,
+             biases, inputs, outputs, gemms, fused_ops) = row
+            layers.append(Layer(
+                index=i, name=name, module=module, module_type=module_type, op=op,
+                kind=OpKind(kind), input_shapes=tuple(tuple(s) for s in in_shapes),
+                output_shapes=tuple(tuple(s) for s in out_shapes), macs=macs, params=params,
+                weight_elements=weights, bias_elements=biases,
+                inputs=tuple(TensorUse(*t) for t in inputs),
+                outputs=tuple(TensorUse(*t) for t in outputs),
+                gemms=tuple(Gemm(*g) for g in gemms), fused_ops=tuple(fused_ops),
+                precision=precision))
+        ledger = data["ledger"]
+        return cls(
+            layers=tuple(layers), input_shape=tuple(data["input_shape"]), precision=precision,
+            ledger=Ledger(counted=dict(ledger["counted"]),
+                          ignored={k: (v[0], v[1]) for k, v in ledger["ignored"].items()},
+                          unknown=dict(ledger["unknown"])),
+            params=data["params"], inputs=tuple(TensorUse(*t) for t in data["inputs"]),
+            outputs=tuple(TensorUse(*t) for t in data["outputs"]), fused=data["fused"],
+            model_name=data["model_name"])
+
+
+#: Version of the layout ``LayerGraph.to_dict`` writes.
+GRAPH_FORMAT = 1
+
 RECORD_COLUMNS: Sequence[str] = (
     "name", "module", "module_type", "op", "kind", "input_shapes", "output_shape", "macs",
     "params", "weight_bytes", "input_bytes", "output_bytes", "intensity", "fused_ops",

@@ -193,12 +193,23 @@ class Variant:
             return create_model(self.name, width=self.effective_width)
         return load_user_model(self.name, self.width)
 
-    def trace(self, precision: str = "fp32") -> LayerGraph:
-        """Build (on the meta device) and trace this variant: the op view."""
+    def trace(self, precision: str = "fp32", *, cache: bool = True) -> LayerGraph:
+        """The op view of this variant at ``precision``, from the on-disk graph cache when
+        it holds it (see ``roofline.cache``), else built on the meta device and traced."""
+        if cache:
+            from .cache import cached_trace
+
+            graph, _ = cached_trace(self)
+        else:
+            graph = self.trace_uncached()
+        return graph.at_precision(precision)
+
+    def trace_uncached(self) -> LayerGraph:
+        """Build (on the meta device) and trace this variant at fp32."""
         from .trace import trace
 
         model = self.build(meta=True)
-        return trace(model, self.input_shape, precision, name=self.label)
+        return trace(model, self.input_shape, "fp32", name=self.label)
 
 
 def parse_variant(spec: str, *, width: float | None = None, resolution: int | None = None,

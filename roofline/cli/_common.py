@@ -107,7 +107,7 @@ def fmt_count(n: float) -> str:
     """300774272 -> '300.8M'."""
     if n is None or (isinstance(n, float) and math.isnan(n)):
         return "-"
-    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+    for scale, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(n) >= scale:
             return f"{n / scale:.1f}{unit}"
     return f"{n:g}"

@@ -78,21 +78,9 @@ def _run_measurements(args: argparse.Namespace) -> int:
                                      known_models=lambda m: m in zoo or ":" in m)
     free = args.free or (list(base.fit.free) if base.fit else [])
     command = "python -m roofline " + shlex.join(args.argv)
-    result = fit_profile(base, measurements, free, leave_one_out=args.loo)
-    fitted = result.profile
     source = (f"fitted to {len(measurements)} measured latencies of {device} in "
-              f"{args.measurements} by `{command}`")
-    sources = dict(fitted.sources)
-    for path in result.free:
-        head, _, rest = path.partition(".")
-        if head == "efficiency":
-            for kind in rest.split(","):
-                sources[f"efficiency.{kind}"] = source
-        elif head == "memory":
-            sources[f"memory.{rest.rsplit('.', 1)[0]}"] = sources.get(
-                f"memory.{rest.rsplit('.', 1)[0]}", "") + f"; bandwidth {source}"
-        else:
-            sources[path] = source
+              f"{args.measurements} (the command is in [fit])")
+    result = fit_profile(base, measurements, free, leave_one_out=args.loo, source=source)
     fit_info = {
         "measurements": str(args.measurements),
         "command": command,
@@ -106,10 +94,10 @@ def _run_measurements(args: argparse.Namespace) -> int:
     if result.loo_predicted_ms:
         fit_info["loo_median_abs_error_pct"] = round(result.loo_median_abs_error_pct, 2)
         fit_info["loo_spearman"] = _round(result.loo_spearman)
-    changes = {"fit": fit_info, "sources": sources}
+    changes: dict[str, object] = {"fit": fit_info}
     if args.name:
         changes["name"] = args.name
-    fitted = fitted.with_changes(**changes)
+    fitted = result.profile.with_changes(**changes)
     atomic_write_text(args.out, profile_to_toml(fitted))
     if args.json:
         print_json({**result.summary(), "hardware": fitted.name, "out": str(args.out),

@@ -61,12 +61,16 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _hardware(args: argparse.Namespace) -> int:
-    from ..hardware import list_hardware, load_hardware
+    from ..hardware import alias_target, list_hardware, load_hardware
 
     rows = []
     for name in list_hardware():
         hw = load_hardware(name)
-        rows.append(hw.summary())
+        row = hw.summary()
+        target = alias_target(name)
+        if target is not None:
+            row.update(name=name, alias_of=target)
+        rows.append(row)
     if args.json:
         print_json(rows)
         return 0

@@ -1,0 +1,49 @@
+"""Pareto frontiers: which candidates no other candidate beats on both objectives.
+
+Owns the frontier rule only (a pure function of numbers); imports neither torch nor plotly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+__all__ = ["pareto_mask"]
+
+
+def _usable(value: float | None) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def pareto_mask(cost: Sequence[float | None], gain: Sequence[float | None]) -> list[bool]:
+    """True for each candidate on the frontier of lowest ``cost`` and highest ``gain``.
+
+    A candidate is on the frontier when no other candidate has cost <= and gain >= with at
+    least one strictly better. Candidates with equal (cost, gain) do not dominate each other,
+    so ties are all on the frontier. A candidate whose cost or gain is None or NaN (an
+    unsupported model, a model without a published top-1) is never on the frontier and never
+    dominates another.
+    """
+    if len(cost) != len(gain):
+        raise ValueError(f"cost and gain differ in length ({len(cost)} != {len(gain)})")
+    usable = [i for i in range(len(cost)) if _usable(cost[i]) and _usable(gain[i])]
+    # Sweep by cost ascending, gain descending: a candidate is on the frontier when its gain
+    # beats every gain seen at a strictly lower cost, or equals the best at its own cost.
+    order = sorted(usable, key=lambda i: (cost[i], -gain[i]))  # type: ignore[operator]
+    mask = [False] * len(cost)
+    best_gain = -math.inf
+    i = 0
+    while i < len(order):
+        j = i
+        group_cost = cost[order[i]]
+        while j < len(order) and cost[order[j]] == group_cost:
+            j += 1
+        group = order[i:j]
+        top = gain[group[0]]  # highest gain at this cost (sorted descending)
+        if top > best_gain:  # type: ignore[operator]
+            for k in group:
+                if gain[k] == top:
+                    mask[k] = True
+            best_gain = top  # type: ignore[assignment]
+        i = j
+    return mask

@@ -9,7 +9,8 @@ Free parameters are named by field path, as in a profile's ``[fit] free`` list:
 
 * ``efficiency.KIND`` or ``efficiency.KIND1,KIND2,...`` (several kinds tied to one value),
   bounded to (0, 1];
-* ``overhead.per_kernel_s`` and ``overhead.per_inference_s``, bounded to [0, 50 ms];
+* ``overhead.per_kernel_s``, ``overhead.per_inference_s`` and ``overhead.per_kind_s.KIND``
+  (or ``...KIND1,KIND2``), bounded to [0, 50 ms];
 * ``dram.bandwidth_bytes_per_s`` and ``memory.NAME.bandwidth_bytes_per_s``, bounded above by
   the base profile's value (the datasheet), so a fit can never claim more bandwidth than the
   hardware has.
@@ -174,6 +175,10 @@ class ParameterSpace:
         if head == "overhead" and rest in ("per_kernel_s", "per_inference_s"):
             start = getattr(base.overhead, rest)
             return _Param(path, 0.0, _MAX_OVERHEAD_S, start)
+        if head == "overhead" and rest.startswith("per_kind_s."):
+            kinds = rest[len("per_kind_s."):].split(",")
+            start = min(base.overhead.per_kind_s.get(k, 0.0) for k in kinds)
+            return _Param(path, 0.0, _MAX_OVERHEAD_S, start)
         if path == "dram.bandwidth_bytes_per_s":
             bw = base.dram.bandwidth_bytes_per_s
             return _Param(path, bw / 1000, bw, bw)
@@ -186,6 +191,7 @@ class ParameterSpace:
         raise ProfileError(f"{base.path or base.name}: field 'fit.free': cannot fit {path!r}; "
                            f"free parameters are efficiency.KIND[,KIND...], "
                            f"overhead.per_kernel_s, overhead.per_inference_s, "
+                           f"overhead.per_kind_s.KIND[,KIND...], "
                            f"dram.bandwidth_bytes_per_s, memory.NAME.bandwidth_bytes_per_s")
 
     # Optimisation runs on a transformed vector: log for multiplicative parameters, a scaled
@@ -209,8 +215,13 @@ class ParameterSpace:
     def start_values(self) -> list[float]:
         return [min(max(p.start, p.lower), p.upper) for p in self.params]
 
-    def apply(self, values: Sequence[float]) -> HardwareProfile:
+    def apply(self, values: Sequence[float], source: str = "fitted") -> HardwareProfile:
+        """The base profile with ``values`` set and ``source`` recorded for each of them."""
         data = self.base.model_dump(exclude={"path"})
+        sources = dict(data["sources"])
+        for path in self.source_keys():
+            sources[path] = source
+        data["sources"] = sources
         for p, v in zip(self.params, values, strict=True):
             head, _, rest = p.path.partition(".")
             if head == "efficiency":
@@ -218,6 +229,11 @@ class ParameterSpace:
                 for kind in rest.split(","):
                     eff[kind] = min(1.0, float(v))
                 data["efficiency"] = eff
+            elif head == "overhead" and rest.startswith("per_kind_s."):
+                per_kind = dict(data["overhead"]["per_kind_s"])
+                for kind in rest[len("per_kind_s."):].split(","):
+                    per_kind[kind] = max(0.0, float(v))
+                data["overhead"] = {**data["overhead"], "per_kind_s": per_kind}
             elif head == "overhead":
                 data["overhead"] = {**data["overhead"], rest: max(0.0, float(v))}
             elif head == "dram":
@@ -227,6 +243,22 @@ class ParameterSpace:
                 data["memory"] = tuple({**lv, "bandwidth_bytes_per_s": float(v)}
                                        if lv["name"] == name else lv for lv in data["memory"])
         return HardwareProfile.model_validate(data)
+
+    def source_keys(self) -> list[str]:
+        """The [sources] keys the free parameters live under."""
+        keys = []
+        for p in self.params:
+            head, _, rest = p.path.partition(".")
+            if head == "efficiency":
+                keys.extend(f"efficiency.{kind}" for kind in rest.split(","))
+            elif rest.startswith("per_kind_s."):
+                keys.extend(f"overhead.per_kind_s.{kind}"
+                            for kind in rest[len("per_kind_s."):].split(","))
+            elif head == "memory":
+                keys.append(f"memory.{rest.rsplit('.', 1)[0]}.bandwidth_bytes_per_s")
+            else:
+                keys.append(p.path)
+        return keys
 
     def fast_apply(self, values: Sequence[float]) -> HardwareProfile:
         """Like :meth:`apply` without re-validation (the values are within bounds)."""
@@ -241,6 +273,11 @@ class ParameterSpace:
             if head == "efficiency":
                 for kind in rest.split(","):
                     eff[kind] = min(1.0, float(v))
+            elif head == "overhead" and rest.startswith("per_kind_s."):
+                per_kind = dict(overhead.per_kind_s)
+                for kind in rest[len("per_kind_s."):].split(","):
+                    per_kind[kind] = max(0.0, float(v))
+                overhead = overhead.model_copy(update={"per_kind_s": per_kind})
             elif head == "overhead":
                 overhead = overhead.model_copy(update={rest: max(0.0, float(v))})
             elif head == "dram":
@@ -358,8 +395,9 @@ class _Problem:
             groups.setdefault(m.precision or base.default_precision, []).append(i)
         for precision in groups:
             base.peak(precision)  # the profile must know every measured precision
-        self.groups = [(precision, np.array(idx), KernelTable.from_graphs([graphs[i]
-                                                                            for i in idx]))
+        self.groups = [(precision, np.array(idx),
+                        KernelTable.from_graphs([graphs[i] for i in idx],
+                                                fused=base.fuses_kernels))
                        for precision, idx in groups.items()]
 
     def predict(self, profile: HardwareProfile, subset: np.ndarray | None = None) -> np.ndarray:
@@ -398,11 +436,11 @@ def _least_squares(problem: _Problem, space: ParameterSpace, rows: np.ndarray) -
 
 def fit_profile(base: HardwareProfile, measurements: Sequence[Measurement],
                 free: Sequence[str] | None = None, *, graphs: Sequence[Any] | None = None,
-                leave_one_out: bool = True, fit_info: dict[str, Any] | None = None
-                ) -> FitResult:
+                leave_one_out: bool = True, fit_info: dict[str, Any] | None = None,
+                source: str = "fitted to measured latencies") -> FitResult:
     """Fit ``free`` parameters of ``base`` to ``measurements`` by bounded least squares on
     relative error; with ``leave_one_out``, also predict each measurement from a fit that
-    did not see it.
+    did not see it. ``source`` is recorded in the profile's [sources] for every fitted value.
 
     ``graphs`` (op or kernel view, one per measurement) are traced when not given.
     """
@@ -414,7 +452,7 @@ def fit_profile(base: HardwareProfile, measurements: Sequence[Measurement],
     problem = _Problem(base, measurements, graphs)
     everything = np.arange(len(measurements))
     values = _least_squares(problem, space, everything)
-    fitted = space.apply(values)
+    fitted = space.apply(values, source)
     predicted = problem.predict(fitted)
     if not np.all(np.isfinite(predicted)):
         bad = [measurements[i].label for i in np.flatnonzero(~np.isfinite(predicted))]

@@ -82,14 +82,16 @@ class KernelTable:
         return len(self.graphs)
 
     @classmethod
-    def from_graphs(cls, graphs: Sequence[LayerGraph]) -> KernelTable:
-        fused = tuple(fuse(g) for g in graphs)
+    def from_graphs(cls, graphs: Sequence[LayerGraph], *, fused: bool = True) -> KernelTable:
+        """Kernels of ``graphs``: the kernel view when ``fused`` (what inference runtimes
+        launch), else one kernel per op (what an eager framework runs)."""
+        fused_graphs = tuple(fuse(g) if fused else _op_view(g) for g in graphs)
         cols: dict[str, list[Any]] = {k: [] for k in (
             "graph", "kind", "macs", "w", "b", "gemm", "inp", "out", "ek", "ee", "ed", "wk",
             "we", "wd")}
         offset = 0
         gw, gb, gk = [], [], []
-        for gi, g in enumerate(fused):
+        for gi, g in enumerate(fused_graphs):
             _append_graph(cols, gi, g, offset)
             offset += len(g.layers)
             gw.append(sum(layer.weight_elements for layer in g.layers))
@@ -97,7 +99,7 @@ class KernelTable:
             gk.append(len(g.layers))
         f64 = np.float64
         return cls(
-            graphs=fused,
+            graphs=fused_graphs,
             graph=np.asarray(cols["graph"], dtype=np.int64),
             kind=np.asarray(cols["kind"], dtype=np.int64),
             macs=np.asarray(cols["macs"], dtype=f64),
@@ -116,6 +118,13 @@ class KernelTable:
             graph_bias_elements=np.asarray(gb, dtype=f64),
             graph_kernels=np.asarray(gk, dtype=np.int64),
         )
+
+
+def _op_view(graph: LayerGraph) -> LayerGraph:
+    if graph.fused:
+        raise ValueError("an unfused kernel table needs the op view of the graph (trace it "
+                         "again; the kernel view cannot be split back into ops)")
+    return graph
 
 
 def _append_graph(cols: dict[str, list[Any]], gi: int, g: LayerGraph, offset: int) -> None:
@@ -268,7 +277,8 @@ def evaluate(table: KernelTable, hw: HardwareProfile, precision: str | None = No
     crossing = np.cumsum(served[:, ::-1], axis=1)[:, ::-1]  # bytes served by level ≥ ℓ
     memory_s = (crossing / bandwidth[None, :]).max(axis=1)
 
-    overhead_s = np.full(n_kernels, hw.overhead.per_kernel_s)
+    per_kind = np.array([hw.overhead.per_kind_s.get(k.value, 0.0) for k in KIND_ORDER])
+    overhead_s = hw.overhead.per_kernel_s + per_kind[table.kind]
     latency_s = np.maximum(compute_s, memory_s) + overhead_s
 
     unsupported_codes = [_KIND_CODE[OpKind(k)] for k in hw.support.unsupported]
@@ -422,7 +432,8 @@ def _fallback_for(hw: HardwareProfile) -> HardwareProfile | None:
 
 def predictions_from_table(table: KernelTable, hw: HardwareProfile,
                            precision: str | None = None) -> list[Prediction]:
-    """One Prediction per graph of ``table`` on ``hw``."""
+    """One Prediction per graph of ``table`` on ``hw`` (the table must be built with
+    ``fused=hw.fuses_kernels``)."""
     precision = check_precision(precision or hw.default_precision)
     costs = evaluate(table, hw, precision, fallback=_fallback_for(hw))
     starts = np.concatenate([[0], np.cumsum(table.graph_kernels)])
@@ -445,11 +456,18 @@ def predict(graph: LayerGraph, hardware: HardwareProfile | str,
     ``precision`` defaults to the profile's ``default_precision``.
     """
     hw = _as_profile(hardware)
-    return predictions_from_table(KernelTable.from_graphs([graph]), hw, precision)[0]
+    table = KernelTable.from_graphs([graph], fused=hw.fuses_kernels)
+    return predictions_from_table(table, hw, precision)[0]
 
 
 def predict_many(graphs: Sequence[LayerGraph], hardware: Sequence[HardwareProfile | str],
                  precision: str | None = None) -> list[list[Prediction]]:
     """Predictions for every graph on every profile: ``result[h][g]``."""
-    table = KernelTable.from_graphs(graphs)
-    return [predictions_from_table(table, _as_profile(h), precision) for h in hardware]
+    tables: dict[bool, KernelTable] = {}
+    out = []
+    for h in hardware:
+        hw = _as_profile(h)
+        if hw.fuses_kernels not in tables:
+            tables[hw.fuses_kernels] = KernelTable.from_graphs(graphs, fused=hw.fuses_kernels)
+        out.append(predictions_from_table(tables[hw.fuses_kernels], hw, precision))
+    return out

@@ -94,9 +94,12 @@ class Dram(_Strict):
 
 
 class Overhead(_Strict):
-    """Fixed costs: per kernel launched (dispatch, launch, sync) and per inference."""
+    """Fixed costs: per kernel launched (dispatch, launch, sync), extra per kernel of some
+    kinds (an eager framework pays more for a module call than for a bare add), and per
+    inference."""
 
     per_kernel_s: float = 0.0
+    per_kind_s: dict[KindName, float] = Field(default_factory=dict)
     per_inference_s: float = 0.0
 
     _num = field_validator("per_kernel_s", "per_inference_s", mode="before")(_number)
@@ -105,6 +108,23 @@ class Overhead(_Strict):
     @classmethod
     def _non_negative(cls, v: float) -> float:
         return _finite_non_negative(v)
+
+    @field_validator("per_kind_s", mode="before")
+    @classmethod
+    def _kind_numbers(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: _number(x) for k, x in v.items()}
+        return v
+
+    @field_validator("per_kind_s")
+    @classmethod
+    def _kind_non_negative(cls, v: dict[str, float]) -> dict[str, float]:
+        for kind, value in v.items():
+            try:
+                _finite_non_negative(value)
+            except ValueError as exc:
+                raise ValueError(f"{kind}: {exc}") from None
+        return v
 
 
 class Geometry(_Strict):
@@ -198,6 +218,7 @@ class HardwareProfile(_Strict):
     kind: Literal["cpu", "dsp", "gpu", "edgetpu", "npu"]
     description: str = ""
     default_precision: PrecisionName
+    fuses_kernels: bool = True  # False: the runtime runs every op on its own (eager PyTorch)
     peak_macs_per_s: dict[PrecisionName, float]
     memory: tuple[MemoryLevel, ...] = ()
     dram: Dram
@@ -275,9 +296,12 @@ class HardwareProfile(_Strict):
                 yield f"memory.{level.name}"
         if not has("dram.bandwidth_bytes_per_s"):
             yield "dram.bandwidth_bytes_per_s"
-        for name, value in self.overhead:
-            if value and not has(f"overhead.{name}"):
+        for name in ("per_kernel_s", "per_inference_s"):
+            if getattr(self.overhead, name) and not has(f"overhead.{name}"):
                 yield f"overhead.{name}"
+        for kind in self.overhead.per_kind_s:
+            if not has(f"overhead.per_kind_s.{kind}"):
+                yield f"overhead.per_kind_s.{kind}"
         for kind in self.efficiency:
             if not has(f"efficiency.{kind}"):
                 yield f"efficiency.{kind}"
@@ -465,7 +489,7 @@ def profile_to_toml(profile: HardwareProfile) -> str:
     """Serialise a profile as TOML (the format the loader reads back)."""
     data = profile.model_dump(exclude={"path"}, exclude_defaults=False)
     lines: list[str] = []
-    top_scalars = ["name", "kind", "description", "default_precision"]
+    top_scalars = ["name", "kind", "description", "default_precision", "fuses_kernels"]
     for key in top_scalars:
         lines.append(f"{key} = {_toml_value(data[key])}")
     lines.append("")
@@ -483,11 +507,20 @@ def profile_to_toml(profile: HardwareProfile) -> str:
         lines.append("")
     for table in ("overhead", "efficiency", "geometry", "support"):
         lines.append(f"[{table}]")
+        nested = []
         for k, v in data[table].items():
             if v is None:
                 continue
+            if isinstance(v, dict):
+                nested.append((k, v))
+                continue
             lines.append(f"{k} = {_toml_value(v)}")
         lines.append("")
+        for k, v in nested:
+            if v:
+                lines.append(f"[{table}.{k}]")
+                lines.extend(f"{kk} = {_toml_value(vv)}" for kk, vv in v.items())
+                lines.append("")
     if data.get("fit"):
         lines.append("[fit]")
         for k, v in data["fit"].items():
@@ -513,7 +546,13 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, int):
         return str(v)
     if isinstance(v, float):
-        return repr(v) if math.isfinite(v) else "nan"
+        if not math.isfinite(v):
+            return "nan"
+        if v.is_integer() and abs(v) < 1e15:
+            return f"{v:.1f}" if abs(v) < 1e6 else f"{v:.6g}" if float(f"{v:.6g}") == v \
+                else repr(v)
+        short = f"{v:.6g}"
+        return short if float(short) == v else f"{v:.10g}"
     if isinstance(v, str):
         escaped = (v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
                    .replace("\t", "\\t"))

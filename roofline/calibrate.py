@@ -7,13 +7,14 @@ through ``roofline.variants`` only when measurements name them.
 
 Free parameters are named by field path, as in a profile's ``[fit] free`` list:
 
-* ``efficiency.KIND`` or ``efficiency.KIND1,KIND2,...`` (several kinds tied to one value),
+* ``efficiency.KIND`` or ``efficiency.KIND1+KIND2+...`` (several kinds tied to one value),
   bounded to (0, 1];
 * ``overhead.per_kernel_s``, ``overhead.per_inference_s`` and ``overhead.per_kind_s.KIND``
-  (or ``...KIND1,KIND2``), bounded to [0, 50 ms];
-* ``dram.bandwidth_bytes_per_s`` and ``memory.NAME.bandwidth_bytes_per_s``, bounded above by
-  the base profile's value (the datasheet), so a fit can never claim more bandwidth than the
-  hardware has.
+  (or ``...KIND1+KIND2``), bounded to [0, 50 ms];
+* ``dram.bandwidth_bytes_per_s``, ``memory.NAME.bandwidth_bytes_per_s`` and
+  ``peak_macs_per_s.PRECISION``, bounded above by the base profile's value (the datasheet), so
+  a fit can never claim more bandwidth or compute than the hardware has;
+* ``memory.NAME.capacity_bytes`` and ``geometry.FIELD``, searched over powers of two.
 
 The fit uses the kernel view (fused kernels), the convention the engine predicts with.
 """
@@ -153,6 +154,11 @@ class _Param:
     lower: float
     upper: float
     start: float
+    grid: tuple[int, ...] = ()  # a discrete (geometry) parameter: the values to search
+
+
+#: Values searched for a discrete geometry parameter: powers of two (and 0 for fill_rows).
+_GEOMETRY_GRID = tuple(2 ** i for i in range(15))
 
 
 class ParameterSpace:
@@ -169,51 +175,95 @@ class ParameterSpace:
         base = self.base
         head, _, rest = path.partition(".")
         if head == "efficiency" and rest:
-            kinds = rest.split(",")
+            kinds = rest.split("+")
             start = min(base.efficiency_of(k) for k in kinds)
             return _Param(path, _MIN_EFFICIENCY, 1.0, start)
         if head == "overhead" and rest in ("per_kernel_s", "per_inference_s"):
             start = getattr(base.overhead, rest)
             return _Param(path, 0.0, _MAX_OVERHEAD_S, start)
         if head == "overhead" and rest.startswith("per_kind_s."):
-            kinds = rest[len("per_kind_s."):].split(",")
+            kinds = rest[len("per_kind_s."):].split("+")
             start = min(base.overhead.per_kind_s.get(k, 0.0) for k in kinds)
             return _Param(path, 0.0, _MAX_OVERHEAD_S, start)
+        if head == "peak_macs_per_s" and rest in base.peak_macs_per_s:
+            # The datasheet peak is an upper bound; a fit may find the runtime reaches less.
+            peak = base.peak_macs_per_s[rest]  # type: ignore[index]
+            return _Param(path, peak / 1000, peak, peak)
         if path == "dram.bandwidth_bytes_per_s":
             bw = base.dram.bandwidth_bytes_per_s
             return _Param(path, bw / 1000, bw, bw)
-        if head == "memory" and rest.endswith(".bandwidth_bytes_per_s"):
+        if head == "geometry" and rest in type(base.geometry).model_fields:
+            grid = ((0,) if rest == "fill_rows" else ()) + _GEOMETRY_GRID
+            start = getattr(base.geometry, rest)
+            return _Param(path, min(grid), max(grid), start, grid)
+        if head == "memory" and rest.endswith(".capacity_bytes"):
             name = rest.rsplit(".", 1)[0]
             for level in base.memory:
                 if level.name == name:
+                    grid = tuple(2 ** i for i in range(14, 27))  # 16 KiB .. 64 MiB
+                    return _Param(path, grid[0], grid[-1], level.capacity_bytes, grid)
+        if head == "memory" and rest.endswith(".bandwidth_bytes_per_s"):
+            name = rest.rsplit(".", 1)[0]
+            for level in base.memory:
+                if level.name == name and level.bandwidth_bytes_per_s:
                     bw = level.bandwidth_bytes_per_s
                     return _Param(path, bw / 1000, bw, bw)
         raise ProfileError(f"{base.path or base.name}: field 'fit.free': cannot fit {path!r}; "
-                           f"free parameters are efficiency.KIND[,KIND...], "
+                           f"free parameters are efficiency.KIND[+KIND...], "
+                           f"peak_macs_per_s.PRECISION, "
                            f"overhead.per_kernel_s, overhead.per_inference_s, "
-                           f"overhead.per_kind_s.KIND[,KIND...], "
-                           f"dram.bandwidth_bytes_per_s, memory.NAME.bandwidth_bytes_per_s")
+                           f"overhead.per_kind_s.KIND[+KIND...], "
+                           f"dram.bandwidth_bytes_per_s, memory.NAME.bandwidth_bytes_per_s, "
+                           f"memory.NAME.capacity_bytes, "
+                           f"geometry.FIELD (searched over powers of two)")
 
-    # Optimisation runs on a transformed vector: log for multiplicative parameters, a scaled
-    # linear value for overheads (which may be exactly 0).
+    # Optimisation runs on a transformed vector of the continuous parameters: log for
+    # multiplicative ones, a scaled linear value for overheads (which may be exactly 0).
+    # Discrete (geometry) parameters are searched over their grid around it.
+    @property
+    def continuous(self) -> list[_Param]:
+        return [p for p in self.params if not p.grid]
+
+    @property
+    def discrete(self) -> list[_Param]:
+        return [p for p in self.params if p.grid]
+
     def _is_log(self, p: _Param) -> bool:
         return not p.path.startswith("overhead.")
 
     def to_x(self, values: Sequence[float]) -> np.ndarray:
+        """The continuous part of a full value vector, transformed."""
         return np.array([math.log(v) if self._is_log(p) else v * 1e3
-                         for p, v in zip(self.params, values, strict=True)])
+                         for p, v in zip(self.params, values, strict=True) if not p.grid])
 
-    def from_x(self, x: np.ndarray) -> list[float]:
-        return [math.exp(v) if self._is_log(p) else v / 1e3
-                for p, v in zip(self.params, x, strict=True)]
+    def from_x(self, x: np.ndarray, discrete: Sequence[float] = ()) -> list[float]:
+        """A full value vector from transformed continuous values and discrete values."""
+        xs = iter(x)
+        ds = iter(discrete)
+        out = []
+        for p in self.params:
+            if p.grid:
+                out.append(float(next(ds)))
+            else:
+                v = next(xs)
+                out.append(math.exp(v) if self._is_log(p) else v / 1e3)
+        return out
 
     def bounds_x(self) -> tuple[np.ndarray, np.ndarray]:
-        lo = [math.log(p.lower) if self._is_log(p) else p.lower * 1e3 for p in self.params]
-        hi = [math.log(p.upper) if self._is_log(p) else p.upper * 1e3 for p in self.params]
+        cont = self.continuous
+        lo = [math.log(p.lower) if self._is_log(p) else p.lower * 1e3 for p in cont]
+        hi = [math.log(p.upper) if self._is_log(p) else p.upper * 1e3 for p in cont]
         return np.array(lo), np.array(hi)
+
+    def discrete_choices(self) -> list[tuple[int, ...]]:
+        """Every combination of the discrete parameters' grids."""
+        import itertools
+
+        return list(itertools.product(*(p.grid for p in self.discrete))) or [()]
 
     def start_values(self) -> list[float]:
         return [min(max(p.start, p.lower), p.upper) for p in self.params]
+
 
     def apply(self, values: Sequence[float], source: str = "fitted") -> HardwareProfile:
         """The base profile with ``values`` set and ``source`` recorded for each of them."""
@@ -226,21 +276,25 @@ class ParameterSpace:
             head, _, rest = p.path.partition(".")
             if head == "efficiency":
                 eff = dict(data["efficiency"])
-                for kind in rest.split(","):
+                for kind in rest.split("+"):
                     eff[kind] = min(1.0, float(v))
                 data["efficiency"] = eff
             elif head == "overhead" and rest.startswith("per_kind_s."):
                 per_kind = dict(data["overhead"]["per_kind_s"])
-                for kind in rest[len("per_kind_s."):].split(","):
+                for kind in rest[len("per_kind_s."):].split("+"):
                     per_kind[kind] = max(0.0, float(v))
                 data["overhead"] = {**data["overhead"], "per_kind_s": per_kind}
             elif head == "overhead":
                 data["overhead"] = {**data["overhead"], rest: max(0.0, float(v))}
             elif head == "dram":
                 data["dram"] = {**data["dram"], "bandwidth_bytes_per_s": float(v)}
+            elif head == "geometry":
+                data["geometry"] = {**data["geometry"], rest: int(v)}
+            elif head == "peak_macs_per_s":
+                data["peak_macs_per_s"] = {**data["peak_macs_per_s"], rest: float(v)}
             else:
-                name = rest.rsplit(".", 1)[0]
-                data["memory"] = tuple({**lv, "bandwidth_bytes_per_s": float(v)}
+                name, field_name = rest.rsplit(".", 1)
+                data["memory"] = tuple({**lv, field_name: float(v)}
                                        if lv["name"] == name else lv for lv in data["memory"])
         return HardwareProfile.model_validate(data)
 
@@ -250,12 +304,12 @@ class ParameterSpace:
         for p in self.params:
             head, _, rest = p.path.partition(".")
             if head == "efficiency":
-                keys.extend(f"efficiency.{kind}" for kind in rest.split(","))
+                keys.extend(f"efficiency.{kind}" for kind in rest.split("+"))
             elif rest.startswith("per_kind_s."):
                 keys.extend(f"overhead.per_kind_s.{kind}"
-                            for kind in rest[len("per_kind_s."):].split(","))
+                            for kind in rest[len("per_kind_s."):].split("+"))
             elif head == "memory":
-                keys.append(f"memory.{rest.rsplit('.', 1)[0]}.bandwidth_bytes_per_s")
+                keys.append(f"memory.{rest}")
             else:
                 keys.append(p.path)
         return keys
@@ -267,26 +321,34 @@ class ParameterSpace:
         eff = dict(profile.efficiency)
         overhead = profile.overhead
         dram = profile.dram
+        geometry = profile.geometry
         memory = list(profile.memory)
         for p, v in zip(self.params, values, strict=True):
             head, _, rest = p.path.partition(".")
             if head == "efficiency":
-                for kind in rest.split(","):
+                for kind in rest.split("+"):
                     eff[kind] = min(1.0, float(v))
             elif head == "overhead" and rest.startswith("per_kind_s."):
                 per_kind = dict(overhead.per_kind_s)
-                for kind in rest[len("per_kind_s."):].split(","):
+                for kind in rest[len("per_kind_s."):].split("+"):
                     per_kind[kind] = max(0.0, float(v))
                 overhead = overhead.model_copy(update={"per_kind_s": per_kind})
             elif head == "overhead":
                 overhead = overhead.model_copy(update={rest: max(0.0, float(v))})
             elif head == "dram":
                 dram = dram.model_copy(update={"bandwidth_bytes_per_s": float(v)})
+            elif head == "geometry":
+                geometry = geometry.model_copy(update={rest: int(v)})
+            elif head == "peak_macs_per_s":
+                peaks = {**(updates.get("peak_macs_per_s") or profile.peak_macs_per_s),
+                         rest: float(v)}
+                updates["peak_macs_per_s"] = peaks
             else:
-                name = rest.rsplit(".", 1)[0]
-                memory = [lv.model_copy(update={"bandwidth_bytes_per_s": float(v)})
+                name, field_name = rest.rsplit(".", 1)
+                memory = [lv.model_copy(update={field_name: float(v)})
                           if lv.name == name else lv for lv in memory]
-        updates.update(efficiency=eff, overhead=overhead, dram=dram, memory=tuple(memory))
+        updates.update(efficiency=eff, overhead=overhead, dram=dram, memory=tuple(memory),
+                       geometry=geometry)
         return profile.model_copy(update=updates)
 
 
@@ -396,8 +458,7 @@ class _Problem:
         for precision in groups:
             base.peak(precision)  # the profile must know every measured precision
         self.groups = [(precision, np.array(idx),
-                        KernelTable.from_graphs([graphs[i] for i in idx],
-                                                fused=base.fuses_kernels))
+                        KernelTable.for_profile([graphs[i] for i in idx], base))
                        for precision, idx in groups.items()]
 
     def predict(self, profile: HardwareProfile, subset: np.ndarray | None = None) -> np.ndarray:
@@ -409,29 +470,36 @@ class _Problem:
 
 
 def _least_squares(problem: _Problem, space: ParameterSpace, rows: np.ndarray) -> list[float]:
+    """Best full value vector on ``rows``: continuous parameters by bounded least squares,
+    discrete ones by trying every grid combination."""
     from scipy.optimize import least_squares
 
     lo, hi = space.bounds_x()
     measured = problem.measured[rows]
+    best_cost, best_values = math.inf, space.start_values()
+    for choice in space.discrete_choices():
 
-    def residuals(x: np.ndarray) -> np.ndarray:
-        profile = space.fast_apply(space.from_x(x))
-        pred = problem.predict(profile)[rows]
-        res = pred / measured - 1.0
-        return np.where(np.isfinite(res), res, 10.0)
+        def residuals(x: np.ndarray, choice: tuple[int, ...] = choice) -> np.ndarray:
+            profile = space.fast_apply(space.from_x(x, choice))
+            pred = problem.predict(profile)[rows]
+            res = pred / measured - 1.0
+            return np.where(np.isfinite(res), res, 10.0)
 
-    starts = [space.to_x(space.start_values())]
-    # A second start from the middle of the box guards against a poor local minimum.
-    starts.append(np.clip((lo + hi) / 2, lo, hi))
-    best = None
-    for x0 in starts:
-        x0 = np.clip(x0, lo + 1e-12 * (hi - lo), hi - 1e-12 * (hi - lo))
-        result = least_squares(residuals, x0, bounds=(lo, hi), method="trf", x_scale="jac",
-                               max_nfev=400)
-        if best is None or result.cost < best.cost:
-            best = result
-    assert best is not None
-    return space.from_x(best.x)
+        if not len(lo):
+            cost = 0.5 * float(np.sum(residuals(np.array([])) ** 2))
+            if cost < best_cost:
+                best_cost, best_values = cost, space.from_x(np.array([]), choice)
+            continue
+        # Two starts (the base profile's values and the middle of the box) guard against a
+        # poor local minimum.
+        starts = [space.to_x(space.start_values()), (lo + hi) / 2]
+        for x0 in starts:
+            x0 = np.clip(x0, lo + 1e-12 * (hi - lo), hi - 1e-12 * (hi - lo))
+            result = least_squares(residuals, x0, bounds=(lo, hi), method="trf",
+                                   x_scale="jac", max_nfev=400)
+            if result.cost < best_cost:
+                best_cost, best_values = float(result.cost), space.from_x(result.x, choice)
+    return best_values
 
 
 def fit_profile(base: HardwareProfile, measurements: Sequence[Measurement],

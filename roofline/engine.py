@@ -8,7 +8,7 @@ pandas for ``to_dataframe``). For each kernel of the fused graph:
   MAC lanes the kernel's geometry fills (each GEMM dimension rounded up to the device's tile;
   depthwise convolutions tile across channels);
 * memory time = max over memory levels of (bytes served by that level or a slower one) /
-  (that level's bandwidth). A tensor is served by the smallest on-chip level that still holds
+  (that level's bandwidth; a level without a bandwidth is never the bottleneck). A tensor is served by the smallest on-chip level that still holds
   it: one that fits the tensor plus everything the kernels between its producer and its
   consumer touched (its reuse distance). Weights stay on chip when the whole model's weights
   fit in a level that holds weights; otherwise they stream from DRAM each inference. A tensor
@@ -82,10 +82,18 @@ class KernelTable:
         return len(self.graphs)
 
     @classmethod
-    def from_graphs(cls, graphs: Sequence[LayerGraph], *, fused: bool = True) -> KernelTable:
+    def for_profile(cls, graphs: Sequence[LayerGraph], hw: HardwareProfile) -> KernelTable:
+        """The kernels ``hw``'s runtime would launch for ``graphs``."""
+        fused, epilogue = hw.kernel_view()
+        return cls.from_graphs(graphs, fused=fused, epilogue=epilogue)
+
+    @classmethod
+    def from_graphs(cls, graphs: Sequence[LayerGraph], *, fused: bool = True,
+                    epilogue: frozenset[str] | None = None) -> KernelTable:
         """Kernels of ``graphs``: the kernel view when ``fused`` (what inference runtimes
-        launch), else one kernel per op (what an eager framework runs)."""
-        fused_graphs = tuple(fuse(g) if fused else _op_view(g) for g in graphs)
+        launch, with ``epilogue`` as in :func:`roofline.fuse.fuse`), else one kernel per op
+        (what an eager framework runs)."""
+        fused_graphs = tuple(fuse(g, epilogue) if fused else _op_view(g) for g in graphs)
         cols: dict[str, list[Any]] = {k: [] for k in (
             "graph", "kind", "macs", "w", "b", "gemm", "inp", "out", "ek", "ee", "ed", "wk",
             "we", "wd")}
@@ -272,7 +280,7 @@ def evaluate(table: KernelTable, hw: HardwareProfile, precision: str | None = No
                             for lv in levels] + [math.inf])
     weight_level = np.argmax(model_weight_bytes[:, None] <= weight_caps[None, :], axis=1)
     served[np.arange(n_kernels), weight_level[table.graph]] += weight_bytes
-    bandwidth = np.array([lv.bandwidth_bytes_per_s for lv in levels]
+    bandwidth = np.array([lv.bandwidth_bytes_per_s or math.inf for lv in levels]
                          + [hw.dram.bandwidth_bytes_per_s])
     crossing = np.cumsum(served[:, ::-1], axis=1)[:, ::-1]  # bytes served by level ≥ ℓ
     memory_s = (crossing / bandwidth[None, :]).max(axis=1)
@@ -284,6 +292,7 @@ def evaluate(table: KernelTable, hw: HardwareProfile, precision: str | None = No
     unsupported_codes = [_KIND_CODE[OpKind(k)] for k in hw.support.unsupported]
     supported = ~np.isin(table.kind, unsupported_codes)
     if fallback is not None and not supported.all():
+        # NB: the fallback device prices the same kernels (this device's kernel view).
         fb = evaluate(table, fallback, _fallback_precision(fallback, precision))
         latency_s = np.where(supported, latency_s, fb.latency_s)
         compute_s = np.where(supported, compute_s, fb.compute_s)
@@ -432,8 +441,8 @@ def _fallback_for(hw: HardwareProfile) -> HardwareProfile | None:
 
 def predictions_from_table(table: KernelTable, hw: HardwareProfile,
                            precision: str | None = None) -> list[Prediction]:
-    """One Prediction per graph of ``table`` on ``hw`` (the table must be built with
-    ``fused=hw.fuses_kernels``)."""
+    """One Prediction per graph of ``table`` on ``hw`` (the table must be built for ``hw``'s
+    kernel view: :meth:`KernelTable.for_profile`)."""
     precision = check_precision(precision or hw.default_precision)
     costs = evaluate(table, hw, precision, fallback=_fallback_for(hw))
     starts = np.concatenate([[0], np.cumsum(table.graph_kernels)])
@@ -456,18 +465,18 @@ def predict(graph: LayerGraph, hardware: HardwareProfile | str,
     ``precision`` defaults to the profile's ``default_precision``.
     """
     hw = _as_profile(hardware)
-    table = KernelTable.from_graphs([graph], fused=hw.fuses_kernels)
-    return predictions_from_table(table, hw, precision)[0]
+    return predictions_from_table(KernelTable.for_profile([graph], hw), hw, precision)[0]
 
 
 def predict_many(graphs: Sequence[LayerGraph], hardware: Sequence[HardwareProfile | str],
                  precision: str | None = None) -> list[list[Prediction]]:
     """Predictions for every graph on every profile: ``result[h][g]``."""
-    tables: dict[bool, KernelTable] = {}
+    tables: dict[tuple[bool, frozenset[str]], KernelTable] = {}
     out = []
     for h in hardware:
         hw = _as_profile(h)
-        if hw.fuses_kernels not in tables:
-            tables[hw.fuses_kernels] = KernelTable.from_graphs(graphs, fused=hw.fuses_kernels)
-        out.append(predictions_from_table(tables[hw.fuses_kernels], hw, precision))
+        view = hw.kernel_view()
+        if view not in tables:
+            tables[view] = KernelTable.for_profile(graphs, hw)
+        out.append(predictions_from_table(tables[view], hw, precision))
     return out

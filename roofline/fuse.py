@@ -9,6 +9,11 @@ torch nor plotly. The rules, in execution order:
 2. An activation, element-wise op or batch norm joins the kernel launched just before it when
    it reads a tensor that kernel produced (its epilogue). Its other inputs (the skip tensor of
    a residual add, the full-size input of a squeeze-excite multiply) are read from memory.
+   Runtimes differ in what they can fuse: ``epilogue`` names the op kinds (``activation``,
+   ``elementwise``) or op names (``relu``, ``hardtanh``, ``add``, ...) that may join; the
+   default is every activation and element-wise op. TensorFlow Lite's CPU runtime, for
+   example, fuses only ReLU-style clamps into a convolution and runs hard-swish, sigmoid,
+   multiplies and adds as kernels of their own.
 3. A batch norm directly after a convolution or linear layer, on a tensor nobody else reads,
    is folded into that layer's weights: it adds a per-channel bias (unless the layer had one)
    and has no weights of its own. A batch norm that cannot fold runs as a per-channel scale and
@@ -24,7 +29,7 @@ from dataclasses import dataclass, field
 
 from .graph import Layer, LayerGraph, OpKind, TensorUse
 
-__all__ = ["fuse", "BATCH_NORM_OPS"]
+__all__ = ["fuse", "BATCH_NORM_OPS", "DEFAULT_EPILOGUE"]
 
 #: Ops that are inference batch norm (foldable into a preceding conv or linear layer).
 BATCH_NORM_OPS = frozenset({"batch_norm", "native_batch_norm",
@@ -129,18 +134,33 @@ def _channels(bn: Layer) -> int:
     return shape[1] if len(shape) > 1 else 1
 
 
-def _joins(kernel: _Kernel | None, layer: Layer) -> bool:
+#: What joins a producer's kernel by default: every activation and element-wise op.
+DEFAULT_EPILOGUE: frozenset[str] = frozenset({OpKind.ACTIVATION.value, OpKind.ELEMENTWISE.value})
+
+
+def _can_join(layer: Layer, epilogue: frozenset[str]) -> bool:
+    if _is_batch_norm(layer):
+        return True
+    if layer.kind not in _EPILOGUE_KINDS:
+        return False
+    return layer.kind.value in epilogue or layer.op.rstrip("_") in epilogue
+
+
+def _joins(kernel: _Kernel | None, layer: Layer, epilogue: frozenset[str]) -> bool:
     if kernel is None or kernel.anchor.kind in _NO_EPILOGUE:
         return False
-    if layer.kind in _EPILOGUE_KINDS or _is_batch_norm(layer):
-        return kernel.reads_own_output(layer)
-    return False
+    return _can_join(layer, epilogue) and kernel.reads_own_output(layer)
 
 
-def fuse(graph: LayerGraph) -> LayerGraph:
-    """The kernel view of ``graph`` (returned unchanged if it is already fused)."""
+def fuse(graph: LayerGraph, epilogue: frozenset[str] | None = None) -> LayerGraph:
+    """The kernel view of ``graph`` (returned unchanged if it is already fused).
+
+    ``epilogue``: op kinds or op names that may run inside their producer's kernel
+    (default :data:`DEFAULT_EPILOGUE`); batch norm always folds where it can.
+    """
     if graph.fused:
         return graph
+    epilogue = DEFAULT_EPILOGUE if epilogue is None else frozenset(epilogue)
     consumers: dict[int, list[int]] = {}
     for layer in graph.layers:
         for use in layer.inputs:
@@ -148,7 +168,7 @@ def fuse(graph: LayerGraph) -> LayerGraph:
     kernels: list[_Kernel] = []
     for layer in graph.layers:
         current = kernels[-1] if kernels else None
-        if current is not None and _joins(current, layer):
+        if current is not None and _joins(current, layer, epilogue):
             current.add(layer, consumers)
         else:
             kernels.append(_Kernel(layer))

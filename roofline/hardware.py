@@ -31,7 +31,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["HardwareProfile", "MemoryLevel", "Overhead", "Geometry", "Support", "FitInfo",
+__all__ = ["HardwareProfile", "MemoryLevel", "Overhead", "Geometry", "Support", "FitInfo", "Fusion",
            "load_hardware", "list_hardware", "hardware_dirs", "profile_from_dict",
            "profile_to_toml", "KINDS"]
 
@@ -65,19 +65,29 @@ def _number(v: Any) -> Any:
 
 
 class MemoryLevel(_Strict):
-    """An on-chip memory (cache, scratchpad, parameter SRAM) that can serve kernels' bytes."""
+    """An on-chip memory (cache, scratchpad, parameter SRAM) that can serve kernels' bytes.
+
+    Without ``bandwidth_bytes_per_s`` the level is never the bottleneck: only its capacity
+    matters (what it keeps off DRAM). Use that when no figure is published rather than invent
+    one.
+    """
 
     name: str
     capacity_bytes: float
-    bandwidth_bytes_per_s: float
+    bandwidth_bytes_per_s: float | None = None
     holds: Literal["weights", "activations", "both"] = "both"
 
     _num = field_validator("capacity_bytes", "bandwidth_bytes_per_s", mode="before")(_number)
 
-    @field_validator("capacity_bytes", "bandwidth_bytes_per_s")
+    @field_validator("capacity_bytes")
     @classmethod
     def _positive(cls, v: float) -> float:
         return _finite_positive(v)
+
+    @field_validator("bandwidth_bytes_per_s")
+    @classmethod
+    def _positive_or_none(cls, v: float | None) -> float | None:
+        return None if v is None else _finite_positive(v)
 
 
 class Dram(_Strict):
@@ -183,6 +193,22 @@ class Support(_Strict):
         return tuple(v) if isinstance(v, list) else v
 
 
+class Fusion(_Strict):
+    """What the device's runtime runs inside a producer's kernel (see ``roofline.fuse``).
+
+    ``epilogue`` lists op kinds (``activation``, ``elementwise``) and/or op names as the tracer
+    records them, without a trailing underscore (``relu``, ``hardtanh`` for ReLU6, ``clamp``,
+    ``add``, ``mul``, ``hardswish``...). Batch norm always folds into a preceding convolution.
+    """
+
+    epilogue: tuple[str, ...] = ("activation", "elementwise")
+
+    @field_validator("epilogue", mode="before")
+    @classmethod
+    def _tuple(cls, v: Any) -> Any:
+        return tuple(v) if isinstance(v, list) else v
+
+
 class FitInfo(_Strict):
     """How the profile's free parameters were fitted (written by ``roofline calibrate``)."""
 
@@ -219,6 +245,7 @@ class HardwareProfile(_Strict):
     description: str = ""
     default_precision: PrecisionName
     fuses_kernels: bool = True  # False: the runtime runs every op on its own (eager PyTorch)
+    fusion: Fusion = Fusion()
     peak_macs_per_s: dict[PrecisionName, float]
     memory: tuple[MemoryLevel, ...] = ()
     dram: Dram
@@ -330,6 +357,11 @@ class HardwareProfile(_Strict):
         """Peak MACs/s over DRAM bytes/s: the intensity (MACs/byte) above which a kernel that
         reads everything from DRAM is compute-bound."""
         return self.peak(precision or self.default_precision) / self.dram.bandwidth_bytes_per_s
+
+    def kernel_view(self) -> tuple[bool, frozenset[str]]:
+        """How this device turns ops into kernels: (fuses at all, what joins an epilogue).
+        Profiles with the same view share one kernel table."""
+        return self.fuses_kernels, frozenset(self.fusion.epilogue)
 
     def supports(self, kind: OpKind | str) -> bool:
         return str(kind) not in self.support.unsupported
@@ -503,9 +535,10 @@ def profile_to_toml(profile: HardwareProfile) -> str:
     for level in data["memory"]:
         lines.append("[[memory]]  # on-chip, smallest first")
         for k, v in level.items():
-            lines.append(f"{k} = {_toml_value(v)}")
+            if v is not None:
+                lines.append(f"{k} = {_toml_value(v)}")
         lines.append("")
-    for table in ("overhead", "efficiency", "geometry", "support"):
+    for table in ("fusion", "overhead", "efficiency", "geometry", "support"):
         lines.append(f"[{table}]")
         nested = []
         for k, v in data[table].items():

@@ -1,0 +1,176 @@
+"""Calibration: recovering known parameters, leave-one-out, and the measurement file checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from roofline.calibrate import (ParameterSpace, fit_profile, kendall, load_measurements,
+                                spearman, trace_measurements)
+from roofline.cli import main
+from roofline.engine import predict
+from roofline.errors import MeasurementError, ProfileError
+from roofline.hardware import load_hardware, profile_from_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+MEASUREMENTS = ROOT / "hardware_profiles" / "measurements" / "measured_latency.csv"
+GEMM = "efficiency.conv+pointwise_conv+linear+matmul"
+
+
+def base_profile(**extra):
+    return profile_from_dict({
+        "name": "synthetic", "kind": "cpu", "default_precision": "int8",
+        "peak_macs_per_s": {"int8": 200e9}, "dram": {"bandwidth_bytes_per_s": 20e9},
+        "sources": {"peak_macs_per_s": "test", "dram": "test", "efficiency": "test",
+                    "overhead": "test"},
+        **extra,
+    })
+
+
+VARIANTS = [("mobilenet_v1", 1.0, 224), ("mobilenet_v1", 0.5, 160), ("mobilenet_v2", 1.0, 224),
+            ("mobilenet_v2", 0.5, 224), ("mobilenet_v2", 1.4, 192),
+            ("mobilenet_v3_large", 1.0, 224), ("mobilenet_v3_small", 1.0, 224)]
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    """Measurements made by a known profile; the fit must find its parameters again."""
+    from roofline.calibrate import Measurement
+
+    truth = base_profile(efficiency={"conv": 0.6, "pointwise_conv": 0.6, "linear": 0.6,
+                                     "matmul": 0.6, "depthwise_conv": 0.1},
+                         overhead={"per_kernel_s": 20e-6})
+    rows = [Measurement(model=m, width=w, resolution=r, latency_ms=1.0) for m, w, r in VARIANTS]
+    graphs = trace_measurements(rows)
+    rows = [Measurement(model=m.model, width=m.width, resolution=m.resolution,
+                        latency_ms=predict(g, truth).latency_ms)
+            for m, g in zip(rows, graphs, strict=True)]
+    return truth, rows, graphs
+
+
+def test_fit_recovers_known_parameters(synthetic):
+    truth, rows, graphs = synthetic
+    free = [GEMM, "efficiency.depthwise_conv", "overhead.per_kernel_s"]
+    result = fit_profile(base_profile(), rows, free, graphs=graphs)
+    values = dict(zip(free, result.values, strict=True))
+    assert values[GEMM] == pytest.approx(0.6, rel=1e-3)
+    assert values["efficiency.depthwise_conv"] == pytest.approx(0.1, rel=1e-3)
+    assert values["overhead.per_kernel_s"] == pytest.approx(20e-6, rel=1e-3)
+    assert result.median_abs_error_pct < 0.1
+    # With noise-free data every leave-one-out prediction is right as well.
+    assert result.loo_median_abs_error_pct < 0.1
+    assert result.loo_spearman == pytest.approx(1.0)
+    fitted = result.profile
+    assert fitted.efficiency["pointwise_conv"] == pytest.approx(0.6, rel=1e-3)
+    assert "fitted" in fitted.sources["efficiency.depthwise_conv"]
+
+
+def test_fit_respects_bounds(synthetic):
+    _, rows, graphs = synthetic
+    # Ask a far slower device to explain fast measurements: efficiency may not pass 1 and the
+    # bandwidth may not pass the datasheet value.
+    slow = base_profile(peak_macs_per_s={"int8": 20e9}, dram={"bandwidth_bytes_per_s": 2e9})
+    result = fit_profile(slow, rows, [GEMM, "dram.bandwidth_bytes_per_s"], graphs=graphs,
+                         leave_one_out=False)
+    assert result.profile.efficiency["conv"] <= 1.0
+    assert result.profile.dram.bandwidth_bytes_per_s <= 2e9
+
+
+def test_discrete_geometry_search(synthetic):
+    truth, rows, graphs = synthetic
+    geometric = truth.with_changes(geometry={"n": 16, "k": 4}, sources={
+        **truth.sources, "geometry": "test"})
+    from roofline.calibrate import Measurement
+
+    rows = [Measurement(model=m.model, width=m.width, resolution=m.resolution,
+                        latency_ms=predict(g, geometric).latency_ms)
+            for m, g in zip(rows, graphs, strict=True)]
+    start = geometric.with_changes(geometry={"n": 1, "k": 4})
+    result = fit_profile(start, rows, ["geometry.n"], graphs=graphs, leave_one_out=False)
+    assert result.profile.geometry.n == 16
+
+
+def test_unknown_free_parameter():
+    with pytest.raises(ProfileError, match="cannot fit 'efficiency'"):
+        ParameterSpace(base_profile(), ["efficiency"])
+    with pytest.raises(ProfileError, match="cannot fit"):
+        ParameterSpace(base_profile(), ["memory.L9.bandwidth_bytes_per_s"])
+
+
+def test_rank_statistics():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [40, 30, 20, 10]) == pytest.approx(-1.0)
+    # one adjacent swap among six: 1 - 6*2 / (6*35) = 0.942857...
+    assert spearman([1, 2, 3, 4, 5, 6], [1, 3, 2, 4, 5, 6]) == pytest.approx(1 - 12 / 210)
+    # Kendall: 14 concordant, 1 discordant pair of 15: (14 - 1) / 15
+    assert kendall([1, 2, 3, 4, 5, 6], [1, 3, 2, 4, 5, 6]) == pytest.approx(13 / 15)
+
+
+# -- the measurement file ----------------------------------------------------------------------
+
+HEADER = "model,width,resolution,latency_ms\n"
+
+
+def _csv(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "m.csv"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_measurements_load():
+    rows = load_measurements(MEASUREMENTS)
+    # 7 devices x 6 models (MobileNetV4 paper Table 6) + 22 Pixel 1 MobileNetV2 rows
+    # + 18 Pixel 1/2/3 MobileNetV3 rows + 2 Coral rows = 84
+    assert len(rows) == 84
+    pixel6 = load_measurements(MEASUREMENTS, device="pixel6-cpu")
+    assert [r.latency_ms for r in pixel6] == [2.4, 2.4, 5.0, 6.1, 9.3, 13.9]
+
+
+@pytest.mark.parametrize("text, where", [
+    ("model,width,latency_ms\nmobilenet_v2,1,5\n", "missing column(s) resolution"),
+    (HEADER + "mobilenet_v2,1,224,fast\n", "row 2, column 'latency_ms'"),
+    (HEADER + "mobilenet_v2,1,224,-3\n", "row 2, column 'latency_ms'"),
+    (HEADER + "mobilenet_v2,1,224,nan\n", "row 2, column 'latency_ms'"),
+    (HEADER + "mobilenet_v2,1,224,5\nmobilenet_v2,zero,224,5\n", "row 3, column 'width'"),
+    (HEADER + "mobilenet_v2,1,2.5e3,5\n", "row 2, column 'resolution'"),
+    (HEADER + "mobilenet_v9,1,224,5\n", "row 2, column 'model': unknown model"),
+    (HEADER.replace("\n", ",precision\n") + "mobilenet_v2,1,224,5,fp8\n",
+     "row 2, column 'precision'"),
+    (HEADER.replace("\n", ",colour\n") + "mobilenet_v2,1,224,5,red\n", "unknown column"),
+    ("", "missing column"),
+])
+def test_bad_measurement_files(tmp_path, text, where):
+    path = _csv(tmp_path, text)
+    with pytest.raises(MeasurementError) as err:
+        load_measurements(path, known_models=lambda m: m.startswith("mobilenet_v") and
+                          m[-1] in "1234")
+    assert where in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_calibrate_cli_writes_a_loadable_profile(tmp_path, capsys):
+    out = tmp_path / "fitted.toml"
+    code = main(["calibrate", "--measurements", str(MEASUREMENTS), "--hw",
+                 str(ROOT / "hardware_profiles" / "priors" / "pixel6-cpu.toml"),
+                 "--out", str(out), "--no-loo"])
+    assert code == 0
+    fitted = load_hardware(out)
+    assert fitted.fit is not None and fitted.fit.models == 6
+    assert fitted.fit.command.startswith("python -m roofline calibrate --measurements")
+    printed = capsys.readouterr().out
+    assert "median |error|" in printed and "mobilenet_v1@1:224" in printed
+
+
+def test_calibrate_cli_bad_input(tmp_path, capsys):
+    bad = _csv(tmp_path, HEADER + "mobilenet_v2,1,224,-1\n")
+    previous = tmp_path / "keep.toml"
+    previous.write_text("untouched")
+    code = main(["calibrate", "--measurements", str(bad), "--hw", "cpu", "--out",
+                 str(previous)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "row 2" in err
+    assert previous.read_text() == "untouched"
+    assert main(["calibrate", "--hw", "cpu"]) == 2
+    assert "missing --measurements, --out" in capsys.readouterr().err

@@ -1,0 +1,266 @@
+"""The roofline engine: closed-form cases, the paper's plain roofline, physical properties."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from roofline.engine import KernelTable, evaluate, predict, predict_many
+from roofline.fuse import fuse
+from roofline.hardware import profile_from_dict
+from roofline.ridge import ridge_costs
+from roofline.trace import trace
+from roofline.variants import Variant
+
+ZOO_SMALL = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small",
+             "mobilenet_v4_conv_small"]
+
+
+def plain(peak: float = 100e9, bandwidth: float = 10e9, **extra: object):
+    """The MobileNetV4 paper's roofline: one peak, one memory, efficiency 1, no overhead."""
+    return profile_from_dict({
+        "name": "plain", "kind": "cpu", "default_precision": "int8",
+        "peak_macs_per_s": {"int8": peak, "fp32": peak / 4},
+        "dram": {"bandwidth_bytes_per_s": bandwidth},
+        "sources": {"peak_macs_per_s": "test", "dram": "test", "memory": "test",
+                    "overhead": "test", "efficiency": "test", "geometry": "test"},
+        **extra,
+    })
+
+
+class Tiny(nn.Module):
+    """conv 3->8 (3x3, bias) + ReLU, global average pool, linear 8->10."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.act = nn.ReLU()
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.conv(x))
+        x = nn.functional.adaptive_avg_pool2d(x, 1).flatten(1)
+        return self.fc(x)
+
+
+@pytest.fixture(scope="module")
+def tiny_graph():
+    return trace(Tiny(), (1, 3, 8, 8))
+
+
+@pytest.fixture(scope="module")
+def zoo_graphs():
+    return {name: Variant(name).trace() for name in ZOO_SMALL}
+
+
+def test_tiny_model_closed_form(tiny_graph):
+    prediction = predict(tiny_graph, plain(), "int8")
+    records = prediction.kernel_records()
+    assert [r["name"] for r in records] == ["conv", "adaptive_avg_pool2d", "fc"]
+    # conv: 8*8*8 = 512 outputs x 3*3*3 = 27 MACs each = 13,824 MACs.
+    # int8 bytes: weights 8*3*3*3 = 216 + bias 8 x 4 (int32) = 32 -> 248; in 3*8*8 = 192;
+    # out 512 (ReLU fused). compute 13,824 / 100e9 = 138.24 ns; memory 952 / 10e9 = 95.2 ns.
+    assert records[0]["macs"] == 13_824
+    assert records[0]["weight_bytes"] == 248
+    assert records[0]["input_bytes"] == 192
+    assert records[0]["output_bytes"] == 512
+    assert records[0]["bound"] == "compute"
+    assert records[0]["latency_ms"] == pytest.approx(138.24e-6)
+    # pool: 0 MACs, reads 512 B, writes 8 B -> 520 / 10e9 = 52 ns, memory-bound.
+    assert records[1]["bound"] == "memory"
+    assert records[1]["latency_ms"] == pytest.approx(52e-6)
+    # fc: 8*10 = 80 MACs (0.8 ns); bytes 80 weights + 10 x 4 bias + 8 in + 10 out = 138 -> 13.8 ns.
+    assert records[2]["macs"] == 80
+    assert records[2]["latency_ms"] == pytest.approx(13.8e-6)
+    assert records[2]["bound"] == "memory"
+    # 138.24 + 52 + 13.8 = 204.04 ns.
+    assert prediction.latency_ms == pytest.approx(204.04e-6)
+    # intensities: 13,824 / 952 MACs per byte for the conv.
+    assert records[0]["intensity"] == pytest.approx(13_824 / 952)
+
+
+@pytest.mark.parametrize("name", ZOO_SMALL)
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_plain_profile_is_the_papers_roofline(zoo_graphs, name, precision):
+    """Efficiency 1, no overhead, one memory level: exactly Σ max(MACs/peak, bytes/BW)."""
+    peak = 100e9 if precision == "int8" else 25e9
+    kernels = fuse(zoo_graphs[name]).at_precision(precision).layers
+    expected_s = sum(max(k.macs / peak, k.total_bytes / 10e9) for k in kernels)
+    got = predict(zoo_graphs[name], plain(), precision).latency_ms
+    assert got == pytest.approx(expected_s * 1e3, rel=1e-12)
+
+
+def test_ridge_point_zero_ranks_models_by_macs(zoo_graphs):
+    names = list(zoo_graphs)
+    at_zero = [float(ridge_costs(zoo_graphs[n], [0.0])[0]) for n in names]
+    assert at_zero == [float(zoo_graphs[n].macs) for n in names]
+    # The same through the engine: a memory so fast that the ridge point is ~0.
+    fast_memory = plain(peak=100e9, bandwidth=1e30)
+    latencies = [predict(zoo_graphs[n], fast_memory).latency_ms for n in names]
+    assert sorted(names, key=lambda n: latencies[names.index(n)]) == sorted(
+        names, key=lambda n: zoo_graphs[n].macs)
+    for n, ms in zip(names, latencies, strict=True):
+        assert ms == pytest.approx(zoo_graphs[n].macs / 100e9 * 1e3, rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ZOO_SMALL)
+def test_memory_bound_exactly_below_the_ridge(zoo_graphs, name):
+    hw = plain(peak=100e9, bandwidth=4e9)  # ridge point 25 MACs/byte
+    prediction = predict(zoo_graphs[name], hw, "int8")
+    for record in prediction.kernel_records():
+        below = record["intensity"] < hw.ridge_point("int8")
+        assert (record["bound"] == "memory") == below, record["name"]
+
+
+def test_zero_mac_kernels():
+    class NoMacs(nn.Module):
+        def forward(self, x):
+            y = torch.relu(x) + x
+            return nn.functional.avg_pool2d(y, 2)
+
+    graph = trace(NoMacs(), (1, 4, 8, 8))
+    prediction = predict(graph, plain(), "int8")
+    assert graph.macs == 0
+    assert all(r["compute_ms"] == 0 for r in prediction.kernel_records())
+    assert all(r["bound"] == "memory" for r in prediction.kernel_records())
+    # relu + add fuse into one kernel reading x (256 B) and writing y (256 B); the pool reads
+    # y (256 B) and writes 4*4*4 = 64 B: (512 + 320) / 10e9 s.
+    assert prediction.latency_ms == pytest.approx(832 / 10e9 * 1e3)
+
+
+def test_batch_scales_activations_not_weights():
+    g1 = Variant("mobilenet_v2", batch=1).trace()
+    g4 = Variant("mobilenet_v2", batch=4).trace()
+    p1 = predict(g1, plain(), "int8").kernel_records()
+    p4 = predict(g4, plain(), "int8").kernel_records()
+    assert [r["weight_bytes"] for r in p1] == [r["weight_bytes"] for r in p4]
+    assert [4 * r["input_bytes"] for r in p1] == [r["input_bytes"] for r in p4]
+    assert [4 * r["output_bytes"] for r in p1] == [r["output_bytes"] for r in p4]
+    assert sum(r["macs"] for r in p4) == 4 * sum(r["macs"] for r in p1)
+
+
+def _profile_strategy():
+    positive = st.floats(min_value=1e6, max_value=1e14, allow_nan=False, allow_infinity=False)
+    return st.fixed_dictionaries({
+        "peak": positive,
+        "dram": st.floats(min_value=1e6, max_value=1e12),
+        "onchip_capacity": st.floats(min_value=1e3, max_value=1e8),
+        "onchip_bw": st.floats(min_value=1e7, max_value=1e13),
+        "per_kernel_s": st.floats(min_value=0, max_value=1e-3),
+        "per_inference_s": st.floats(min_value=0, max_value=1e-2),
+        "eff": st.floats(min_value=0.01, max_value=1.0),
+        "tile": st.sampled_from([1, 2, 4, 8, 16, 64]),
+        "parallel": st.sampled_from([1, 4, 256]),
+        "fill": st.sampled_from([0, 16, 128]),
+    })
+
+
+def _profile(p: dict, peak_factor: float = 1.0, bw_factor: float = 1.0,
+             onchip_factor: float = 1.0):
+    return plain(
+        peak=p["peak"] * peak_factor, bandwidth=p["dram"] * bw_factor,
+        memory=[{"name": "L2", "capacity_bytes": p["onchip_capacity"],
+                 "bandwidth_bytes_per_s": p["onchip_bw"] * onchip_factor}],
+        overhead={"per_kernel_s": p["per_kernel_s"], "per_inference_s": p["per_inference_s"]},
+        efficiency={"depthwise_conv": p["eff"]},
+        geometry={"m": p["tile"], "n": p["tile"], "k": p["tile"], "channels": p["tile"],
+                  "parallel_tiles": p["parallel"], "fill_rows": p["fill"]},
+    )
+
+
+@pytest.fixture(scope="module")
+def table(zoo_graphs):
+    return KernelTable.from_graphs([zoo_graphs["mobilenet_v2"], zoo_graphs["mobilenet_v3_small"]])
+
+
+@settings(max_examples=60, deadline=None)
+@given(p=_profile_strategy(), factor=st.floats(min_value=1.0, max_value=100.0))
+def test_latency_never_rises_when_peak_or_bandwidth_rises(table, p, factor):
+    base = evaluate(table, _profile(p)).graph_latency_s
+    for changed in (_profile(p, peak_factor=factor), _profile(p, bw_factor=factor),
+                    _profile(p, onchip_factor=factor)):
+        faster = evaluate(table, changed).graph_latency_s
+        assert np.all(faster <= base * (1 + 1e-12))
+
+
+def test_on_chip_level_keeps_small_tensors_off_dram():
+    # A tiny model whose activations all fit in a 1 MB on-chip level: DRAM sees only the
+    # model's input and output and the weights (which fit on chip too, so not even those).
+    graph = Variant("mobilenet_v2", 0.35, 96).trace()
+    hw = plain(memory=[{"name": "SRAM", "capacity_bytes": 64e6, "bandwidth_bytes_per_s": 1e12}])
+    records = predict(graph, hw, "int8").kernel_records()
+    dram = sum(r["dram_bytes"] for r in records)
+    # Model input 3*96*96 = 27,648 B from DRAM; output 1000 B written back.
+    assert dram == 3 * 96 * 96 + 1000
+    # Without the on-chip level every byte crosses DRAM.
+    everything = predict(graph, plain(), "int8").kernel_records()
+    assert sum(r["dram_bytes"] for r in everything) == sum(
+        r["weight_bytes"] + r["input_bytes"] + r["output_bytes"] for r in everything)
+
+
+def test_geometry_utilisation_closed_form():
+    class OneConv(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(16, 20, 1, bias=False)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    graph = trace(OneConv(), (1, 16, 5, 5))
+    # GEMM: m = 25 pixels, n = 20 channels, k = 16. Tiles of 16: m fills 25/32, n fills
+    # 20/32, k fills 16/16 -> utilisation 25/32 * 20/32 = 0.48828125.
+    hw = plain(geometry={"m": 16, "n": 16, "k": 16})
+    record = predict(graph, hw, "int8").kernel_records()[0]
+    assert record["efficiency"] == pytest.approx(25 / 32 * 20 / 32)
+    # 8,000 MACs / (100e9 * 0.48828125) = 163.84 ns
+    assert record["compute_ms"] == pytest.approx(8000 / (100e9 * 0.48828125) * 1e3)
+
+
+def test_unsupported_kind_and_fallback():
+    hybrid = Variant("mobilenet_v4_hybrid_medium", resolution=128).trace()
+    dsp_like = plain(support={"unsupported": ["matmul"]})
+    prediction = predict(hybrid, dsp_like, "int8")
+    assert not prediction.supported
+    assert prediction.latency_ms is None
+    assert prediction.unsupported_kinds == ["matmul"]
+    conv_only = predict(Variant("mobilenet_v2").trace(), dsp_like, "int8")
+    assert conv_only.supported and conv_only.latency_ms > 0
+
+
+def test_predict_many_matches_predict(zoo_graphs):
+    graphs = list(zoo_graphs.values())
+    profiles = [plain(), plain(peak=1e12, bandwidth=50e9,
+                               overhead={"per_kernel_s": 5e-6})]
+    many = predict_many(graphs, profiles)
+    for h, hw in enumerate(profiles):
+        for g, graph in enumerate(graphs):
+            assert many[h][g].latency_ms == pytest.approx(predict(graph, hw).latency_ms,
+                                                          rel=1e-12)
+
+
+def test_unfused_profile_predicts_on_ops(zoo_graphs):
+    graph = zoo_graphs["mobilenet_v2"]
+    eager = plain(fuses_kernels=False)
+    prediction = predict(graph, eager, "int8")
+    assert len(prediction.kernel_records()) == len(graph.layers)
+    assert prediction.latency_ms > predict(graph, plain(), "int8").latency_ms
+
+
+def test_per_kind_overhead():
+    graph = Variant("mobilenet_v2").trace()
+    kernels = fuse(graph).layers
+    base = predict(graph, plain(), "int8").latency_ms
+    with_overhead = predict(graph, plain(overhead={"per_kind_s": {"depthwise_conv": 1e-3}}),
+                            "int8").latency_ms
+    dw = sum(1 for k in kernels if k.kind.value == "depthwise_conv")
+    assert dw == 17
+    # Every depthwise kernel is now overhead-bound at exactly 1 ms plus its own time.
+    assert with_overhead == pytest.approx(base + 17 * 1.0, rel=1e-9)
+    assert math.isfinite(with_overhead)

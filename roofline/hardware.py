@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from collections.abc import Iterator
 from functools import lru_cache
@@ -39,6 +40,9 @@ KINDS = ("cpu", "dsp", "gpu", "edgetpu", "npu")
 PrecisionName = Literal["fp32", "fp16", "int8"]
 KindName = Literal["conv", "depthwise_conv", "pointwise_conv", "linear", "matmul", "pooling",
                    "elementwise", "normalization", "activation", "data_movement", "unknown"]
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 
 
 def _finite_positive(value: float) -> float:
@@ -257,6 +261,14 @@ class HardwareProfile(_Strict):
     fit: FitInfo | None = None
     path: str | None = Field(default=None, exclude=True)
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.fullmatch(v):
+            raise ValueError(f"must be letters, digits and . _ + - (starting with a letter or "
+                             f"digit), got {v!r}")
+        return v
+
     @field_validator("memory", mode="before")
     @classmethod
     def _memory_tuple(cls, v: Any) -> Any:
@@ -437,6 +449,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ProfileError(f"{path}: cannot read: {exc}") from None
 
 
+_KEYED_TABLES = {"peak_macs_per_s", "efficiency", "overhead.per_kind_s"}
+
+
 def _format_validation(path: Path | str, exc: ValidationError) -> str:
     err = exc.errors()[0]
     field = ".".join(str(p) for p in err["loc"]) or "(top level)"
@@ -447,6 +462,10 @@ def _format_validation(path: Path | str, exc: ValidationError) -> str:
         msg = "required field missing"
     elif msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
+        # Validators of per-key tables (peaks, efficiencies) say which key: "int8: must be...".
+        key, sep, rest = msg.partition(": ")
+        if sep and key.replace("_", "").isalnum() and field in _KEYED_TABLES:
+            field, msg = f"{field}.{key}", rest
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"{path}: field {field!r}: {msg}{more}"
 
@@ -466,46 +485,58 @@ def load_hardware(name_or_path: str | os.PathLike[str] | HardwareProfile) -> Har
     """Load a profile by name (``pixel6-cpu``, ``cpu``) or path (``my/device.toml``).
 
     Aliases (a file holding only ``alias = "other"`` and an optional ``description``) are
-    followed; a cycle is a ProfileError.
+    followed; a cycle is a ProfileError. Files are read as data (TOML); nothing in them runs.
     """
     if isinstance(name_or_path, HardwareProfile):
         return name_or_path
-    return _load_cached(str(name_or_path), _search_key())
+    seen: list[Path] = []
+    current = str(name_or_path)
+    while True:
+        path = _find(current).resolve()
+        if path in seen:
+            chain = " -> ".join([*(s.stem for s in seen), path.stem])
+            raise ProfileError(f"{path}: field 'alias': alias cycle {chain}")
+        seen.append(path)
+        target = _alias_in(path)
+        if target is None:
+            break
+        current = target
+    profile = _load_file(path, *_stamp(path))
+    if profile.name != path.stem and not _looks_like_path(str(name_or_path)) and len(seen) == 1:
+        raise ProfileError(f"{path}: field 'name': {profile.name!r} must match the file name "
+                           f"{path.stem!r}")
+    return profile
 
 
-def _search_key() -> str:
-    return os.environ.get("ROOFLINE_HARDWARE_PATH", "")
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+def _alias_in(path: Path) -> str | None:
+    data = _read_cached(path, *_stamp(path))
+    if "alias" not in data:
+        return None
+    extra = set(data) - {"alias", "description"}
+    if extra:
+        raise ProfileError(f"{path}: field {sorted(extra)[0]!r}: unknown key (an alias file "
+                           f"holds only 'alias' and 'description')")
+    target = data["alias"]
+    if not isinstance(target, str) or not target.strip():
+        raise ProfileError(f"{path}: field 'alias': must be a profile name")
+    return target
 
 
 @lru_cache(maxsize=256)
-def _load_cached(name: str, _key: str) -> HardwareProfile:
-    seen: list[str] = []
-    current = name
-    alias_name: str | None = None
-    while True:
-        path = _find(current)
-        key = str(path.resolve())
-        if key in seen:
-            chain = " -> ".join([*[Path(s).stem for s in seen], path.stem])
-            raise ProfileError(f"{path}: field 'alias': alias cycle {chain}")
-        seen.append(key)
-        data = _read_toml(path)
-        if "alias" in data:
-            extra = set(data) - {"alias", "description"}
-            if extra:
-                raise ProfileError(f"{path}: field {sorted(extra)[0]!r}: unknown key (an alias "
-                                   f"file holds only 'alias' and 'description')")
-            target = data["alias"]
-            if not isinstance(target, str) or not target.strip():
-                raise ProfileError(f"{path}: field 'alias': must be a profile name")
-            alias_name = alias_name or path.stem
-            current = target
-            continue
-        profile = profile_from_dict(data, path)
-        if profile.name != path.stem and not _looks_like_path(name):
-            raise ProfileError(f"{path}: field 'name': {profile.name!r} must match the file "
-                               f"name {path.stem!r}")
-        return profile
+def _read_cached(path: Path, _mtime_ns: int, _size: int) -> dict[str, Any]:
+    return _read_toml(path)
+
+
+@lru_cache(maxsize=256)
+def _load_file(path: Path, mtime_ns: int, size: int) -> HardwareProfile:
+    # Keyed by modification time and size too: a profile edited while the process runs is
+    # read again.
+    return profile_from_dict(_read_cached(path, mtime_ns, size), path)
 
 
 def alias_target(name: str) -> str | None:

@@ -150,6 +150,8 @@ class Variant:
             from .zoo import get_model_info
 
             get_model_info(self.name)  # raises UnknownNameError with close matches
+        else:
+            _check_user_spec(self.name)
         return self
 
     def source_fingerprint(self) -> str:
@@ -161,7 +163,7 @@ class Variant:
             files = sorted([*folder.glob("*.py"), *folder.glob("*.csv")])
         else:
             path = _user_file(self.name)
-            files = [path] if path is not None else []
+            files = [path] if path is not None and path.is_file() else []
         digest = hashlib.sha256()
         for f in files:
             digest.update(f.name.encode())
@@ -246,7 +248,8 @@ def _user_file(spec: str) -> Path | None:
     return None
 
 
-def _import_target(spec: str) -> tuple[Any, str]:
+def _check_user_spec(spec: str) -> None:
+    """The cheap checks of a user model spec: a callable is named and its file exists."""
     if ":" not in spec:
         raise ModelLoadError(f"user model {spec!r} needs a callable: use "
                              f"path/to/file.py:callable or package.module:callable")
@@ -254,9 +257,15 @@ def _import_target(spec: str) -> tuple[Any, str]:
     if not attr.isidentifier():
         raise ModelLoadError(f"{attr!r} in {spec!r} is not a Python name")
     path = _user_file(spec)
+    if path is not None and not path.is_file():
+        raise ModelLoadError(f"model file {target!r} does not exist")
+
+
+def _import_target(spec: str) -> tuple[Any, str]:
+    _check_user_spec(spec)
+    target, attr = spec.rsplit(":", 1)
+    path = _user_file(spec)
     if path is not None:
-        if not path.is_file():
-            raise ModelLoadError(f"model file {target!r} does not exist")
         module_name = "_roofline_user_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
         module = sys.modules.get(module_name)
         if module is None:

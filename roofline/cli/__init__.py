@@ -33,7 +33,12 @@ class Parser(argparse.ArgumentParser):
             hint = close_matches(bad, _available_commands())
             message = (f"unknown command {bad!r}; " + (f"did you mean {', '.join(hint)}?" if hint
                        else f"valid: {', '.join(_available_commands())}"))
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
+
+
+def one_line(message: object) -> str:
+    """``message`` on one printable line: control characters (newlines included) escaped."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(message))
 
 
 def _available_commands() -> list[str]:
@@ -58,7 +63,7 @@ def build_parser() -> Parser:
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: object = None, line: str | None = None) -> None:
-    print(f"roofline: warning: {message}", file=sys.stderr)
+    print(f"roofline: warning: {one_line(message)}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,11 +72,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv  # for provenance: reports and profiles record the command that made them
-    warnings.showwarning = _show_warning
+    with warnings.catch_warnings():
+        # Warnings meant for the user (unknown ops, ...) are printed as one line each,
+        # whatever filters the calling process set.
+        warnings.simplefilter("default")
+        warnings.showwarning = _show_warning
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except RooflineError as exc:
-        print(f"roofline {args.command}: error: {exc}", file=sys.stderr)
+        print(f"roofline {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"roofline {args.command}: interrupted", file=sys.stderr)

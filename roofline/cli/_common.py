@@ -78,15 +78,16 @@ def split_list(text: str, what: str) -> list[str]:
 
 
 def console(stderr: bool = False) -> Any:
-    """A rich console; wide and without colour when the output is not a terminal."""
+    """A rich console without markup; wide and without colour when not on a terminal."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
+    # markup=False: names come from users (model files, profiles) and must print as they are.
     if stream.isatty():
-        return Console(file=stream, highlight=False)
+        return Console(file=stream, highlight=False, markup=False)
     width = int(os.environ.get("COLUMNS", "0") or 0) or 200
     return Console(file=stream, width=width, color_system=None, highlight=False,
-                   soft_wrap=False)
+                   soft_wrap=False, markup=False)
 
 
 def make_table(columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]],

@@ -93,12 +93,12 @@ def print_profile(variant: Any, graph: Any, prediction: Any) -> None:
     if not prediction.supported:
         out.print(head + f"UNSUPPORTED: {hw.name} cannot run "
                   f"{', '.join(prediction.unsupported_kinds)} kernels"
-                  + (f" (no fallback; see [support] in its profile)"))
+                  + " (no fallback; see [support] in its profile)")
         return
     breakdown = prediction.bound_breakdown()
     parts = "  ".join(f"{b} {fmt_ms(ms)} ms ({100 * ms / total:.0f}%)"
                       for b, ms in breakdown.items() if ms > 0)
-    out.print(head + f"[bold]{fmt_ms(total)} ms[/bold]  {len(records)} kernels  "
+    out.print(head + f"{fmt_ms(total)} ms  {len(records)} kernels  "
               f"{fmt_count(graph.macs)} MACs  {fmt_count(graph.params)} params")
     out.print(f"bound: {parts}  (per-inference overhead {fmt_ms(prediction.per_inference_ms)} ms"
               f" counted as overhead)")

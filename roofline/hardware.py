@@ -385,8 +385,10 @@ class HardwareProfile(_Strict):
             "description": self.description,
             "default_precision": self.default_precision,
             "peak_macs_per_s": self.peak(self.default_precision),
+            "pointwise_efficiency": self.efficiency_of("pointwise_conv"),
             "dram_bytes_per_s": self.dram.bandwidth_bytes_per_s,
             "ridge_point": self.ridge_point(),
+            "effective_ridge_point": self.ridge_point() * self.efficiency_of("pointwise_conv"),
             "alias_of": None,
             "path": self.path,
         }

@@ -76,10 +76,15 @@ def _hardware(args: argparse.Namespace) -> int:
         return 0
     table = make_table(
         [("name", "left"), ("kind", "left"), ("precision", "left"),
-         ("peak MAC/s", "right"), ("DRAM B/s", "right"), ("ridge MACs/B", "right"),
-         ("alias of", "left")],
+         ("peak MAC/s", "right"), ("1x1 conv eff %", "right"), ("DRAM B/s", "right"),
+         ("ridge MACs/B", "right"), ("alias of", "left")],
         [(r["name"], r["kind"], r["default_precision"], fmt_count(r["peak_macs_per_s"]),
-          fmt_count(r["dram_bytes_per_s"]), f"{r['ridge_point']:.1f}", r["alias_of"] or "")
+          f"{100 * r['pointwise_efficiency']:.0f}", fmt_count(r["dram_bytes_per_s"]),
+          f"{r['effective_ridge_point']:.1f}", r["alias_of"] or "")
          for r in rows])
-    console().print(table)
+    out = console()
+    out.print(table)
+    out.print("ridge: peak x 1x1-conv efficiency / DRAM bandwidth, the intensity above which a "
+              "kernel reading everything from DRAM is compute-bound. MACs are "
+              "multiply-accumulates.")
     return 0

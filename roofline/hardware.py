@@ -550,10 +550,11 @@ def alias_target(name: str) -> str | None:
     return target if isinstance(target, str) else None
 
 
-def profile_to_toml(profile: HardwareProfile) -> str:
-    """Serialise a profile as TOML (the format the loader reads back)."""
+def profile_to_toml(profile: HardwareProfile, header: str = "") -> str:
+    """Serialise a profile as TOML (the format the loader reads back), after ``header``
+    (comment lines)."""
     data = profile.model_dump(exclude={"path"}, exclude_defaults=False)
-    lines: list[str] = []
+    lines: list[str] = [f"# {line}" if line else "#" for line in header.splitlines()]
     top_scalars = ["name", "kind", "description", "default_precision", "fuses_kernels"]
     for key in top_scalars:
         lines.append(f"{key} = {_toml_value(data[key])}")

@@ -98,7 +98,10 @@ def _run_measurements(args: argparse.Namespace) -> int:
     if args.name:
         changes["name"] = args.name
     fitted = result.profile.with_changes(**changes)
-    atomic_write_text(args.out, profile_to_toml(fitted))
+    header = (f"Written by `roofline calibrate` from {args.hw} and {args.measurements}.\n"
+              f"Do not edit the fitted numbers by hand: change the prior and run the command in "
+              f"[fit] again.")
+    atomic_write_text(args.out, profile_to_toml(fitted, header))
     if args.json:
         print_json({**result.summary(), "hardware": fitted.name, "out": str(args.out),
                     "rows": result.rows()})

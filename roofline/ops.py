@@ -175,17 +175,28 @@ def _conv_cost(args: Sequence[Any], kwargs: dict[str, Any],
     else:  # aten.convNd(input, weight, bias, stride, padding, dilation, groups)
         transposed = False
         groups = args[6] if len(args) > 6 else kwargs.get("groups", 1)
-    groups = groups or 1
-    w_shape = tuple(w.shape)
+    return _conv_gemm(tuple(x.shape), tuple(w.shape), out[0], bool(transposed), groups or 1)
+
+
+def _conv_transpose_cost(args: Sequence[Any], kwargs: dict[str, Any],
+                         out: list[Shape]) -> tuple[int, tuple[Gemm, ...]]:
+    # aten.conv_transposeNd(input, weight, bias, stride, padding, output_padding, groups,
+    #                       dilation)
+    groups = args[6] if len(args) > 6 else kwargs.get("groups", 1)
+    return _conv_gemm(tuple(args[0].shape), tuple(args[1].shape), out[0], True, groups or 1)
+
+
+def _conv_gemm(x_shape: Shape, w_shape: Shape, out_shape: Shape, transposed: bool,
+               groups: int) -> tuple[int, tuple[Gemm, ...]]:
     kernel_area = math.prod(w_shape[2:])
-    batch = x.shape[0]
+    batch = x_shape[0]
     if transposed:
         # Each input pixel scatters C_out/g × kernel outputs: the input plays the GEMM's m.
-        m = batch * math.prod(x.shape[2:])
+        m = batch * math.prod(x_shape[2:])
         n = w_shape[1] * kernel_area
         k = w_shape[0] // groups
     else:
-        m = batch * math.prod(out[0][2:])
+        m = batch * math.prod(out_shape[2:])
         n = w_shape[0] // groups
         k = w_shape[1] * kernel_area
     gemm = Gemm(groups, m, n, k)
@@ -436,8 +447,8 @@ def _rules() -> dict[str, OpRule]:
     conv = OpRule(OpKind.CONV, _conv_shape, _conv_cost, bias_arg=2)
     add("convolution _convolution", conv)
     add("conv1d conv2d conv3d", OpRule(OpKind.CONV, _convnd_shape, _conv_cost, bias_arg=2))
-    add("conv_transpose1d conv_transpose2d conv_transpose3d", OpRule(OpKind.CONV, None, None,
-                                                                    bias_arg=2))
+    add("conv_transpose1d conv_transpose2d conv_transpose3d",
+        OpRule(OpKind.CONV, None, _conv_transpose_cost, bias_arg=2))
 
     add("linear", OpRule(OpKind.LINEAR, _linear_shape, _linear_cost, bias_arg=2))
     add("mm bmm matmul dot mv", OpRule(OpKind.MATMUL, _matmul_shape_fn, _matmul_cost))

@@ -385,16 +385,26 @@ def _adaptive_max_shape(args: Sequence[Any], kwargs: dict[str, Any]) -> list[Sha
 
 def _reduce_shape(args: Sequence[Any], kwargs: dict[str, Any]) -> list[Shape]:
     # mean/sum/amax(input, dim=None, keepdim=False, ...)
-    x = tuple(args[0].shape)
     dim = args[1] if len(args) > 1 else kwargs.get("dim")
     keepdim = bool(args[2]) if len(args) > 2 else bool(kwargs.get("keepdim", False))
+    return [_reduced(tuple(args[0].shape), dim, keepdim)]
+
+
+def _norm_shape(args: Sequence[Any], kwargs: dict[str, Any]) -> list[Shape]:
+    # norm/linalg_vector_norm(input, p, dim=None, keepdim=False, ...): the order comes first.
+    dim = args[2] if len(args) > 2 else kwargs.get("dim")
+    keepdim = bool(args[3]) if len(args) > 3 else bool(kwargs.get("keepdim", False))
+    return [_reduced(tuple(args[0].shape), dim, keepdim)]
+
+
+def _reduced(x: Shape, dim: Any, keepdim: bool) -> Shape:
     if dim is None or (isinstance(dim, (list, tuple)) and len(dim) == 0):
         dims = set(range(len(x)))
     else:
         dims = {d % len(x) for d in ([dim] if isinstance(dim, int) else dim)}
     if keepdim:
-        return [tuple(1 if i in dims else d for i, d in enumerate(x))]
-    return [tuple(d for i, d in enumerate(x) if i not in dims)]
+        return tuple(1 if i in dims else d for i, d in enumerate(x))
+    return tuple(d for i, d in enumerate(x) if i not in dims)
 
 
 # -- normalisation and data movement ---------------------------------------------------------------
@@ -466,8 +476,8 @@ def _rules() -> dict[str, OpRule]:
         OpRule(OpKind.POOLING, _adaptive_max_shape, tuple_output=True))
     add("avg_pool1d avg_pool3d max_pool1d max_pool3d max_pool3d_with_indices lp_pool2d",
         OpRule(OpKind.POOLING))
-    add("mean sum amax amin prod nansum nanmean logsumexp norm linalg_vector_norm",
-        OpRule(OpKind.POOLING, _reduce_shape))
+    add("mean sum amax amin prod nansum nanmean logsumexp", OpRule(OpKind.POOLING, _reduce_shape))
+    add("norm linalg_vector_norm", OpRule(OpKind.POOLING, _norm_shape))
     add("var std var_mean std_mean max min argmax argmin cumsum", OpRule(OpKind.POOLING))
 
     add("batch_norm native_batch_norm _native_batch_norm_legit_no_training "

@@ -24,6 +24,7 @@ element-wise ops and softmax count 0 MACs but still move bytes.
 from __future__ import annotations
 
 import math
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -292,10 +293,11 @@ def einsum_cost(equation: str, shapes: Sequence[Shape]) -> tuple[int, tuple[Gemm
     For two operands this is the product of the sizes of every distinct index. NB: PyTorch
     may choose another contraction order for three or more operands (with opt_einsum).
     """
-    lhs, _, rhs = equation.replace(" ", "").partition("->")
-    terms = lhs.split(",")
+    equation = equation.replace(" ", "")
     if "..." in equation:
-        raise _NeedsMeta
+        equation = _expand_ellipsis(equation, shapes)
+    lhs, _, rhs = equation.partition("->")
+    terms = lhs.split(",")
     if not rhs and "->" not in equation:
         counts: dict[str, int] = {}
         for t in terms:
@@ -326,6 +328,23 @@ def einsum_cost(equation: str, shapes: Sequence[Shape]) -> tuple[int, tuple[Gemm
         macs += gemm.macs
         current = "".join(sorted(keep))
     return macs, tuple(gemms)
+
+
+def _expand_ellipsis(equation: str, shapes: Sequence[Shape]) -> str:
+    """``equation`` with each ``...`` spelled out in unused letters (broadcast from the right)."""
+    lhs, arrow, rhs = equation.partition("->")
+    terms = lhs.split(",")
+    spare = [c for c in string.ascii_letters if c not in equation]
+    ranks = [len(shape) - (len(term) - 3) if "..." in term else 0
+             for term, shape in zip(terms, shapes, strict=True)]
+    letters = "".join(spare[:max(ranks)])
+    terms = [term.replace("...", letters[len(letters) - rank:]) if "..." in term else term
+             for term, rank in zip(terms, ranks, strict=True)]
+    if not arrow:
+        # Implicit output: the broadcast dimensions, then the letters used once, sorted.
+        once = [c for c in sorted(set(lhs) - set(".,")) if lhs.count(c) == 1]
+        rhs = "..." + "".join(once)
+    return ",".join(terms) + "->" + rhs.replace("...", letters)
 
 
 def _einsum_operands(args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[str, list[Any]]:

@@ -15,6 +15,7 @@ Parameters are only read for their shapes; the model is left as it was given.
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -81,6 +82,9 @@ class _Recorder(TorchDispatchMode):
         self._next_tid = 0
         self._rules: dict[Any, tuple[str, OpRule | None]] = {}
         self._meta_cache: dict[int, Any] = {}
+        # (exception, module) for the innermost module an exception escaped from: the stack
+        # itself is already unwound when the exception reaches trace().
+        self.failure: tuple[BaseException, str] | None = None
 
     # -- bookkeeping --------------------------------------------------------------------------
     def _register_const(self, t: torch.Tensor, is_param: bool) -> None:
@@ -361,6 +365,10 @@ class _ModuleTracking:
             rec.stack.append((name, type(module).__name__))
 
         def post(module: nn.Module, args: Any, output: Any) -> None:
+            # Runs even when forward raised (always_call): remember where it first did.
+            failure = sys.exc_info()[1]
+            if failure is not None and (rec.failure is None or rec.failure[0] is not failure):
+                rec.failure = (failure, rec.stack[-1][0])
             if len(rec.stack) > 1:
                 rec.stack.pop()
 
@@ -411,7 +419,9 @@ def trace(model: nn.Module, input_shape: Sequence[int] = (1, 3, 224, 224),
     except TraceError:
         raise
     except Exception as exc:  # noqa: BLE001 - the model's own code failed on shape-only input
-        module = recorder.stack[-1][0] or "<root>"
+        failed = recorder.failure
+        module = (failed[1] if failed is not None and failed[0] is exc
+                  else recorder.stack[-1][0]) or "<root>"
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise TraceError(f"model failed while tracing in module {module}: "
                          f"{type(exc).__name__}: {first}") from exc

@@ -254,7 +254,10 @@ class _Recorder(TorchDispatchMode):
                 shapes = rule.shape(args, kwargs)
             except _NeedsMeta:
                 shapes = None
-        if shapes is None:
+        if shapes is None or not all(t.is_contiguous() for t in tensors):
+            # Made from shapes, outputs are contiguous; PyTorch's follow the strides of
+            # non-contiguous inputs, which decides whether a later view works and whether
+            # reshape or contiguous copies. The meta device gives PyTorch's own strides.
             return self.run_on_meta(func, args, kwargs)
         dtype = tensors[0].dtype if tensors else torch.float32
         made = [torch.empty(s, dtype=dtype, device=_META) for s in shapes]

@@ -259,7 +259,7 @@ class _Recorder(TorchDispatchMode):
             # non-contiguous inputs, which decides whether a later view works and whether
             # reshape or contiguous copies. The meta device gives PyTorch's own strides.
             return self.run_on_meta(func, args, kwargs)
-        dtype = tensors[0].dtype if tensors else torch.float32
+        dtype = _output_dtype(func._overloadpacket.__name__, args, kwargs, tensors)
         made = [torch.empty(s, dtype=dtype, device=_META) for s in shapes]
         return tuple(made) if rule.tuple_output else made[0]
 
@@ -300,6 +300,28 @@ class _Recorder(TorchDispatchMode):
             "bias_elements": bias_elements, "inputs": tuple(inputs), "outputs": tuple(outputs),
             "gemms": tuple(gemms),
         })
+
+
+#: Ops whose result is a boolean mask whatever their inputs' type.
+_BOOL_OUTPUT = frozenset("eq ne lt le gt ge logical_and logical_or logical_xor logical_not "
+                         "isnan isinf".split())
+
+
+def _output_dtype(name: str, args: Sequence[Any], kwargs: dict[str, Any],
+                  tensors: list[Any]) -> torch.dtype:
+    """The dtype of an output made from shapes: masks are bool, casts (``x.long()``,
+    ``sum(dtype=...)``) take the dtype asked for, everything else its first input's."""
+    if name in _BOOL_OUTPUT:
+        return torch.bool
+    asked = kwargs.get("dtype")
+    if isinstance(asked, torch.dtype):
+        return asked
+    for a in args[1:]:
+        if isinstance(a, torch.dtype):
+            return a
+    if name in ("to", "type_as") and len(tensors) > 1:
+        return tensors[1].dtype
+    return tensors[0].dtype if tensors else torch.float32
 
 
 def _conv_groups(name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> int:

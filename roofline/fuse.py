@@ -96,15 +96,21 @@ class _Kernel:
     def build(self, index: int, consumers: dict[int, list[int]],
               graph_outputs: set[int]) -> Layer:
         member_ids = {m.index for m in self.members}
-        inputs: dict[int, TensorUse] = {}
-        input_shapes: dict[int, tuple[int, ...]] = {}
+        # tensor id -> the reads of it the kernel keeps: one member's reads of distinct views
+        # (the two halves of a chunk) add up; a tensor several members read is loaded once,
+        # by the member that reads the most of it.
+        reads: dict[int, list[tuple[TensorUse, tuple[int, ...]]]] = {}
         for m in self.members:
+            mine: dict[int, list[tuple[TensorUse, tuple[int, ...]]]] = {}
             for use, shape in zip(m.inputs, m.input_shapes, strict=True):
-                if use.id in self.produced:
-                    continue
-                if use.id not in inputs or use.elements > inputs[use.id].elements:
-                    inputs[use.id] = use
-                    input_shapes[use.id] = shape
+                if use.id not in self.produced:
+                    mine.setdefault(use.id, []).append((use, shape))
+            for tid, uses in mine.items():
+                if sum(u.elements for u, _ in uses) > sum(
+                        u.elements for u, _ in reads.get(tid, [])):
+                    reads[tid] = uses
+        inputs = [use for uses in reads.values() for use, _ in uses]
+        input_shapes = [shape for uses in reads.values() for _, shape in uses]
         outputs: list[TensorUse] = []
         output_shapes: list[tuple[int, ...]] = []
         for m in self.members:
@@ -121,8 +127,8 @@ class _Kernel:
             params=a.params + self.extra_params,
             weight_elements=a.weight_elements + self.extra_weights,
             bias_elements=a.bias_elements + self.folded_bias,
-            inputs=tuple(inputs.values()),
-            input_shapes=tuple(input_shapes.values()),
+            inputs=tuple(inputs),
+            input_shapes=tuple(input_shapes),
             outputs=tuple(outputs),
             output_shapes=tuple(output_shapes),
             fused_ops=tuple(m.name for m in self.members[1:]),

@@ -146,6 +146,7 @@ def _conv_args(args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[Any, ...]:
 def _conv_shape(args: Sequence[Any], kwargs: dict[str, Any]) -> list[Shape]:
     x, w, _, stride, padding, dilation, transposed, output_padding, groups = _conv_args(
         args, kwargs)
+    _check_fit(tuple(x.shape), tuple(w.shape), bool(transposed), groups or 1)
     return [conv_output_shape(tuple(x.shape), tuple(w.shape), stride, padding, dilation,
                               bool(transposed), output_padding or (), groups or 1)]
 
@@ -160,12 +161,20 @@ def _convnd_shape(args: Sequence[Any], kwargs: dict[str, Any]) -> list[Shape]:
     groups = args[6] if len(args) > 6 else kwargs.get("groups", 1)
     if isinstance(padding, str):
         raise _NeedsMeta
+    _check_fit(tuple(x.shape), tuple(w.shape), False, groups)
     return [conv_output_shape(tuple(x.shape), tuple(w.shape), stride, padding, dilation,
                               False, (), groups)]
 
 
 class _NeedsMeta(Exception):
     """A shape rule that cannot decide from shapes alone; the tracer runs the op on meta."""
+
+
+def _check_fit(x: Shape, w: Shape, transposed: bool, groups: int) -> None:
+    # Operands PyTorch would reject (an input with the wrong number of channels, an unbatched
+    # input): the meta kernel raises PyTorch's own error or gives PyTorch's own shape.
+    if len(x) != len(w) or x[1] != (w[0] if transposed else w[1] * groups):
+        raise _NeedsMeta
 
 
 def _conv_cost(args: Sequence[Any], kwargs: dict[str, Any],
@@ -237,7 +246,13 @@ def _matmul_gemm(a: Shape, b: Shape) -> Gemm:
 
 
 def _matmul_shape_fn(args: Sequence[Any], kwargs: dict[str, Any]) -> list[Shape]:
-    return [matmul_shape(tuple(args[0].shape), tuple(args[1].shape))]
+    return [_fitting_matmul_shape(tuple(args[0].shape), tuple(args[1].shape))]
+
+
+def _fitting_matmul_shape(a: Shape, b: Shape) -> Shape:
+    if a[-1] != b[0 if len(b) == 1 else -2]:
+        raise _NeedsMeta  # the inner dimensions differ: PyTorch's meta kernel says so
+    return matmul_shape(a, b)
 
 
 def _matmul_cost(args: Sequence[Any], kwargs: dict[str, Any],
@@ -248,7 +263,7 @@ def _matmul_cost(args: Sequence[Any], kwargs: dict[str, Any],
 
 def _addmm_shape(args: Sequence[Any], kwargs: dict[str, Any]) -> list[Shape]:
     # addmm(bias, a, b) / baddbmm(bias, a, b) / addmv(bias, mat, vec)
-    return [matmul_shape(tuple(args[1].shape), tuple(args[2].shape))]
+    return [_fitting_matmul_shape(tuple(args[1].shape), tuple(args[2].shape))]
 
 
 def _addmm_cost(args: Sequence[Any], kwargs: dict[str, Any],
@@ -259,6 +274,8 @@ def _addmm_cost(args: Sequence[Any], kwargs: dict[str, Any],
 
 def _linear_shape(args: Sequence[Any], kwargs: dict[str, Any]) -> list[Shape]:
     x, w = tuple(args[0].shape), tuple(args[1].shape)
+    if not x or x[-1] != w[-1]:
+        raise _NeedsMeta  # in_features differ: PyTorch's meta kernel says so
     return [(*x[:-1], w[0])] if len(w) == 2 else [x[:-1]]
 
 

@@ -106,3 +106,148 @@ def test_write_page_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def test_write_page_to_a_folder_is_an_output_error(tmp_path: Path):
     with pytest.raises(OutputError, match="it is a folder"):
         report.write_page(tmp_path, "x")
+
+
+# -- the compare report in Chromium ------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+HOSTILE_DIR = "<img src=x onerror=alert(1)>"  # a folder name: no '/' allowed in it
+
+
+def _hostile_inputs(tmp_path: Path) -> tuple[str, str]:
+    """A user model in a folder whose name is HTML, and a profile whose description and
+    sources are a script: (model spec, profile path)."""
+    folder = tmp_path / HOSTILE_DIR
+    folder.mkdir()
+    model = folder / "tiny_net.py"
+    model.write_text(
+        "from torch import nn\n\n\n"
+        "def build():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(),\n"
+        "                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))\n")
+    from roofline.hardware import load_hardware, profile_to_toml
+
+    base = load_hardware("edgetpu")
+    hostile = base.with_changes(
+        name="hostile-tpu", description=f"{XSS} a copy of {base.name}",
+        sources={**base.sources, "dram": f"{XSS} made up"})
+    profile = folder / "hostile-tpu.toml"
+    profile.write_text(profile_to_toml(hostile))
+    return f"{model}:build", str(profile)
+
+
+def _expected_traces(comparison, focus: str) -> list[int]:
+    """Traces per figure, in page order, from what went in (see roofline.report's builders):
+    per device, one per family with a supported model that has a top-1 plus the frontier
+    line; one line per model running somewhere (2+ devices); per device, the roofs (DRAM, each
+    efficiency below 1, each on-chip level with a bandwidth) plus one marker trace per bound
+    among kernels with MACs; per device, one bar trace per bound (the per-inference overhead
+    is overhead); one ridge line per model."""
+    names = comparison.hardware_names
+    table = comparison.table
+    counts = []
+    for hw in names:
+        rows = table[(table["hardware"] == hw) & table["supported"] & table["top1"].notna()]
+        counts.append(rows["family"].nunique() + (1 if rows["pareto"].any() else 0))
+    if len(names) >= 2:
+        counts.append(int(table.groupby("label")["supported"].any().sum()))
+    for hw in comparison.hardware:
+        pred = comparison.prediction(hw.name, focus)
+        effs = {e for e in hw.efficiency.values() if e < 1}
+        levels = [lv for lv in hw.memory if lv.bandwidth_bytes_per_s]
+        bounds = {r["bound"] for r in pred.kernel_records() if r["macs"] > 0}
+        counts.append(1 + len(effs) + len(levels) + len(bounds))
+    for hw in comparison.hardware:
+        pred = comparison.prediction(hw.name, focus)
+        bounds = {r["bound"] for r in pred.kernel_records()}
+        if pred.per_inference_ms > 0:
+            bounds.add("overhead")
+        counts.append(len(bounds))
+    counts.append(len(comparison.variants))
+    return counts
+
+
+def _open_in_chromium(path: Path, screenshot: list[Path]) -> dict:
+    """Load ``path`` as a file:// URL; returns what the page drew and every problem seen."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install "
+                    f"chromium; .ci/run does) to run the report's browser test")
+    from playwright.sync_api import sync_playwright
+
+    seen: dict[str, list] = {"console": [], "page": [], "outside": [], "dialogs": [],
+                             "requests": []}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                    headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+
+            def route(r):  # every request: only the file itself and inline data may load
+                url = r.request.url
+                if url.startswith(("file://", "data:", "blob:")):
+                    r.continue_()
+                else:
+                    seen["outside"].append(url)
+                    r.abort()
+
+            page.route("**/*", route)
+            page.on("request", lambda r: seen["requests"].append(r.url))
+            page.on("console", lambda m: seen["console"].append(m.text)
+                    if m.type == "error" else None)
+            page.on("pageerror", lambda e: seen["page"].append(str(e)))
+            page.on("dialog", lambda d: (seen["dialogs"].append(d.message), d.dismiss()))
+            page.goto(path.resolve().as_uri(), wait_until="load")
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.plotly-graph-div')]"
+                ".every(el => el._fullLayout && el.querySelector('.main-svg'))",
+                timeout=60_000)
+            seen["figures"] = page.evaluate(
+                "() => [...document.querySelectorAll('.plotly-graph-div')].map(el => ({"
+                "id: el.id, traces: el.data.length, svg: el.querySelectorAll('.main-svg')"
+                ".length, title: (el.layout.title || {}).text || ''}))")
+            seen["text"] = page.inner_text("body")
+            for shot in screenshot:
+                shot.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    return seen
+
+
+@pytest.mark.browser
+def test_compare_report_renders_offline_in_chromium(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("ROOFLINE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    from roofline.cli import main
+    from roofline.compare import compare, resolve_hardware, resolve_models
+
+    user_model, profile = _hostile_inputs(tmp_path)
+    models = f"mobilenet_v2@*,mobilenet_v3_small,mobilenet_v4_conv_small,{user_model}"
+    out = tmp_path / "report.html"
+    assert main(["compare", "--hw", f"cpu,{profile}", "--models", models, "--out",
+                 str(out)]) == 0
+
+    comparison = compare(resolve_models(models), resolve_hardware(["cpu", profile]))
+    focus = comparison.default_focus()
+    expected = _expected_traces(comparison, focus)
+    seen = _open_in_chromium(out, [tmp_path / "compare-report.png",
+                                   ARTIFACTS / "compare-report.png"])
+
+    assert seen["outside"] == []
+    assert all(u.startswith(("file://", "data:", "blob:")) for u in seen["requests"])
+    assert seen["console"] == []
+    assert seen["page"] == []
+    assert seen["dialogs"] == []  # the hostile names and descriptions ran nothing
+    figures = seen["figures"]
+    assert [f["traces"] for f in figures] == expected
+    assert all(f["svg"] >= 1 for f in figures)
+    assert all(f["title"] for f in figures)
+    text = seen["text"]
+    assert XSS in text and HOSTILE_DIR in text  # shown as text, not run
+    assert "Verdict" in text and "Provenance" in text and "compare --hw" in text
+    assert (tmp_path / "compare-report.png").stat().st_size > 10_000

@@ -12,7 +12,14 @@ __all__ = ["pareto_mask"]
 
 
 def _usable(value: float | None) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
+    """A known number: not None, not NaN of any float type (numpy's float32 NaN is no Python
+    float), not pandas' NA (which cannot even be compared)."""
+    if value is None:
+        return False
+    try:
+        return not math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def pareto_mask(cost: Sequence[float | None], gain: Sequence[float | None]) -> list[bool]:

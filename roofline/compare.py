@@ -47,11 +47,14 @@ __all__ = [
 #: The family shown for models outside the zoo.
 USER_FAMILY = "user model"
 
-#: Fields of every result row (``--json`` / ``--csv``), in order.
+#: Fields of every result row (``--json`` / ``--csv``), in order. ``bound`` is the bound the
+#: most milliseconds are spent in; ``<bound>_bound_ms`` the milliseconds of kernels with that
+#: bound (the per-inference overhead counts as overhead); ``rank`` is the latency rank on the
+#: device (1 = fastest; None when unsupported).
 ROW_FIELDS: tuple[str, ...] = (
     "model", "label", "short_label", "family", "width", "resolution", "hardware", "precision",
     "latency_ms", "macs", "params", "top1", "pareto", "supported", "unsupported_kinds", "bound",
-    "compute_ms", "memory_ms", "overhead_ms", "rank", "kernels")
+    "compute_bound_ms", "memory_bound_ms", "overhead_bound_ms", "rank", "kernels")
 
 #: The ridge-point sweep prices bytes at int8, the precision the MobileNetV4 paper fitted its
 #: ridge points to (Qin et al. 2024, Table 16).
@@ -238,9 +241,9 @@ class Comparison:
                     "supported": bool(pred.supported),
                     "unsupported_kinds": ",".join(pred.unsupported_kinds),
                     "bound": _dominant(bd) if bd else None,
-                    "compute_ms": bd["compute"] if bd else None,
-                    "memory_ms": bd["memory"] if bd else None,
-                    "overhead_ms": bd["overhead"] if bd else None,
+                    "compute_bound_ms": bd["compute"] if bd else None,
+                    "memory_bound_ms": bd["memory"] if bd else None,
+                    "overhead_bound_ms": bd["overhead"] if bd else None,
                     "rank": rank.get(m),
                     "kernels": len(pred.graph.layers),
                 })

@@ -468,7 +468,7 @@ def _hover(row: Mapping[str, Any]) -> str:
         lines.append(f"latency: {_ms(total)} on {plot_text(row['hardware'])} "
                      f"({plot_text(row['precision'])})")
         lines.append("bound: " + ", ".join(
-            f"{b} {_pct(row[f'{b}_ms'], total)}" for b in BOUND_COLOURS))
+            f"{b} {_pct(row[f'{b}_bound_ms'], total)}" for b in BOUND_COLOURS))
         lines.append(f"latency rank: {row['rank']}" + ("   ★ Pareto-optimal" if row["pareto"]
                                                        else ""))
     else:
@@ -778,13 +778,13 @@ def _verdict_html(comparison: Any) -> Markup:
         items: list[tuple[str, str]] = []
         if len(ok):
             f = ok.iloc[0]
-            share = _pct(f[str(f["bound"]) + "_ms"], f["latency_ms"])
+            share = _pct(f[str(f["bound"]) + "_bound_ms"], f["latency_ms"])
             top1 = f"top-1 {f['top1']:.1f}%, " if not _isna(f["top1"]) else ""
             items.append(("Fastest", f"{f['short_label']}: {_ms(f['latency_ms'])} ({top1}"
                                      f"{share} {f['bound']}-bound)"))
         if len(front):
             best = front.iloc[-1]
-            share = _pct(best[str(best["bound"]) + "_ms"], best["latency_ms"])
+            share = _pct(best[str(best["bound"]) + "_bound_ms"], best["latency_ms"])
             items.append(("Most accurate", f"{best['short_label']}: top-1 {best['top1']:.1f}% "
                                            f"at {_ms(best['latency_ms'])} ({share} "
                                            f"{best['bound']}-bound)"))
@@ -818,7 +818,7 @@ def _verdict_html(comparison: Any) -> Markup:
                     f"{_breakable(p['short_label'])} <span class=\"sub\">{p['top1']:.1f}%"
                     f"</span> "
                     f"<strong>{escape(_ms(p['latency_ms']))}</strong>")
-                    if p["label"] is not None else "none reaches it")
+                    if not _isna(p["label"]) else "none reaches it")
             body.append(row)
         table = ("<h3>The fastest model reaching each top-1 target</h3>"
                  + html_table(["ImageNet top-1", *names], body)
@@ -896,7 +896,7 @@ def _results_table(comparison: Any) -> Markup:
             r = part.loc[hw]
             if r["supported"]:
                 star = "★ " if r["pareto"] else ""
-                shares = "/".join(f"{100 * r[b + '_ms'] / r['latency_ms']:.0f}"
+                shares = "/".join(f"{100 * r[b + '_bound_ms'] / r['latency_ms']:.0f}"
                                   for b in BOUND_COLOURS)
                 row += [f"{star}{r['latency_ms']:.3g} ({int(r['rank'])})",
                         Markup(f"{escape(r['bound'])} <span class=\"sub\">{shares}</span>")]

@@ -145,8 +145,8 @@ def _expected_traces(comparison, focus: str) -> list[int]:
     per device, one per family with a supported model that has a top-1 plus the frontier
     line; one line per model running somewhere (2+ devices); per device, the roofs (DRAM, each
     efficiency below 1, each on-chip level with a bandwidth) plus one marker trace per bound
-    among kernels with MACs; per device, one bar trace per bound (the per-inference overhead
-    is overhead); one ridge line per model."""
+    among kernels with MACs; per device, one bar trace per bound of the kernels (the fixed
+    per-inference cost is stated, not drawn); one ridge line per model."""
     names = comparison.hardware_names
     table = comparison.table
     counts = []
@@ -163,10 +163,7 @@ def _expected_traces(comparison, focus: str) -> list[int]:
         counts.append(1 + len(effs) + len(levels) + len(bounds))
     for hw in comparison.hardware:
         pred = comparison.prediction(hw.name, focus)
-        bounds = {r["bound"] for r in pred.kernel_records()}
-        if pred.per_inference_ms > 0:
-            bounds.add("overhead")
-        counts.append(len(bounds))
+        counts.append(len({r["bound"] for r in pred.kernel_records()}))
     counts.append(len(comparison.variants))
     return counts
 

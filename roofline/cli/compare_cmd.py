@@ -67,18 +67,19 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--out and --no-report contradict each other; give one")
     hardware = resolve_hardware(args.hw, args.precision)
     variants = resolve_models(args.models)
-    report_path = None
-    if not args.no_report:
-        report_path = Path(args.out) if args.out else Path("reports") / report_name(args.hw)
-        check_writable(report_path)
-    if args.csv:
-        check_writable(args.csv)
     if args.focus is not None:
         from ..variants import parse_variant
 
         if parse_variant(args.focus).label not in {v.label for v in variants}:
             raise UsageError(f"--focus {args.focus!r} is not among the compared models; add "
                              f"it to --models")
+    # Outputs are checked (and the report's folder made) before the long work starts.
+    report_path = None
+    if not args.no_report:
+        report_path = Path(args.out) if args.out else Path("reports") / report_name(args.hw)
+        check_writable(report_path)
+    if args.csv:
+        check_writable(args.csv)
 
     comparison = compare(variants, hardware, args.precision)
     focus = comparison.focus_label(args.focus)
@@ -110,7 +111,7 @@ def _bound_cell(row: dict[str, Any]) -> str:
     if not row["supported"]:
         return f"op kind: {row['unsupported_kinds']}"
     total = row["latency_ms"]
-    shares = "/".join(f"{100 * row[f'{b}_ms'] / total:.0f}" for b in ("compute", "memory",
+    shares = "/".join(f"{100 * row[f'{b}_bound_ms'] / total:.0f}" for b in ("compute", "memory",
                                                                       "overhead"))
     return f"{row['bound']} ({shares})"
 

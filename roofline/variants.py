@@ -266,7 +266,14 @@ def _import_target(spec: str) -> tuple[Any, str]:
     target, attr = spec.rsplit(":", 1)
     path = _user_file(spec)
     if path is not None:
-        module_name = "_roofline_user_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
+        # Named by path and contents: a file edited since it was imported is imported again
+        # (the graph cache keys on the contents, so a stale module would be cached as new).
+        try:
+            source = path.read_bytes()
+        except OSError as exc:
+            raise ModelLoadError(f"cannot read model file {target!r}: {exc.strerror}") from None
+        digest = hashlib.sha256(str(path).encode() + b"\0" + source).hexdigest()[:16]
+        module_name = "_roofline_user_" + digest
         module = sys.modules.get(module_name)
         if module is None:
             loader_spec = importlib.util.spec_from_file_location(module_name, path)

@@ -26,6 +26,13 @@ The page builder (a stable API; ``roofline.sweep_report`` builds on it)
     and ``BOUND_COLOURS`` give colours that stay the same for a family or bound on every
     chart; ``plot_text(s)`` escapes a user string for plotly's own text markup.
 
+The compare report
+------------------
+``compare_page(comparison, *, focus, command, hardware_args) -> str`` builds the whole page
+from a :class:`roofline.compare.Comparison`: the verdict, ``pareto_figure`` (per device),
+``rank_figure``, ``roofline_figure`` and ``breakdown_figure`` (per device, one model),
+``ridge_figure``, the table of numbers and the provenance.
+
 Security: every user-supplied string (model names and paths, profile names, descriptions and
 sources, the command line) is HTML-escaped before it reaches the page or a plotly label, and
 plotly's JSON escapes ``<``, ``>`` and ``/`` so nothing inside a figure can close its script

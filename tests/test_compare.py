@@ -327,6 +327,8 @@ def test_tables_mark_the_frontier(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert [ln.rstrip().endswith("★") for ln in lines] == [True, True, True, False]
     assert "3 Pareto-optimal" in out
     assert out.strip().splitlines()[-1] == "report: reports/compare-macs-only.html"
+    report = (tmp_path / "reports" / "compare-macs-only.html").read_text()
+    assert "Only one device was compared" in report
 
 
 def test_unsupported_rows_in_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -118,6 +118,8 @@ def _bound_cell(row: dict[str, Any]) -> str:
 
 def print_tables(comparison: Any) -> None:
     """One table per device, fastest first; ★ marks the Pareto frontier."""
+    from ..compare import USER_FAMILY
+
     out = console()
     columns = [("model", "left"), ("width", "right"), ("res", "right"), ("top-1", "right"),
                ("MACs", "right"), ("params", "right"), ("latency ms", "right"),
@@ -126,7 +128,9 @@ def print_tables(comparison: Any) -> None:
         records = comparison.on(hw.name).to_dict(orient="records")
         rows = []
         for r in (comparison_row(x) for x in records):
-            rows.append((r["model"], f"{r['width']:g}",
+            name = r["short_label"].rsplit(":", 1)[0] if r["family"] == USER_FAMILY \
+                else r["model"]
+            rows.append((name, f"{r['width']:g}",
                          r["resolution"],
                          "-" if r["top1"] is None else f"{r['top1']:.1f}",
                          fmt_count(r["macs"]), fmt_count(r["params"]),
@@ -134,8 +138,11 @@ def print_tables(comparison: Any) -> None:
                          _bound_cell(r), "★" if r["pareto"] else ""))
         front = sum(1 for r in records if r["pareto"])
         title = (f"{hw.name} ({hw.kind}, {comparison.precisions[h]}): {len(records)} models, "
-                 f"{front} Pareto-optimal (★: no other model is both faster and more accurate)")
+                 f"{front} Pareto-optimal (★)")
         out.print(make_table(columns, rows, title=title))
+    out.print("★ Pareto-optimal on that device: no other model is both faster and more "
+              "accurate. Bound: where most of the latency goes, then the % in compute-, memory- "
+              "and overhead-bound kernels.")
 
 
 def comparison_row(record: dict[str, Any]) -> dict[str, Any]:

@@ -737,7 +737,7 @@ def ridge_figure(comparison: Any, sweep: Any, markers: Sequence[Any]) -> go.Figu
     fig.update_layout(margin={"t": 44 + int(0.045 * (max(rows, default=0) + 1) * height)},
                       title={"y": 0.99, "yanchor": "top"})
     fig.update_xaxes(range=[0, stop])
-    fig.update_yaxes(type="log")
+    fig.update_yaxes(type="log", dtick="D2")
     fig.update_layout(legend={"font": {"size": 10}, "title": {"text": "model"}})
     return fig
 
@@ -848,8 +848,8 @@ def _movers_html(comparison: Any, sweep: Any, n: int = 3) -> Markup:
     hi = float(sweep["ridge_point"].max())
 
     def line(r: Mapping[str, Any]) -> str:
-        return (f"{short[r['model']]}: {r['relative_low']:.2f}× the cheapest at RP {lo:g}, "
-                f"{r['relative_high']:.2f}× at RP {hi:g}")
+        return (f"{short[r['model']]}: {r['relative_low']:.3g}× the cheapest at RP {lo:g}, "
+                f"{r['relative_high']:.3g}× at RP {hi:g}")
 
     recs = movers.to_dict(orient="records")
     gain = [line(r) for r in recs[:n] if r["ratio"] < 1]

@@ -126,6 +126,16 @@ def test_hardware_list():
         resolve_hardware(["cpu", "edgetpu"], "fp32")
 
 
+def test_compare_imports_no_plotly():
+    import subprocess
+    import sys
+
+    code = ("import sys, roofline.compare, roofline.cli.compare_cmd; "
+            "assert 'plotly' not in sys.modules, 'plotly imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 def test_short_labels():
     a = Variant("/x/nets/net.py:build", None, 64)
     b = Variant("/y/nets/net.py:build", None, 64)

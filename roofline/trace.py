@@ -303,8 +303,8 @@ class _Recorder(TorchDispatchMode):
 
 
 #: Ops whose result is a boolean mask whatever their inputs' type.
-_BOOL_OUTPUT = frozenset("eq ne lt le gt ge logical_and logical_or logical_xor logical_not "
-                         "isnan isinf".split())
+_BOOL_OUTPUT = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or",
+                          "logical_xor", "logical_not", "isnan", "isinf"})
 
 
 def _output_dtype(name: str, args: Sequence[Any], kwargs: dict[str, Any],

@@ -355,6 +355,8 @@ def _tensor_args(args: Sequence[Any], kwargs: dict[str, Any]) -> list[Any]:
 def _leaves(out: Any) -> list[Any]:
     if isinstance(out, torch.Tensor):
         return [out]
+    if isinstance(out, dict):  # models that return {"out": ..., "aux": ...}
+        out = list(out.values())
     if isinstance(out, (list, tuple)):
         found = []
         for o in out:

@@ -335,3 +335,27 @@ def test_activation_traffic_shrinks_and_int8_scales_it(zoo_views):
     int8 = fuse(graph.at_precision("int8"))
     assert int8.activation_bytes * 4 == fused.activation_bytes  # 1 byte against 4
     assert int8 == fused.at_precision("int8")
+
+
+class TwoHeads(nn.Module):
+    """Returns a dict, as segmentation and detection models do."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 1)
+        self.aux = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return {"out": y.relu(), "aux": self.aux(y)}
+
+
+def test_model_outputs_in_a_dict_are_written():
+    graph = trace(TwoHeads(), (1, 3, 4, 4))
+    relu, aux = graph["relu"].outputs[0], graph["aux"].outputs[0]
+    assert graph.outputs == (relu, aux)
+    conv, head = fuse(graph).layers
+    assert conv.fused_ops == ("relu",)
+    # conv writes y (read by aux) and relu(y) (a model output): 2 · 8·4·4 elements
+    assert conv.output_elements == 2 * 8 * 16 and relu in conv.outputs
+    assert head.outputs == (aux,) and aux.elements == 2 * 16

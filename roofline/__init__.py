@@ -39,7 +39,7 @@ _LAZY = {
     "create_model": ("roofline.zoo", "create_model"),
     "list_models": ("roofline.zoo", "list_models"),
     "trace": ("roofline.trace", "trace"),
-    "UnknownOpWarning": ("roofline.trace", "UnknownOpWarning"),
+    "UnknownOpWarning": ("roofline.graph", "UnknownOpWarning"),
     "fuse": ("roofline.fuse", "fuse"),
     "LayerGraph": ("roofline.graph", "LayerGraph"),
     "Layer": ("roofline.graph", "Layer"),

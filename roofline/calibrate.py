@@ -352,7 +352,7 @@ class ParameterSpace:
         return profile.model_copy(update=updates)
 
 
-# -- statistics -------------------------------------------------------------------------------------
+# -- statistics -----------------------------------------------------------------------------------
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     """Spearman rank correlation (average ranks for ties); NaN with fewer than 2 points."""

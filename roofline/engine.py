@@ -8,11 +8,12 @@ pandas for ``to_dataframe``). For each kernel of the fused graph:
   MAC lanes the kernel's geometry fills (each GEMM dimension rounded up to the device's tile;
   depthwise convolutions tile across channels);
 * memory time = max over memory levels of (bytes served by that level or a slower one) /
-  (that level's bandwidth; a level without a bandwidth is never the bottleneck). A tensor is served by the smallest on-chip level that still holds
-  it: one that fits the tensor plus everything the kernels between its producer and its
-  consumer touched (its reuse distance). Weights stay on chip when the whole model's weights
-  fit in a level that holds weights; otherwise they stream from DRAM each inference. A tensor
-  is written to DRAM when it is a model output or would be evicted before its last reader;
+  (that level's bandwidth; a level without a bandwidth is never the bottleneck). A tensor is
+  served by the smallest on-chip level that still holds it: one that fits the tensor plus
+  everything the kernels between its producer and its consumer touched (its reuse distance).
+  Weights stay on chip when the whole model's weights fit in a level that holds weights;
+  otherwise they stream from DRAM each inference. A tensor is written to DRAM when it is a
+  model output or would be evicted before its last reader;
 * latency = max(compute, memory) + the per-kernel overhead; the model adds a per-inference
   overhead. The bound is whichever of compute, memory and overhead is largest.
 
@@ -47,7 +48,7 @@ _DW = _KIND_CODE[OpKind.DEPTHWISE_CONV]
 BOUNDS = ("compute", "memory", "overhead")
 
 
-# -- kernels as arrays ---------------------------------------------------------------------------
+# -- kernels as arrays ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class KernelTable:
@@ -182,7 +183,7 @@ def _append_graph(cols: dict[str, list[Any]], gi: int, g: LayerGraph, offset: in
                 cols["wd"].append(float(prefix[last] - prefix[i + 1]))
 
 
-# -- evaluation -------------------------------------------------------------------------------------
+# -- evaluation -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class KernelCosts:
@@ -334,7 +335,7 @@ def _switch_counts(table: KernelTable, supported: np.ndarray) -> np.ndarray:
     return counts
 
 
-# -- results ----------------------------------------------------------------------------------------
+# -- results --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Prediction:

@@ -19,6 +19,7 @@ Sizes are stored as element counts, so the same graph can be priced at any preci
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,11 @@ from .units import bias_bytes_per_element, bytes_per_element, check_precision
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["OpKind", "TensorUse", "Gemm", "Layer", "Ledger", "LayerGraph"]
+__all__ = ["OpKind", "TensorUse", "Gemm", "Layer", "Ledger", "LayerGraph", "UnknownOpWarning"]
+
+
+class UnknownOpWarning(UserWarning):
+    """The model ran ops roofline has no cost rule for; they are layers of kind ``unknown``."""
 
 
 class OpKind(str, Enum):
@@ -228,6 +233,14 @@ class LayerGraph:
     @property
     def unknown_ops(self) -> list[str]:
         return sorted(self.ledger.unknown)
+
+    def warn_unknown_ops(self, stacklevel: int = 2) -> None:
+        """Warn (:class:`UnknownOpWarning`) listing the ops without a cost rule, if any."""
+        if self.ledger.unknown:
+            counts = ", ".join(f"{op} ×{n}" for op, n in sorted(self.ledger.unknown.items()))
+            warnings.warn(UnknownOpWarning(
+                f"{len(self.ledger.unknown)} op type(s) have no cost rule and count 0 MACs "
+                f"(their bytes are still counted): {counts}"), stacklevel=stacklevel + 1)
 
     def kind_counts(self) -> Counter[OpKind]:
         return Counter(layer.kind for layer in self.layers)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import sys
-import warnings
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -26,15 +25,11 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .errors import TraceError, UsageError
-from .graph import Layer, LayerGraph, Ledger, OpKind, TensorUse
+from .graph import Layer, LayerGraph, Ledger, OpKind, TensorUse, UnknownOpWarning  # noqa: F401 (re-exported)
 from .ops import IGNORE_RULES, OpRule, _NeedsMeta, conv_kind, rule_for
 from .units import check_precision
 
 __all__ = ["trace", "UnknownOpWarning"]
-
-
-class UnknownOpWarning(UserWarning):
-    """The model ran ops roofline has no cost rule for; they are layers of kind ``unknown``."""
 
 
 _META = torch.device("meta")
@@ -214,8 +209,9 @@ class _Recorder(TorchDispatchMode):
         self._append(name, OpKind.UNKNOWN, tensors, infos, leaves, 0, (), None)
         return out
 
-    def _record(self, func: Any, name: str, rule: OpRule, args: Sequence[Any], kwargs: dict[str, Any],
-                tensors: list[Any], infos: list[_Const | _Act], out: Any = None) -> Any:
+    def _record(self, func: Any, name: str, rule: OpRule, args: Sequence[Any],
+                kwargs: dict[str, Any], tensors: list[Any], infos: list[_Const | _Act],
+                out: Any = None) -> Any:
         if out is None:
             out = self._outputs(func, rule, args, kwargs, tensors)
         if rule.tuple_output:
@@ -414,7 +410,8 @@ def _check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     try:
         shape = tuple(int(d) for d in input_shape)
     except (TypeError, ValueError):
-        raise UsageError(f"input shape must be a sequence of integers, got {input_shape!r}")
+        raise UsageError(f"input shape must be a sequence of integers, got {input_shape!r}") \
+            from None
     if not shape or any(d <= 0 for d in shape):
         raise UsageError(f"input shape must have positive sizes, got {shape}")
     return shape
@@ -462,11 +459,7 @@ def trace(model: nn.Module, input_shape: Sequence[int] = (1, 3, 224, 224),
         if isinstance(info, _Act):
             outputs.append(TensorUse(info.tid, leaf.numel()))
     graph = _build_graph(recorder, shape, precision, tuple(outputs), name)
-    if graph.unknown_ops:
-        counts = ", ".join(f"{op} ×{n}" for op, n in sorted(recorder.unknown.items()))
-        warnings.warn(UnknownOpWarning(
-            f"{len(graph.unknown_ops)} op type(s) have no cost rule and count 0 MACs "
-            f"(their bytes are still counted): {counts}"), stacklevel=2)
+    graph.warn_unknown_ops(stacklevel=2)
     return graph
 
 

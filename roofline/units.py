@@ -32,7 +32,7 @@ _BIAS_BYTES: Final[dict[str, int]] = {"fp32": 4, "fp16": 2, "int8": 4}
 
 
 def check_precision(precision: str) -> str:
-    """Return ``precision`` if it is supported, else raise UnknownNameError naming the valid ones."""
+    """``precision`` if supported, else an UnknownNameError naming the valid ones."""
     if precision not in PRECISIONS:
         raise UnknownNameError("precision", str(precision), PRECISIONS)
     return precision

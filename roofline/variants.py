@@ -201,7 +201,9 @@ class Variant:
         if cache:
             from .cache import cached_trace
 
-            graph, _ = cached_trace(self)
+            graph, hit = cached_trace(self)
+            if hit:  # a fresh trace warned already; a cached one must say the same
+                graph.warn_unknown_ops(stacklevel=2)
         else:
             graph = self.trace_uncached()
         return graph.at_precision(precision)

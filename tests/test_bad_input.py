@@ -37,7 +37,7 @@ def one_line_error(code: int, err: str) -> str:
     return lines[0]
 
 
-# -- names ---------------------------------------------------------------------------------------
+# -- names ----------------------------------------------------------------------------------------
 
 def test_unknown_model_name_suggests_close_ones(capsys):
     line = one_line_error(*run(capsys, "graph", "mobilenet_v22")[::2])
@@ -54,7 +54,7 @@ def test_unknown_command_suggests_close_ones(capsys):
     assert "did you mean profile" in line
 
 
-# -- numbers ---------------------------------------------------------------------------------------
+# -- numbers --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("flag, value, what", [
     ("--width", "0", "width"), ("--width", "-0.5", "width"), ("--width", "nan", "width"),
@@ -75,7 +75,7 @@ def test_bad_numbers_inside_a_model_spec(capsys):
     assert "resolution" in one_line_error(*run(capsys, "graph", "mobilenet_v2:4")[::2])
 
 
-# -- hardware profiles -------------------------------------------------------------------------------
+# -- hardware profiles ----------------------------------------------------------------------------
 
 GOOD = """name = "mine"
 kind = "cpu"
@@ -123,7 +123,7 @@ def test_missing_profile_file(capsys, tmp_path):
     assert "does not exist" in line
 
 
-# -- user models --------------------------------------------------------------------------------------
+# -- user models ----------------------------------------------------------------------------------
 
 USER_MODELS = '''
 import torch
@@ -191,10 +191,11 @@ def test_user_model_reading_values(capsys, user_file):
 
 
 def test_unknown_ops_are_listed_and_still_predicted(capsys, user_file):
-    code, out, err = run(capsys, "profile", f"{user_file}:unknown_op", "--hw", "cpu",
-                         "--json")
-    assert code == 0
-    assert "warning" in err and "sort" in err
+    for _ in range(2):  # the second run is served from the graph cache and warns all the same
+        code, out, err = run(capsys, "profile", f"{user_file}:unknown_op", "--hw", "cpu",
+                             "--json")
+        assert code == 0
+        assert "warning" in err and "sort" in err
     import json
 
     result = json.loads(out)
@@ -203,7 +204,7 @@ def test_unknown_ops_are_listed_and_still_predicted(capsys, user_file):
                for layer in result["layers"])
 
 
-# -- measurements and outputs ------------------------------------------------------------------------
+# -- measurements and outputs ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, where", [
     ("model,width,latency_ms\nmobilenet_v2,1,5\n", "missing column(s) resolution"),
@@ -260,7 +261,7 @@ def test_files_are_data_not_code(capsys, tmp_path):
     assert not marker.exists()
 
 
-# -- property-based: no input produces a traceback ---------------------------------------------------
+# -- property-based: no input produces a traceback ------------------------------------------------
 
 toml_scalars = st.one_of(
     st.integers(min_value=-10**12, max_value=10**12),

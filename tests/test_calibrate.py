@@ -6,8 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from roofline.calibrate import (ParameterSpace, fit_profile, kendall, load_measurements,
-                                spearman, trace_measurements)
+from roofline.calibrate import (
+    ParameterSpace,
+    fit_profile,
+    kendall,
+    load_measurements,
+    spearman,
+    trace_measurements,
+)
 from roofline.cli import main
 from roofline.engine import predict
 from roofline.errors import MeasurementError, ProfileError

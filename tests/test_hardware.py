@@ -12,8 +12,13 @@ import pytest
 from roofline.calibrate import load_measurements, trace_measurements
 from roofline.engine import predict
 from roofline.errors import ProfileError, UnknownNameError
-from roofline.hardware import (alias_target, list_hardware, load_hardware, profile_from_dict,
-                               profile_to_toml)
+from roofline.hardware import (
+    alias_target,
+    list_hardware,
+    load_hardware,
+    profile_from_dict,
+    profile_to_toml,
+)
 from roofline.variants import Variant
 from roofline.zoo import list_models
 

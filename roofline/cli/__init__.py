@@ -91,7 +91,5 @@ def _run(args: argparse.Namespace) -> int:
         return 130
     except BrokenPipeError:
         # The reader went away (``| head``); stop quietly, as other command-line tools do.
-        try:
-            sys.stdout = None  # type: ignore[assignment]
-        finally:
-            return 0
+        sys.stdout = None  # type: ignore[assignment]
+        return 0

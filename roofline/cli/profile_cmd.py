@@ -5,8 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._common import (add_precision_option, add_variant_options, console, fmt_bytes, fmt_count,
-                      fmt_ms, make_table, print_json)
+from ._common import (
+    add_precision_option,
+    add_variant_options,
+    console,
+    fmt_bytes,
+    fmt_count,
+    fmt_ms,
+    make_table,
+    print_json,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -57,6 +57,13 @@ class _Act:
 class _Recorder(TorchDispatchMode):
     """Records one raw layer per counted op; keeps every tensor alive until the trace ends."""
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # PyTorch wraps a mode's __torch_dispatch__ so that torch.compile skips it, and the
+        # wrapper imports torch._dynamo on its first call: 1-1.6 s, in every process that
+        # traces. The tracer never runs under torch.compile, so it opts out of the wrapper.
+        return False
+
     def __init__(self, model: nn.Module):
         super().__init__()
         self.info: dict[int, _Const | _Act] = {}

@@ -264,3 +264,35 @@ def test_per_kind_overhead():
     # Every depthwise kernel is now overhead-bound at exactly 1 ms plus its own time.
     assert with_overhead == pytest.approx(base + 17 * 1.0, rel=1e-9)
     assert math.isfinite(with_overhead)
+
+
+def test_unsupported_kernels_run_on_the_fallback(tmp_path, monkeypatch):
+    # A DSP that cannot run attention hands those kernels to a CPU profile, paying a transfer
+    # at each switch between the devices.
+    (tmp_path / "slowcpu.toml").write_text(
+        'name = "slowcpu"\nkind = "cpu"\ndefault_precision = "int8"\n'
+        '[peak_macs_per_s]\nint8 = 1.0e10\n[dram]\nbandwidth_bytes_per_s = 1.0e9\n'
+        '[sources]\npeak_macs_per_s = "test"\ndram = "test"\n')
+    monkeypatch.setenv("ROOFLINE_HARDWARE_PATH", str(tmp_path))
+    hybrid = Variant("mobilenet_v4_hybrid_medium", resolution=128).trace()
+    dsp = plain(support={"unsupported": ["matmul"], "fallback": "slowcpu",
+                         "fallback_transfer_s": 1e-4},
+                sources={"peak_macs_per_s": "test", "dram": "test", "support": "test"})
+    prediction = predict(hybrid, dsp, "int8")
+    assert prediction.supported and prediction.latency_ms > 0
+    records = prediction.kernel_records()
+    kinds = [r["kind"] for r in records]
+    # Each matmul kernel is priced on the fallback: MACs / 1e10 or bytes / 1e9, whichever is
+    # larger, as the fallback profile alone would price it.
+    fallback = plain(peak=1e10, bandwidth=1e9)
+    alone = predict(hybrid, fallback, "int8").kernel_records()
+    for record, own in zip(records, alone, strict=True):
+        if record["kind"] == "matmul":
+            assert record["latency_ms"] == pytest.approx(own["latency_ms"])
+    switches = sum(1 for a, b in zip(kinds, kinds[1:]) if (a == "matmul") != (b == "matmul"))
+    # 8 attention blocks; each runs its two matmul kernels (Q·Kᵀ with its softmax, then A·V)
+    # back to back: one switch to the fallback and one back per block.
+    assert kinds.count("matmul") == 16
+    assert switches == 16
+    expected = sum(r["latency_ms"] for r in records) + switches * 0.1
+    assert prediction.latency_ms == pytest.approx(expected)

@@ -19,7 +19,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .graph import LayerGraph
 
@@ -124,3 +124,109 @@ def cached_trace(variant: Variant) -> tuple[LayerGraph, bool]:
     graph = variant.trace_uncached()
     store_graph(key, graph)
     return graph, False
+
+
+# -- kernel arrays: what the engine reads, cached per kernel view --------------------------------
+
+_ENGINE_FILES = ("fuse.py", "engine.py")
+
+
+@lru_cache(maxsize=1)
+def _engine_fingerprint() -> str:
+    digest = hashlib.sha256(tracer_fingerprint().encode())
+    here = Path(__file__).parent
+    for name in _ENGINE_FILES:
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def view_key(view: tuple[bool, frozenset[str]]) -> str:
+    """A short stable name of a kernel view (``HardwareProfile.kernel_view()``)."""
+    fused, epilogue = view
+    text = f"{fused}|{','.join(sorted(epilogue))}|{_engine_fingerprint()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _arrays_path(key: str, view: tuple[bool, frozenset[str]]) -> Path:
+    return cache_dir() / "kernels" / f"{key}-{view_key(view)}.npy"
+
+
+# The arrays of one variant in one view are stored as one float64 .npy vector: the element
+# count of each array in _ARRAY_ORDER, then the arrays one after another. One small read per
+# file, no pickle, no zip: a sweep reads thousands of them.
+_ARRAY_ORDER = ("kind", "macs", "weight_elements", "bias_elements", "gemm", "input_elements",
+                "output_elements", "edge_kernel", "edge_elements", "edge_distance",
+                "write_kernel", "write_elements", "write_distance", "graph_macs",
+                "graph_params")
+_INTEGER_ARRAYS = {"kind", "edge_kernel", "write_kernel"}
+
+
+def load_arrays(key: str, view: tuple[bool, frozenset[str]]) -> dict[str, Any] | None:
+    """The cached kernel arrays (``roofline.engine.kernel_arrays`` plus ``graph_macs`` and
+    ``graph_params``) of a variant in one kernel view, or None. Read without pickle."""
+    import numpy as np
+
+    path = _arrays_path(key, view)
+    try:
+        flat = np.load(path, allow_pickle=False)
+        n = len(_ARRAY_ORDER)
+        sizes = flat[:n].astype(np.int64)
+        if flat.ndim != 1 or len(flat) != n + int(sizes.sum()):
+            raise ValueError("truncated")
+        out: dict[str, Any] = {}
+        start = n
+        for name, size in zip(_ARRAY_ORDER, sizes, strict=True):
+            part = flat[start:start + size]
+            start += size
+            out[name] = part.astype(np.int64) if name in _INTEGER_ARRAYS else part
+        out["gemm"] = out["gemm"].reshape(-1, 2, 4)
+        out["graph_macs"] = out["graph_macs"][0]
+        out["graph_params"] = out["graph_params"][0]
+        return out
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, IndexError, EOFError):
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+
+
+def store_arrays(key: str, view: tuple[bool, frozenset[str]], arrays: dict[str, Any]) -> None:
+    """Write kernel arrays under ``key`` and ``view`` (skipped silently if it cannot)."""
+    import io
+
+    import numpy as np
+
+    from .io import atomic_write_bytes
+
+    with contextlib.suppress(Exception):
+        parts = [np.asarray(arrays[name], dtype=np.float64).ravel() for name in _ARRAY_ORDER]
+        flat = np.concatenate([np.array([len(p) for p in parts], dtype=np.float64), *parts])
+        buffer = io.BytesIO()
+        np.save(buffer, flat, allow_pickle=False)
+        atomic_write_bytes(_arrays_path(key, view), buffer.getvalue())
+
+
+def cached_kernel_arrays(variant: Variant, views: list[tuple[bool, frozenset[str]]]
+                         ) -> tuple[list[dict[str, Any]], bool]:
+    """The kernel arrays of ``variant`` in each of ``views`` and whether anything had to be
+    traced (False when everything came from the cache)."""
+    import numpy as np
+
+    from .engine import kernel_arrays, kernel_graph
+
+    key = cache_key(variant) if cache_enabled() else ""
+    found = [load_arrays(key, view) if key else None for view in views]
+    if all(a is not None for a in found):
+        return found, False  # type: ignore[return-value]
+    graph, hit = cached_trace(variant)
+    out = []
+    for view, arrays in zip(views, found, strict=True):
+        if arrays is None:
+            arrays = kernel_arrays(kernel_graph(graph, *view))
+            arrays["graph_macs"] = np.asarray(graph.macs, dtype=np.float64)
+            arrays["graph_params"] = np.asarray(graph.params, dtype=np.float64)
+            if key:
+                store_arrays(key, view, arrays)
+        out.append(arrays)
+    return out, not hit

@@ -24,7 +24,7 @@ roofline, Σ max(MACs / peak, bytes / bandwidth). Batch size changes activations
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -39,7 +39,8 @@ from .units import bias_bytes_per_element, bytes_per_element, check_precision
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["predict", "predict_many", "Prediction", "KernelTable", "evaluate",
+__all__ = ["predict", "predict_many", "Prediction", "KernelTable", "evaluate", "kernel_graph",
+           "kernel_arrays", "ARRAY_KEYS",
            "KIND_ORDER", "BOUNDS"]
 
 KIND_ORDER: tuple[OpKind, ...] = tuple(OpKind)
@@ -80,7 +81,7 @@ class KernelTable:
 
     @property
     def n_graphs(self) -> int:
-        return len(self.graphs)
+        return len(self.graph_kernels)
 
     @classmethod
     def for_profile(cls, graphs: Sequence[LayerGraph], hw: HardwareProfile) -> KernelTable:
@@ -94,50 +95,72 @@ class KernelTable:
         """Kernels of ``graphs``: the kernel view when ``fused`` (what inference runtimes
         launch, with ``epilogue`` as in :func:`roofline.fuse.fuse`), else one kernel per op
         (what an eager framework runs)."""
-        fused_graphs = tuple(fuse(g, epilogue) if fused else _op_view(g) for g in graphs)
-        cols: dict[str, list[Any]] = {k: [] for k in (
-            "graph", "kind", "macs", "w", "b", "gemm", "inp", "out", "ek", "ee", "ed", "wk",
-            "we", "wd")}
-        offset = 0
-        gw, gb, gk = [], [], []
-        for gi, g in enumerate(fused_graphs):
-            _append_graph(cols, gi, g, offset)
-            offset += len(g.layers)
-            gw.append(sum(layer.weight_elements for layer in g.layers))
-            gb.append(sum(layer.bias_elements for layer in g.layers))
-            gk.append(len(g.layers))
-        f64 = np.float64
+        kernel_graphs = tuple(kernel_graph(g, fused, epilogue) for g in graphs)
+        return cls.from_arrays([kernel_arrays(k) for k in kernel_graphs], kernel_graphs)
+
+    @classmethod
+    def from_arrays(cls, arrays: Sequence[Mapping[str, np.ndarray]],
+                    graphs: Sequence[LayerGraph] = ()) -> KernelTable:
+        """Concatenate per-graph :func:`kernel_arrays` (as cached on disk) into one table.
+
+        Without ``graphs`` the table evaluates (:func:`evaluate`) but cannot make
+        :class:`Prediction` objects, which need each kernel's names.
+        """
+        counts = [len(a["macs"]) for a in arrays]
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+        def cat(key: str, dtype: Any = np.float64) -> np.ndarray:
+            parts = [np.asarray(a[key], dtype=dtype) for a in arrays]
+            return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+        def local(key: str) -> np.ndarray:  # kernel indices, shifted to the whole table
+            parts = [np.asarray(a[key], dtype=np.int64) + offsets[i]
+                     for i, a in enumerate(arrays)]
+            return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
         return cls(
-            graphs=fused_graphs,
-            graph=np.asarray(cols["graph"], dtype=np.int64),
-            kind=np.asarray(cols["kind"], dtype=np.int64),
-            macs=np.asarray(cols["macs"], dtype=f64),
-            weight_elements=np.asarray(cols["w"], dtype=f64),
-            bias_elements=np.asarray(cols["b"], dtype=f64),
-            gemm=np.asarray(cols["gemm"], dtype=f64).reshape(-1, 2, 4),
-            input_elements=np.asarray(cols["inp"], dtype=f64),
-            output_elements=np.asarray(cols["out"], dtype=f64),
-            edge_kernel=np.asarray(cols["ek"], dtype=np.int64),
-            edge_elements=np.asarray(cols["ee"], dtype=f64),
-            edge_distance=np.asarray(cols["ed"], dtype=f64),
-            write_kernel=np.asarray(cols["wk"], dtype=np.int64),
-            write_elements=np.asarray(cols["we"], dtype=f64),
-            write_distance=np.asarray(cols["wd"], dtype=f64),
-            graph_weight_elements=np.asarray(gw, dtype=f64),
-            graph_bias_elements=np.asarray(gb, dtype=f64),
-            graph_kernels=np.asarray(gk, dtype=np.int64),
+            graphs=tuple(graphs),
+            graph=np.repeat(np.arange(len(arrays), dtype=np.int64), counts),
+            kind=cat("kind", np.int64), macs=cat("macs"),
+            weight_elements=cat("weight_elements"), bias_elements=cat("bias_elements"),
+            gemm=cat("gemm").reshape(-1, 2, 4), input_elements=cat("input_elements"),
+            output_elements=cat("output_elements"), edge_kernel=local("edge_kernel"),
+            edge_elements=cat("edge_elements"), edge_distance=cat("edge_distance"),
+            write_kernel=local("write_kernel"), write_elements=cat("write_elements"),
+            write_distance=cat("write_distance"),
+            graph_weight_elements=np.array([a["weight_elements"].sum() for a in arrays]),
+            graph_bias_elements=np.array([a["bias_elements"].sum() for a in arrays]),
+            graph_kernels=np.asarray(counts, dtype=np.int64),
         )
 
 
-def _op_view(graph: LayerGraph) -> LayerGraph:
+def kernel_graph(graph: LayerGraph, fused: bool = True,
+                 epilogue: frozenset[str] | None = None) -> LayerGraph:
+    """The graph whose layers are the kernels a runtime launches: the kernel view when
+    ``fused``, else the op view itself."""
+    if fused:
+        return fuse(graph, epilogue)
     if graph.fused:
         raise ValueError("an unfused kernel table needs the op view of the graph (trace it "
                          "again; the kernel view cannot be split back into ops)")
     return graph
 
 
-def _append_graph(cols: dict[str, list[Any]], gi: int, g: LayerGraph, offset: int) -> None:
-    layers = g.layers
+#: The arrays :func:`kernel_arrays` returns (what the on-disk cache stores per variant).
+ARRAY_KEYS = ("kind", "macs", "weight_elements", "bias_elements", "gemm", "input_elements",
+              "output_elements", "edge_kernel", "edge_elements", "edge_distance",
+              "write_kernel", "write_elements", "write_distance")
+
+
+def kernel_arrays(kernels: LayerGraph) -> dict[str, np.ndarray]:
+    """One graph's kernels as arrays, kernel indices local to the graph.
+
+    Reuse distances: ``edge_distance`` is, for each activation read, the elements the kernels
+    between its producer and its reader touched (inf for the model's input, which comes from
+    DRAM); ``write_distance`` the same up to the tensor's last reader (inf for model outputs,
+    which go to DRAM).
+    """
+    layers = kernels.layers
     producer: dict[int, int] = {}
     readers: dict[int, list[int]] = {}
     touched = []
@@ -151,36 +174,47 @@ def _append_graph(cols: dict[str, list[Any]], gi: int, g: LayerGraph, offset: in
     # prefix[i] = elements touched by kernels 0..i-1: the reuse distance between producer p
     # and consumer c is prefix[c] - prefix[p + 1] (what the kernels in between touched).
     prefix = np.concatenate([[0.0], np.cumsum(touched, dtype=np.float64)])
-    outputs = {t.id for t in g.outputs}
+    outputs = {t.id for t in kernels.outputs}
+    gemm = np.zeros((len(layers), 2, 4))
+    ek: list[int] = []
+    ee: list[float] = []
+    ed: list[float] = []
+    wk: list[int] = []
+    we: list[float] = []
+    wd: list[float] = []
     for i, layer in enumerate(layers):
-        cols["graph"].append(gi)
-        cols["kind"].append(_KIND_CODE[layer.kind])
-        cols["macs"].append(layer.macs)
-        cols["w"].append(layer.weight_elements)
-        cols["b"].append(layer.bias_elements)
         gemms = list(layer.gemms[:2])
         if len(layer.gemms) > 2:  # fold the rest into the second, keeping total MACs
             rest = sum(x.macs for x in layer.gemms[1:])
             last = layer.gemms[1]
             gemms[1] = type(last)(last.groups, last.m, last.n, max(1, rest // max(
                 1, last.groups * last.m * last.n)))
-        flat = [float(v) for gm in gemms for v in gm] + [0.0] * (4 * (2 - len(gemms)))
-        cols["gemm"].append(flat)
-        cols["inp"].append(layer.input_elements)
-        cols["out"].append(layer.output_elements)
+        for j, g in enumerate(gemms):
+            gemm[i, j] = g
         for t in layer.inputs:
             p = producer.get(t.id)
-            cols["ek"].append(offset + i)
-            cols["ee"].append(t.elements)
-            cols["ed"].append(math.inf if p is None else float(prefix[i] - prefix[p + 1]))
+            ek.append(i)
+            ee.append(t.elements)
+            ed.append(math.inf if p is None else float(prefix[i] - prefix[p + 1]))
         for t in layer.outputs:
             last = max(readers.get(t.id, [i]))
-            cols["wk"].append(offset + i)
-            cols["we"].append(t.elements)
-            if t.id in outputs or last <= i:
-                cols["wd"].append(math.inf)
-            else:
-                cols["wd"].append(float(prefix[last] - prefix[i + 1]))
+            wk.append(i)
+            we.append(t.elements)
+            wd.append(math.inf if t.id in outputs or last <= i
+                      else float(prefix[last] - prefix[i + 1]))
+    f64 = np.float64
+    return {
+        "kind": np.array([_KIND_CODE[layer.kind] for layer in layers], dtype=np.int64),
+        "macs": np.array([layer.macs for layer in layers], dtype=f64),
+        "weight_elements": np.array([layer.weight_elements for layer in layers], dtype=f64),
+        "bias_elements": np.array([layer.bias_elements for layer in layers], dtype=f64),
+        "gemm": gemm,
+        "input_elements": np.array([layer.input_elements for layer in layers], dtype=f64),
+        "output_elements": np.array([layer.output_elements for layer in layers], dtype=f64),
+        "edge_kernel": np.array(ek, dtype=np.int64), "edge_elements": np.array(ee, dtype=f64),
+        "edge_distance": np.array(ed, dtype=f64), "write_kernel": np.array(wk, dtype=np.int64),
+        "write_elements": np.array(we, dtype=f64), "write_distance": np.array(wd, dtype=f64),
+    }
 
 
 # -- evaluation -----------------------------------------------------------------------------------

@@ -1,0 +1,328 @@
+"""``roofline sweep``: a width × resolution grid of one model on many devices, or the
+ridge-point sweep of the MobileNetV4 paper.
+
+Owns the command's options, progress bar and output (tables, CSV, JSON, HTML); the sweep is
+``roofline.sweep`` and its page ``roofline.sweep_report``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ._common import (
+    add_precision_option,
+    console,
+    fmt_count,
+    fmt_ms,
+    make_table,
+    print_json,
+    split_list,
+)
+
+DEFAULT_HW = "cpu,dsp,gpu,edgetpu"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep", help="width x resolution grids on many devices; the ridge-point sweep",
+        description="Trace every width x resolution variant of MODEL once (from the graph "
+                    "cache when it has it, else in worker processes), predict it on every "
+                    "device, and report per device the latency-MACs frontier and the "
+                    "latency-top-1 frontier of the variants with a published top-1. With "
+                    "--ridge, the MobileNetV4 paper's ridge-point sweep instead.",
+        epilog="Ranges are START:STOP:STEP with STOP included when it lands on the grid "
+               "(0.25:1.5:0.05 is 26 widths), or lists a,b,c, or one value. Examples: "
+               "roofline sweep mobilenet_v2 --width 0.25:1.5:0.05 --resolution 96:320:32 "
+               "--hw cpu,dsp,gpu,edgetpu; roofline sweep --ridge 0:500")
+    p.add_argument("model", metavar="MODEL", nargs="?",
+                   help="zoo name, file.py:callable or package.module:callable (taking width=)")
+    p.add_argument("--width", default="1.0", metavar="RANGE",
+                   help="width multipliers (default 1.0)")
+    p.add_argument("--resolution", default=None, metavar="RANGE",
+                   help="input resolutions in pixels (default: the model's own)")
+    p.add_argument("--hw", default=DEFAULT_HW, type=lambda s: split_list(s, "hardware"),
+                   metavar="HW[,HW...]", help=f"hardware profiles (default {DEFAULT_HW})")
+    p.add_argument("--batch", default="1", metavar="B", help="batch size (default 1)")
+    add_precision_option(p, None)
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes tracing variants not in the cache (default min(cores, 4); "
+                        "1 traces in this process)")
+    p.add_argument("--ridge", metavar="START:STOP[:STEP]", default=None,
+                   help="the ridge-point sweep (MACs per byte; step 5 by default) instead of a "
+                        "grid")
+    p.add_argument("--models", type=lambda s: split_list(s, "model"), default=None,
+                   metavar="NAME,...", help="with --ridge: models (default: the zoo at width "
+                                            "1.0 and its default resolution)")
+    p.add_argument("--out", metavar="FILE.html", default=None,
+                   help="report path (default reports/sweep-<model>.html or "
+                        "reports/ridge-sweep.html)")
+    p.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+    p.add_argument("--csv", metavar="FILE", default=None, help="also write every row to FILE")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import UsageError
+
+    if args.no_report and args.out:
+        raise UsageError("--out and --no-report contradict each other; give one")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    if args.ridge is not None:
+        if args.model:
+            raise UsageError("--ridge sweeps --models, not MODEL; drop MODEL or --ridge")
+        return _ridge(args)
+    if not args.model:
+        raise UsageError("give MODEL to sweep (e.g. mobilenet_v2) or --ridge START:STOP")
+    if args.models:
+        raise UsageError("--models goes with --ridge; a grid sweep takes one MODEL")
+    return _grid(args)
+
+
+def _outputs(args: argparse.Namespace, default_name: str) -> Path | None:
+    from ..io import check_writable
+
+    report = None if args.no_report else Path(args.out or Path("reports") / default_name)
+    if report is not None:
+        check_writable(report)
+    if args.csv:
+        check_writable(args.csv)
+    return report
+
+
+def _write_csv(path: str, rows: list[dict[str, Any]], fields: list[str]) -> None:
+    from ..io import atomic_open
+
+    with atomic_open(path, "w") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _safe_name(text: str) -> str:
+    stem = Path(text.rsplit(":", 1)[0]).stem if ":" in text else text
+    return "".join(ch if ch.isalnum() or ch in "._+-" else "_" for ch in stem) or "model"
+
+
+# -- the grid -------------------------------------------------------------------------------------
+
+def _grid(args: argparse.Namespace) -> int:
+    from ..compare import resolve_hardware
+    from ..sweep import (
+        ROW_FIELDS,
+        default_workers,
+        evaluate_grid,
+        parse_grid,
+        sweep_variants,
+        trace_all,
+        views_of,
+    )
+    from ..variants import Variant, check_batch
+
+    hardware = resolve_hardware(args.hw, args.precision)
+    batch = check_batch(args.batch)
+    widths = parse_grid(args.width, "--width")
+    if args.resolution is None:
+        resolutions = [Variant(args.model, 1.0).validate().effective_resolution]
+    else:
+        resolutions = parse_grid(args.resolution, "--resolution", integer=True)
+    variants = sweep_variants(args.model, widths, resolutions, batch)
+    report = _outputs(args, f"sweep-{_safe_name(args.model)}.html")
+    workers = args.workers or default_workers()
+
+    started = time.perf_counter()
+    with _Progress(len(variants)) as progress:
+        arrays, stats = trace_all(variants, views_of(hardware), workers, progress.update)
+    traced_s = time.perf_counter() - started
+    result = evaluate_grid(variants, arrays, hardware, args.precision, stats)
+    engine_s = time.perf_counter() - started - traced_s
+
+    rows = result.rows()
+    if args.csv:
+        _write_csv(args.csv, rows, list(ROW_FIELDS))
+    if report is not None:
+        from ..report import write_page
+        from ..sweep_report import sweep_page
+
+        write_page(report, sweep_page(result, model=args.model,
+                                      command="roofline " + shlex.join(args.argv)))
+    out = console()
+    if args.json:
+        print_json(rows)
+    else:
+        _print_frontiers(result)
+    summary = (f"{len(result.variants)} of {len(variants)} variants x {len(hardware)} devices; "
+               f"kernels: {stats.cached} from the cache, {stats.traced} traced "
+               f"({traced_s:.1f} s, {workers} worker(s)); engine {engine_s * 1e3:.0f} ms for "
+               f"{len(result.variants) * len(hardware)} predictions")
+    print(summary, file=sys.stderr if args.json else sys.stdout)
+    if report is not None:
+        print(f"report: {report}", file=sys.stderr if args.json else sys.stdout)
+    if result.partial:
+        out.print("interrupted: the finished variants were kept and written", style=None)
+        return 130
+    return 0
+
+
+def _print_frontiers(result: Any) -> None:
+    out = console()
+    for h, hw in enumerate(result.hardware):
+        by_macs, by_top1 = result.frontier(h)
+        order = sorted((m for m in range(len(result.variants)) if by_macs[m]),
+                       key=lambda m: result.latency_s[h, m])
+        rows = []
+        for m in order:
+            v = result.variants[m]
+            top1 = v.top1()
+            rows.append((f"{v.effective_width:g}", v.effective_resolution,
+                         fmt_count(result.macs[m]), fmt_count(result.params[m]),
+                         fmt_ms(result.latency_s[h, m] * 1e3),
+                         "-" if top1 is None else f"{top1:.1f}" + (" ★" if by_top1[m] else "")))
+        unsupported = int(sum(1 for x in result.latency_s[h] if x != x))
+        title = (f"{hw.name} ({result.precisions[h]}): latency-MACs frontier, "
+                 f"{len(rows)} of {len(result.variants)} variants"
+                 + (f"; {unsupported} unsupported" if unsupported else ""))
+        out.print(title)
+        out.print(make_table([("width", "right"), ("res", "right"), ("MACs", "right"),
+                              ("params", "right"), ("latency ms", "right"),
+                              ("top-1 %", "right")], rows))
+    out.print("Frontier: no other variant is faster with at least as many MACs. ★: also on the "
+              "latency-top-1 frontier of the variants with a published top-1.")
+
+
+class _Progress:
+    """A progress bar on stderr when it is a terminal; silent otherwise."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if sys.stderr.isatty() and self.total > 1:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(TextColumn("tracing"), BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(), console=console(stderr=True),
+                                transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("trace", total=self.total)
+        return self
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+# -- the ridge-point sweep ------------------------------------------------------------------------
+
+def _ridge_points(text: str) -> list[float]:
+    from ..errors import UsageError
+    from ..sweep import parse_grid
+
+    parts = text.split(":")
+    if len(parts) == 2:
+        text = f"{text}:5"
+    values = parse_grid(text, "--ridge") if ":" in text else parse_grid(text, "--ridge")
+    if any(v < 0 for v in values):
+        raise UsageError("--ridge: ridge points must be >= 0 MACs per byte")
+    return [float(v) for v in values]
+
+
+def _ridge_models(specs: list[str] | None) -> list[Any]:
+    from ..compare import resolve_models
+    from ..variants import Variant
+    from ..zoo import list_models
+
+    if specs is None:
+        return [Variant(name, 1.0) for name in list_models()]
+    return resolve_models(specs)
+
+
+def _ridge(args: argparse.Namespace) -> int:
+    from ..compare import compare, ridge_data, ridge_movers
+    from ..ridge import PAPER_RIDGE_POINTS
+
+    points = _ridge_points(args.ridge)
+    variants = _ridge_models(args.models)
+    report = _outputs(args, "ridge-sweep.html")
+    comparison = compare(variants, args.hw, args.precision)
+    table, markers = ridge_data(comparison, points)
+    rows = table.to_dict("records")
+    if args.csv:
+        _write_csv(args.csv, rows, list(table.columns))
+    if report is not None:
+        from .. import __version__
+        from ..report import Chart, Section, html_table, render_page, ridge_figure, write_page
+
+        movers = ridge_movers(table)
+        section = Section(
+            "Relative latency across ridge points",
+            "Each model's roofline latency, Σ max(MACs, ridge point × bytes), relative to the "
+            "fastest model at the same ridge point (MobileNetV4 paper, Qin et al. 2024, "
+            "Figure 2). A CPU has a low ridge point, an accelerator a high one; vertical lines "
+            "mark the paper's fitted ridge points (Table 16) and each profile's own.",
+            figures=[Chart(ridge_figure(comparison, table, markers),
+                           "Lines start hidden for models on no device's frontier: click the "
+                           "legend to show them.")],
+            html_table=html_table(["model", f"relative at {points[0]:g}",
+                                   f"relative at {points[-1]:g}", "high / low"],
+                                  [(r.model, f"{r.relative_low:.2f}", f"{r.relative_high:.2f}",
+                                    f"{r.ratio:.2f}") for r in movers.itertuples()],
+                                  numeric=[False, True, True, True]))
+        provenance = {"command": "roofline " + shlex.join(args.argv), "roofline": __version__,
+                      "markers": [f"{m.label}: {m.ridge_point:.1f} ({m.source})"
+                                  for m in markers]}
+        write_page(report, render_page("Ridge-point sweep", [section], provenance))
+    if args.json:
+        print_json(rows)
+    else:
+        _print_ridge(table, points, PAPER_RIDGE_POINTS)
+    if report is not None:
+        print(f"report: {report}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _print_ridge(table: Any, points: list[float], paper: dict[str, float]) -> None:
+    import numpy as np
+
+    out = console()
+    grid = np.asarray(sorted(set(table["ridge_point"])))
+    wanted = [points[0], *sorted(paper.values()), points[-1]]
+    shown = []
+    for rp in wanted:  # the nearest swept ridge point to each column
+        nearest = float(grid[np.abs(grid - rp).argmin()])
+        if nearest not in shown:
+            shown.append(nearest)
+    names = {v: k for k, v in paper.items()}
+    headers = [(f"RP {rp:g}" + (f" ({names[rp]})" if rp in names else ""), "right")
+               for rp in shown]
+    rows = []
+    for model, part in table.groupby("model", sort=False):
+        by_rp = dict(zip(part["ridge_point"], part["relative"], strict=True))
+        rows.append((model, *(f"{by_rp[rp]:.2f}" for rp in shown)))
+    out.print(make_table([("model", "left"), *headers], rows,
+                         title="latency relative to the fastest model at each ridge point "
+                               "(1.00 = the fastest)"))
+    best = []
+    for rp in shown:
+        part = table[table["ridge_point"] == rp]
+        best.append(f"RP {rp:g}: {part.loc[part['relative'].idxmin(), 'model']}")
+    out.print("fastest: " + "; ".join(best))

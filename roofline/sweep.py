@@ -1,0 +1,307 @@
+"""Design-space sweeps: width × resolution grids of one model on many devices, fast.
+
+Owns grid parsing, tracing many variants (from the on-disk cache, else in worker processes),
+evaluating the whole grid on every device as arrays (one kernel table per distinct kernel view,
+one ``evaluate`` call per device), the per-device frontiers, and keeping what finished when
+the user interrupts. No plotting (``roofline.sweep_report``) and no printing (the CLI).
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import UsageError
+from .pareto import pareto_mask
+from .variants import MAX_RESOLUTION, MIN_RESOLUTION, Variant, check_batch
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from .hardware import HardwareProfile
+
+__all__ = ["parse_grid", "sweep_variants", "trace_all", "evaluate_grid", "SweepResult", "views_of",
+           "MAX_VARIANTS", "ROW_FIELDS"]
+
+#: A sweep larger than this is almost certainly a typo in a range.
+MAX_VARIANTS = 100_000
+
+ROW_FIELDS = ("model", "label", "width", "resolution", "batch", "hardware", "precision", "macs",
+              "params", "latency_ms", "supported", "top1", "pareto_macs", "pareto_top1")
+
+
+# -- grids ---------------------------------------------------------------------------------------
+
+def _decimal(text: str, what: str) -> Decimal:
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise UsageError(f"{what}: {text.strip()!r} is not a number") from None
+    if not value.is_finite():
+        raise UsageError(f"{what}: {text.strip()!r} is not a finite number")
+    return value
+
+
+def parse_grid(text: str, what: str, *, integer: bool = False) -> list[float] | list[int]:
+    """Values of ``START:STOP:STEP`` (STOP included when it lands on the grid), ``a,b,c``, or
+    a single value. Decimal arithmetic, so ``0.25:1.5:0.05`` is exactly 26 clean values."""
+    text = str(text).strip()
+    if not text:
+        raise UsageError(f"{what}: empty; give START:STOP:STEP, a list a,b,c or one value")
+    if ":" in text:
+        parts = text.split(":")
+        if len(parts) != 3:
+            raise UsageError(f"{what}: {text!r} is not START:STOP:STEP")
+        start, stop, step = (_decimal(p, what) for p in parts)
+        if step <= 0:
+            raise UsageError(f"{what}: step must be > 0, got {step}")
+        if start > stop:
+            raise UsageError(f"{what}: start {start} is above stop {stop}")
+        count = int((stop - start) / step) + 1
+        if count > MAX_VARIANTS:
+            raise UsageError(f"{what}: {text!r} has {count} values; at most {MAX_VARIANTS}")
+        values = [start + i * step for i in range(count)]
+    else:
+        values = [_decimal(p, what) for p in text.split(",") if p.strip()]
+        if not values:
+            raise UsageError(f"{what}: empty list")
+    out: list[Any] = []
+    for v in values:
+        if integer:
+            if v != v.to_integral_value():
+                raise UsageError(f"{what}: {v} is not a whole number of pixels")
+            number: int | float = int(v)
+            if not MIN_RESOLUTION <= number <= MAX_RESOLUTION:
+                raise UsageError(f"{what}: {number} is outside {MIN_RESOLUTION}.."
+                                 f"{MAX_RESOLUTION} pixels")
+        else:
+            number = float(v)
+            if number <= 0:
+                raise UsageError(f"{what}: widths must be > 0, got {v}")
+        if number not in out:
+            out.append(number)
+    return out
+
+
+def sweep_variants(model: str, widths: Sequence[float], resolutions: Sequence[int],
+                   batch: int = 1) -> list[Variant]:
+    """Every width × resolution of ``model`` (validated once)."""
+    check_batch(batch)
+    count = len(widths) * len(resolutions)
+    if count > MAX_VARIANTS:
+        raise UsageError(f"{count} variants ({len(widths)} widths x {len(resolutions)} "
+                         f"resolutions); at most {MAX_VARIANTS}")
+    Variant(model, widths[0], resolutions[0], batch).validate()
+    return [Variant(model, w, r, batch) for r in resolutions for w in widths]
+
+
+# -- tracing ---------------------------------------------------------------------------------------
+
+View = tuple[bool, frozenset[str]]
+
+
+def _arrays_for(variant: Variant, views: list[View]) -> tuple[list[dict[str, Any]], bool]:
+    from .cache import cached_kernel_arrays
+
+    return cached_kernel_arrays(variant, views)
+
+
+@dataclass
+class TraceStats:
+    traced: int = 0  # variants that had to be traced (or re-read from their graph) now
+    cached: int = 0  # variants whose kernel arrays came straight from the cache
+    interrupted: bool = False
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches the whole process group; the parent stops the workers itself, so they
+    # must not print a traceback each.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _pool_context() -> Any:
+    # fork starts a worker in milliseconds and inherits the imported modules; the tracer runs
+    # no real kernels, so no thread pool is forked mid-use.
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+def trace_all(variants: Sequence[Variant], views: Sequence[View], workers: int = 1,
+              progress: Callable[[int, int], None] | None = None
+              ) -> tuple[list[list[dict[str, Any]] | None], TraceStats]:
+    """The kernel arrays of every variant in every kernel view (None for the variants not
+    finished when interrupted).
+
+    Arrays already cached are read in this process; the rest are traced (and cached) by
+    ``workers`` processes (in-process when 1). ``progress(done, total)`` is called as variants
+    finish. A KeyboardInterrupt stops the workers and returns what finished, with
+    ``stats.interrupted`` set.
+    """
+    from .cache import cache_enabled, cache_key, load_arrays
+
+    views = list(views)
+    found: list[list[dict[str, Any]] | None] = [None] * len(variants)
+    stats = TraceStats()
+    todo: list[int] = []
+    for i, v in enumerate(variants):
+        key = cache_key(v) if cache_enabled() else ""
+        arrays = [load_arrays(key, view) for view in views] if key else [None]
+        if all(a is not None for a in arrays):
+            found[i] = arrays  # type: ignore[assignment]
+            stats.cached += 1
+        else:
+            todo.append(i)
+    done = stats.cached
+    if progress:
+        progress(done, len(variants))
+    try:
+        if workers <= 1 or len(todo) <= 1:
+            for i in todo:
+                found[i], _ = _arrays_for(variants[i], views)
+                stats.traced += 1
+                done += 1
+                if progress:
+                    progress(done, len(variants))
+        else:
+            _trace_in_workers(variants, views, todo, found, stats, workers, progress, done)
+    except KeyboardInterrupt:
+        stats.interrupted = True
+    return found, stats
+
+
+def _trace_in_workers(variants: Sequence[Variant], views: list[View], todo: list[int],
+                      found: list[Any], stats: TraceStats, workers: int,
+                      progress: Callable[[int, int], None] | None, done: int) -> None:
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=_pool_context(),
+                               initializer=_ignore_interrupts)
+    pending: dict[Future[Any], int] = {}
+    try:
+        queue = iter(todo)
+        # A few tasks per worker in flight, so results stream back as they finish.
+        for i in _take(queue, 4 * workers):
+            pending[pool.submit(_arrays_for, variants[i], views)] = i
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                i = pending.pop(future)
+                found[i], _ = future.result()
+                stats.traced += 1
+                done += 1
+                if progress:
+                    progress(done, len(variants))
+                for j in _take(queue, 1):
+                    pending[pool.submit(_arrays_for, variants[j], views)] = j
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _take(iterator: Iterable[int], n: int) -> list[int]:
+    out = []
+    for item in iterator:
+        out.append(item)
+        if len(out) == n:
+            break
+    return out
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+# -- evaluation ----------------------------------------------------------------------------------
+
+@dataclass
+class SweepResult:
+    """Every finished variant on every device: latency (s) per device and variant."""
+
+    variants: list[Variant]
+    macs: np.ndarray  # per variant
+    params: np.ndarray
+    hardware: list[HardwareProfile]
+    precisions: list[str]
+    latency_s: np.ndarray  # (devices, variants); NaN where unsupported
+    stats: TraceStats = field(default_factory=TraceStats)
+    total_variants: int = 0
+
+    @property
+    def partial(self) -> bool:
+        return self.stats.interrupted or len(self.variants) < self.total_variants
+
+    def frontier(self, h: int) -> tuple[list[bool], list[bool]]:
+        """Device ``h``'s latency–MACs and latency–top-1 frontiers (masks over variants)."""
+        latency = [None if math.isnan(x) else float(x) for x in self.latency_s[h]]
+        top1 = [v.top1() for v in self.variants]
+        return pareto_mask(latency, list(self.macs)), pareto_mask(latency, top1)
+
+    def rows(self) -> list[dict[str, Any]]:
+        out = []
+        top1 = [v.top1() for v in self.variants]
+        for h, hw in enumerate(self.hardware):
+            by_macs, by_top1 = self.frontier(h)
+            for m, variant in enumerate(self.variants):
+                latency = self.latency_s[h, m]
+                out.append({
+                    "model": variant.name, "label": variant.label,
+                    "width": variant.effective_width,
+                    "resolution": variant.effective_resolution, "batch": variant.batch,
+                    "hardware": hw.name, "precision": self.precisions[h],
+                    "macs": int(self.macs[m]), "params": int(self.params[m]),
+                    "latency_ms": None if math.isnan(latency) else float(latency * 1e3),
+                    "supported": not math.isnan(latency), "top1": top1[m],
+                    "pareto_macs": bool(by_macs[m]), "pareto_top1": bool(by_top1[m]),
+                })
+        return out
+
+    def to_dataframe(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self.rows(), columns=list(ROW_FIELDS))
+
+
+def views_of(hardware: Sequence[HardwareProfile]) -> list[View]:
+    """The distinct kernel views of ``hardware``, in order."""
+    return list(dict.fromkeys(hw.kernel_view() for hw in hardware))
+
+
+def evaluate_grid(variants: Sequence[Variant], arrays: Sequence[list[dict[str, Any]] | None],
+                  hardware: Sequence[HardwareProfile], precision: str | None = None,
+                  stats: TraceStats | None = None) -> SweepResult:
+    """Price every finished variant on every device: one kernel table per kernel view (in
+    the order of :func:`views_of`) and one array evaluation per device."""
+    from .engine import KernelTable, evaluate
+    from .hardware import load_hardware
+
+    views = views_of(hardware)
+    kept = [(v, a) for v, a in zip(variants, arrays, strict=True) if a is not None]
+    latency = np.full((len(hardware), len(kept)), np.nan)
+    precisions = [precision or hw.default_precision for hw in hardware]
+    if kept:
+        tables = {view: KernelTable.from_arrays([a[k] for _, a in kept])
+                  for k, view in enumerate(views)}
+        for h, hw in enumerate(hardware):
+            fallback = load_hardware(hw.support.fallback) if hw.support.fallback else None
+            costs = evaluate(tables[hw.kernel_view()], hw, precisions[h], fallback=fallback)
+            latency[h] = costs.graph_latency_s
+    first = [a[0] for _, a in kept]
+    return SweepResult(
+        variants=[v for v, _ in kept],
+        macs=np.array([float(a["graph_macs"]) for a in first]),
+        params=np.array([float(a["graph_params"]) for a in first]),
+        hardware=list(hardware), precisions=precisions, latency_s=latency,
+        stats=stats or TraceStats(), total_variants=len(variants))

@@ -1,0 +1,193 @@
+"""The sweep page: a latency heatmap over width × resolution and the frontiers, per device.
+
+Owns the sweep's figures and page; builds on the page builder and look of ``roofline.report``
+(plotly is imported only inside these functions). The numbers come from
+:class:`roofline.sweep.SweepResult`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .report import Chart, Section, family_colour, html_table, plot_text, render_page, style_figure
+
+__all__ = ["heatmap_figure", "frontier_figure", "sweep_page"]
+
+
+def _ms(value: float) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value:.3g} ms"
+
+
+def heatmap_figure(result: Any, h: int) -> Any:
+    """Predicted latency over width (x) × resolution (y) on device ``h``, log colour scale."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    widths = sorted({v.effective_width for v in result.variants})
+    resolutions = sorted({v.effective_resolution for v in result.variants})
+    grid = np.full((len(resolutions), len(widths)), np.nan)
+    macs = np.full_like(grid, np.nan)
+    for m, v in enumerate(result.variants):
+        i, j = resolutions.index(v.effective_resolution), widths.index(v.effective_width)
+        grid[i, j] = result.latency_s[h, m] * 1e3
+        macs[i, j] = result.macs[m] / 1e6
+    hw = result.hardware[h]
+    finite = grid[np.isfinite(grid)]
+    fig = go.Figure(go.Heatmap(
+        x=[f"{w:g}" for w in widths], y=[str(r) for r in resolutions],
+        z=np.log10(grid), customdata=np.dstack([grid, macs]),
+        colorscale="Viridis", colorbar={
+            "title": {"text": "latency (ms)"},
+            "tickvals": _log_ticks(finite), "ticktext": [f"{10 ** t:g}" for t in
+                                                          _log_ticks(finite)]},
+        hovertemplate="width %{x}×, %{y} px<br>latency %{customdata[0]:.3g} ms"
+                      "<br>%{customdata[1]:.1f} M MACs<extra></extra>"))
+    style_figure(fig, title=f"{hw.name}: predicted latency over width × resolution",
+                 x_title="width multiplier", y_title="input resolution (px)",
+                 height=max(320, 22 * len(resolutions) + 160))
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(type="category")
+    return fig
+
+
+def _log_ticks(values: Any) -> list[float]:
+    import numpy as np
+
+    if not len(values):
+        return []
+    lo, hi = np.floor(np.log10(values.min())), np.ceil(np.log10(values.max()))
+    ticks = []
+    for exponent in np.arange(lo, hi + 1):
+        for mantissa in (1, 2, 5):
+            t = float(np.log10(mantissa) + exponent)
+            if np.log10(values.min()) - 0.05 <= t <= np.log10(values.max()) + 0.05:
+                ticks.append(t)
+    return ticks
+
+
+def frontier_figure(result: Any, h: int) -> Any:
+    """Latency against MACs of every variant on device ``h``; the latency–MACs frontier (the
+    most MACs for the latency) drawn as a step line, published top-1 variants ringed."""
+    import plotly.graph_objects as go
+
+    hw = result.hardware[h]
+    by_macs, by_top1 = result.frontier(h)
+    latency = [x * 1e3 for x in result.latency_s[h]]
+    macs = [x / 1e6 for x in result.macs]
+    labels = [f"{v.effective_width:g}× {v.effective_resolution}px" for v in result.variants]
+    family = _family(result)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(
+        x=latency, y=macs, mode="markers", name="variants",
+        marker={"size": 6, "color": family_colour(family), "opacity": 0.45},
+        text=[plot_text(t) for t in labels],
+        hovertemplate="%{text}<br>%{x:.3g} ms<br>%{y:.1f} M MACs<extra></extra>"))
+    front = sorted((latency[m], macs[m], labels[m]) for m in range(len(labels)) if by_macs[m])
+    fig.add_trace(go.Scatter(
+        x=[p[0] for p in front], y=[p[1] for p in front], mode="lines+markers",
+        line={"shape": "hv", "color": "#1b1f24", "width": 1.5, "dash": "dot"},
+        marker={"size": 7, "color": family_colour(family), "line": {"width": 1, "color":
+                                                                      "#1b1f24"}},
+        name="latency–MACs frontier", text=[plot_text(p[2]) for p in front],
+        hovertemplate="%{text}<br>%{x:.3g} ms<br>%{y:.1f} M MACs<extra>frontier</extra>"))
+    published = [m for m, v in enumerate(result.variants) if v.top1() is not None]
+    if published:
+        fig.add_trace(go.Scatter(
+            x=[latency[m] for m in published], y=[macs[m] for m in published],
+            mode="markers", name="published top-1 (★ on its frontier)",
+            marker={"size": 12, "symbol": ["star" if by_top1[m] else "circle-open"
+                                           for m in published],
+                    "color": "#d55e00", "line": {"width": 1.5, "color": "#d55e00"}},
+            text=[plot_text(f"{labels[m]}, top-1 {result.variants[m].top1():.1f} %")
+                  for m in published],
+            hovertemplate="%{text}<br>%{x:.3g} ms<extra></extra>"))
+    style_figure(fig, title=f"{hw.name}: MACs against predicted latency",
+                 x_title="predicted latency (ms, log scale)",
+                 y_title="MACs (millions, log scale)", height=460)
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def _family(result: Any) -> str:
+    v = result.variants[0] if result.variants else None
+    if v is None or not v.is_zoo:
+        return "user"
+    from .zoo import get_model_info
+
+    return get_model_info(v.name).family
+
+
+def _frontier_table(result: Any, h: int) -> Any:
+    by_macs, by_top1 = result.frontier(h)
+    rows = []
+    for m in sorted((m for m in range(len(result.variants)) if by_macs[m]),
+                    key=lambda m: result.latency_s[h, m]):
+        v = result.variants[m]
+        top1 = v.top1()
+        rows.append((f"{v.effective_width:g}", v.effective_resolution,
+                     f"{result.macs[m] / 1e6:.1f}", _ms(result.latency_s[h, m] * 1e3),
+                     "n/a" if top1 is None else f"{top1:.1f}" + (" ★" if by_top1[m] else "")))
+    return html_table(["width", "resolution", "MACs (M)", "latency", "top-1 %"], rows,
+                      caption=f"{result.hardware[h].name}: the latency–MACs frontier, fastest "
+                              f"first (★: also on the latency–top-1 frontier)",
+                      numeric=[True, True, True, True, True])
+
+
+def sweep_page(result: Any, *, model: str, command: str) -> str:
+    """The whole sweep page: summary, then per device the heatmap, frontier chart and table."""
+    from . import __version__
+
+    n_var = len(result.variants)
+    intro = (f"{n_var} variants of {model} (widths × resolutions) predicted on "
+             f"{len(result.hardware)} device(s). " +
+             ("This sweep was interrupted: only the finished variants are shown. "
+              if result.partial else "") +
+             "The latency–MACs frontier holds the variants no other variant beats on both: "
+             "faster and with at least as many MACs (a proxy for capacity when no accuracy is "
+             "published).")
+    sections = [Section("Summary", intro, html_table=_summary_table(result))]
+    for h, hw in enumerate(result.hardware):
+        sections.append(Section(
+            f"{hw.name} ({hw.kind}, {result.precisions[h]})", hw.description,
+            figures=[Chart(heatmap_figure(result, h),
+                           "Colour: predicted latency (log scale). Hover a cell for its MACs."),
+                     Chart(frontier_figure(result, h),
+                           "Every variant; the dotted step line is the latency–MACs frontier; "
+                           "orange marks variants with a published ImageNet top-1.")],
+            html_table=_frontier_table(result, h)))
+    provenance = {
+        "command": command,
+        "roofline": __version__,
+        "profiles": {hw.name: f"{hw.description} ({hw.path})" for hw in result.hardware},
+        "graphs": f"{result.stats.cached} variants from the kernel cache, "
+                  f"{result.stats.traced} traced or re-read",
+    }
+    title = f"Sweep of {model}" + (" (partial)" if result.partial else "")
+    return render_page(title, sections, provenance,
+                       subtitle="Predicted by the roofline engine from each device's profile.")
+
+
+def _summary_table(result: Any) -> Any:
+    rows = []
+    for h, hw in enumerate(result.hardware):
+        lat = result.latency_s[h] * 1e3
+        finite = [x for x in lat if math.isfinite(x)]
+        by_macs, _ = result.frontier(h)
+        if finite:
+            best = min(range(len(lat)), key=lambda m: lat[m] if math.isfinite(lat[m])
+                       else math.inf)
+            v = result.variants[best]
+            fastest = f"{v.effective_width:g}× {v.effective_resolution}px {_ms(lat[best])}"
+        else:
+            fastest = "n/a"
+        rows.append((hw.name, result.precisions[h], fastest,
+                     _ms(min(finite)) if finite else "n/a",
+                     _ms(max(finite)) if finite else "n/a", sum(by_macs),
+                     len(lat) - len(finite)))
+    return html_table(["device", "precision", "fastest variant", "min latency", "max latency",
+                       "on frontier", "unsupported"], rows,
+                      numeric=[False, False, False, True, True, True, True])

@@ -50,9 +50,12 @@ def _decimal(text: str, what: str) -> Decimal:
     return value
 
 
-def parse_grid(text: str, what: str, *, integer: bool = False) -> list[float] | list[int]:
+def parse_grid(text: str, what: str, *, integer: bool = False,
+               allow_zero: bool = False) -> list[float] | list[int]:
     """Values of ``START:STOP:STEP`` (STOP included when it lands on the grid), ``a,b,c``, or
-    a single value. Decimal arithmetic, so ``0.25:1.5:0.05`` is exactly 26 clean values."""
+    a single value. Decimal arithmetic, so ``0.25:1.5:0.05`` is exactly 26 clean values.
+    ``integer``: resolutions (whole pixels, 8..8192); otherwise widths (> 0), or values >= 0
+    with ``allow_zero`` (ridge points)."""
     text = str(text).strip()
     if not text:
         raise UsageError(f"{what}: empty; give START:STOP:STEP, a list a,b,c or one value")
@@ -84,8 +87,9 @@ def parse_grid(text: str, what: str, *, integer: bool = False) -> list[float] | 
                                  f"{MAX_RESOLUTION} pixels")
         else:
             number = float(v)
-            if number <= 0:
-                raise UsageError(f"{what}: widths must be > 0, got {v}")
+            if number < 0 or (number == 0 and not allow_zero):
+                raise UsageError(f"{what}: values must be > 0" + (" or 0" if allow_zero else "")
+                                 + f", got {v}")
         if number not in out:
             out.append(number)
     return out

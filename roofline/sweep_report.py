@@ -10,7 +10,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .report import Chart, Section, family_colour, html_table, plot_text, render_page, style_figure
+from .report import (
+    Chart,
+    Markup,
+    Section,
+    escape,
+    family_colour,
+    html_table,
+    plot_text,
+    render_page,
+    style_figure,
+)
 
 __all__ = ["heatmap_figure", "frontier_figure", "sweep_page"]
 
@@ -121,6 +131,11 @@ def _family(result: Any) -> str:
     return get_model_info(v.name).family
 
 
+def _collapsed(summary: str, table: Any) -> Any:
+    """A table folded away behind a one-line summary (frontiers of big sweeps are long)."""
+    return Markup(f"<details><summary>{escape(summary)}</summary>{table}</details>")
+
+
 def _frontier_table(result: Any, h: int) -> Any:
     by_macs, by_top1 = result.frontier(h)
     rows = []
@@ -158,7 +173,9 @@ def sweep_page(result: Any, *, model: str, command: str) -> str:
                      Chart(frontier_figure(result, h),
                            "Every variant; the dotted step line is the latency–MACs frontier; "
                            "orange marks variants with a published ImageNet top-1.")],
-            html_table=_frontier_table(result, h)))
+            body_html=_collapsed(f"the {sum(result.frontier(h)[0])} variants on the "
+                                 f"latency–MACs frontier, fastest first",
+                                 _frontier_table(result, h))))
     provenance = {
         "command": command,
         "roofline": __version__,

@@ -234,16 +234,12 @@ class _Progress:
 # -- the ridge-point sweep ------------------------------------------------------------------------
 
 def _ridge_points(text: str) -> list[float]:
-    from ..errors import UsageError
     from ..sweep import parse_grid
 
     parts = text.split(":")
     if len(parts) == 2:
         text = f"{text}:5"
-    values = parse_grid(text, "--ridge") if ":" in text else parse_grid(text, "--ridge")
-    if any(v < 0 for v in values):
-        raise UsageError("--ridge: ridge points must be >= 0 MACs per byte")
-    return [float(v) for v in values]
+    return [float(v) for v in parse_grid(text, "--ridge", allow_zero=True)]
 
 
 def _ridge_models(specs: list[str] | None) -> list[Any]:

@@ -1,0 +1,246 @@
+"""roofline sweep: grids, the array evaluation against predict(), frontiers, interruption."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from roofline.cli import main
+from roofline.engine import predict
+from roofline.errors import UsageError
+from roofline.hardware import load_hardware
+from roofline.pareto import pareto_mask
+from roofline.sweep import evaluate_grid, parse_grid, sweep_variants, trace_all, views_of
+from roofline.variants import Variant
+
+
+def run(capsys, *argv):
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- grids ----------------------------------------------------------------------------------------
+
+def test_inclusive_decimal_range():
+    widths = parse_grid("0.25:1.5:0.05", "--width")
+    # (1.5 - 0.25) / 0.05 + 1 = 26 values, every one a clean decimal
+    assert len(widths) == 26
+    assert widths[:3] == [0.25, 0.3, 0.35] and widths[-1] == 1.5
+    assert 0.30000000000000004 not in widths
+
+
+def test_stop_off_the_grid_is_not_included():
+    assert parse_grid("96:320:64", "--resolution", integer=True) == [96, 160, 224, 288]
+
+
+def test_lists_and_single_values():
+    assert parse_grid("0.5, 0.75,1.0", "--width") == [0.5, 0.75, 1.0]
+    assert parse_grid("224", "--resolution", integer=True) == [224]
+    assert parse_grid("1,1,0.5", "--width") == [1.0, 0.5]  # duplicates once
+
+
+@pytest.mark.parametrize("text, integer, message", [
+    ("1:0.5:0.1", False, "above stop"),
+    ("0.5:1:0", False, "step must be > 0"),
+    ("0.5:1:-0.1", False, "step must be > 0"),
+    ("a:1:0.1", False, "not a number"),
+    ("0.5:1", False, "START:STOP:STEP"),
+    ("0,0.5", False, "values must be > 0"),
+    ("nan", False, "finite"),
+    ("96:400:32.5", True, "whole number"),
+    ("4:32:4", True, "outside 8..8192"),
+    ("0:100000000:1", True, "at most"),
+    ("", False, "empty"),
+])
+def test_bad_ranges(text, integer, message):
+    with pytest.raises(UsageError, match=message):
+        parse_grid(text, "--x", integer=integer)
+
+
+def test_too_many_variants():
+    with pytest.raises(UsageError, match="at most"):
+        sweep_variants("mobilenet_v2", [1.0] * 1001, list(range(8, 108)))
+
+
+# -- the array evaluation -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_sweep():
+    variants = sweep_variants("mobilenet_v2", [0.35, 0.5, 1.0], [96, 160])
+    hardware = [load_hardware(n) for n in ("cpu", "gpu", "dsp")]
+    arrays, stats = trace_all(variants, views_of(hardware), workers=1)
+    return variants, hardware, evaluate_grid(variants, arrays, hardware, stats=stats)
+
+
+def test_grid_matches_predict_one_by_one(small_sweep):
+    variants, hardware, result = small_sweep
+    assert result.latency_s.shape == (3, 6)
+    for h, hw in enumerate(hardware):
+        for m, v in enumerate(variants):
+            expected = predict(v.trace(), hw).latency_ms
+            assert result.latency_s[h, m] * 1e3 == pytest.approx(expected, rel=1e-12)
+            assert result.macs[m] == v.trace().macs
+
+
+def test_frontiers_are_pareto_masks(small_sweep):
+    variants, hardware, result = small_sweep
+    for h in range(len(hardware)):
+        by_macs, by_top1 = result.frontier(h)
+        latency = list(result.latency_s[h])
+        assert by_macs == pareto_mask(latency, list(result.macs))
+        assert by_top1 == pareto_mask(latency, [v.top1() for v in variants])
+        # mobilenet_v2 has published top-1 figures only at 224, not in this grid.
+        assert not any(by_top1)
+
+
+def test_rows_have_every_field(small_sweep):
+    _, _, result = small_sweep
+    rows = result.rows()
+    assert len(rows) == 3 * 6
+    assert set(rows[0]) == {"model", "label", "width", "resolution", "batch", "hardware",
+                            "precision", "macs", "params", "latency_ms", "supported", "top1",
+                            "pareto_macs", "pareto_top1"}
+
+
+def test_second_sweep_on_other_devices_is_served_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROOFLINE_CACHE_DIR", str(tmp_path / "cache"))
+    variants = sweep_variants("mobilenet_v3_small", [0.5, 0.75], [96, 128])
+    first = [load_hardware("cpu")]
+    _, stats = trace_all(variants, views_of(first), workers=2)
+    assert (stats.cached, stats.traced) == (0, 4)
+    # Same kernel view (TFLite fusion), another device: nothing is traced again.
+    second = [load_hardware("pixel4-dsp"), load_hardware("s23-cpu")]
+    arrays, stats = trace_all(variants, views_of(second), workers=2)
+    assert (stats.cached, stats.traced) == (4, 0)
+    # A device with another kernel view re-reads the cached graphs, never the model.
+    arrays, stats = trace_all(variants, views_of([load_hardware("gpu")]), workers=1)
+    assert stats.traced == 4
+    result = evaluate_grid(variants, arrays, [load_hardware("gpu")])
+    assert np.all(np.isfinite(result.latency_s))
+
+
+def test_interruption_keeps_finished_variants(monkeypatch):
+    import roofline.sweep as sweep
+
+    variants = sweep_variants("mobilenet_v2", [0.3, 0.4, 0.6, 0.7], [64])
+    calls = {"n": 0}
+    real = sweep._arrays_for
+
+    def interrupt_after_two(variant, views):
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return real(variant, views)
+
+    monkeypatch.setenv("ROOFLINE_NO_CACHE", "1")
+    monkeypatch.setattr(sweep, "_arrays_for", interrupt_after_two)
+    hardware = [load_hardware("cpu")]
+    arrays, stats = trace_all(variants, views_of(hardware), workers=1)
+    assert stats.interrupted
+    assert [a is not None for a in arrays] == [True, True, False, False]
+    result = evaluate_grid(variants, arrays, hardware, stats=stats)
+    assert result.partial and len(result.variants) == 2
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+def test_sweep_command_writes_csv_json_and_report(capsys, tmp_path):
+    out, table = tmp_path / "sweep.html", tmp_path / "rows.csv"
+    code, stdout, err = run(capsys, "sweep", "mobilenet_v2", "--width", "0.5:1.0:0.25",
+                            "--resolution", "160,224", "--hw", "cpu,edgetpu", "--out",
+                            str(out), "--csv", str(table), "--workers", "1", "--json")
+    assert code == 0, err
+    rows = json.loads(stdout)
+    assert len(rows) == 3 * 2 * 2
+    with table.open() as handle:
+        assert len(list(csv.DictReader(handle))) == 12
+    page = out.read_text()
+    assert "pixel8-edgetpu" in page and "latency–MACs frontier" in page
+    published = [r for r in rows if r["top1"] is not None]
+    # published_models.csv has mobilenet_v2 at 224 for widths 0.5, 0.75 and 1.0 (and others
+    # outside this grid), none at 160
+    assert {(r["width"], r["resolution"]) for r in published} == {(0.5, 224), (0.75, 224),
+                                                                  (1.0, 224)}
+
+
+def test_interrupted_command_writes_what_finished(capsys, tmp_path, monkeypatch):
+    import roofline.sweep as sweep
+
+    real = sweep._arrays_for
+    calls = {"n": 0}
+
+    def interrupt_after_one(variant, views):
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return real(variant, views)
+
+    monkeypatch.setenv("ROOFLINE_NO_CACHE", "1")
+    monkeypatch.setattr(sweep, "_arrays_for", interrupt_after_one)
+    table, page = tmp_path / "rows.csv", tmp_path / "sweep.html"
+    code, _, err = run(capsys, "sweep", "mobilenet_v2", "--width", "0.3,0.4,0.5",
+                       "--resolution", "64", "--hw", "cpu", "--workers", "1", "--csv",
+                       str(table), "--out", str(page))
+    assert code == 130
+    assert "Traceback" not in err
+    with table.open() as handle:
+        assert len(list(csv.DictReader(handle))) == 1
+    assert "(partial)" in page.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.csv", "sweep.html"]
+
+
+def test_sweep_of_a_user_model(capsys, tmp_path):
+    path = tmp_path / "nets.py"
+    path.write_text(
+        "from torch import nn\n"
+        "def build(width=1.0):\n"
+        "    c = max(1, int(16 * width))\n"
+        "    return nn.Sequential(nn.Conv2d(3, c, 3), nn.ReLU(), nn.Conv2d(c, c, 1))\n")
+    code, stdout, err = run(capsys, "sweep", f"{path}:build", "--width", "1,2",
+                            "--resolution", "32", "--hw", "cpu", "--no-report", "--json",
+                            "--workers", "1")
+    assert code == 0, err
+    rows = json.loads(stdout)
+    # conv 3->16 3x3 on 32x32 -> 30x30: 900*16*27 = 388,800; 1x1 16->16: 900*256 = 230,400
+    assert rows[0]["macs"] == 388_800 + 230_400
+    # width 2: 900*32*27 = 777,600; 900*32*32 = 921,600
+    assert rows[1]["macs"] == 777_600 + 921_600
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sweep"], "give MODEL"),
+    (["sweep", "mobilenet_v2", "--width", "2:1:0.1"], "above stop"),
+    (["sweep", "mobilenet_v2", "--resolution", "96:320:0"], "step must be > 0"),
+    (["sweep", "mobilenet_v2", "--hw", ","], "empty hardware list"),
+    (["sweep", "mobilenet_v2", "--hw", "cpuu"], "unknown hardware"),
+    (["sweep", "mobilenet_v9"], "unknown model"),
+    (["sweep", "mobilenet_v2", "--workers", "0"], "--workers"),
+    (["sweep", "mobilenet_v2", "--batch", "0"], "batch"),
+    (["sweep", "--ridge", "500:0"], "above stop"),
+    (["sweep", "mobilenet_v2", "--ridge", "0:500"], "drop MODEL"),
+])
+def test_bad_input(capsys, argv, message):
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and message in err
+
+
+def test_ridge_sweep(capsys, tmp_path):
+    code, stdout, err = run(capsys, "sweep", "--ridge", "0:500:100", "--models",
+                            "mobilenet_v1,mobilenet_v2,mobilenet_v4_conv_small", "--hw", "cpu",
+                            "--json", "--out", str(tmp_path / "ridge.html"))
+    assert code == 0, err
+    rows = json.loads(stdout)
+    assert len(rows) == 3 * 6  # 3 models x ridge points 0, 100, ..., 500
+    at_zero = {r["model"]: r["cost_macs"] for r in rows if r["ridge_point"] == 0}
+    # At ridge point 0 the cost is the MACs.
+    assert at_zero["mobilenet_v2:224"] == Variant("mobilenet_v2").trace().macs
+    assert min(r["relative"] for r in rows) == 1.0
+    assert "Figure 2" in (tmp_path / "ridge.html").read_text()

@@ -148,12 +148,12 @@ def view_key(view: tuple[bool, frozenset[str]]) -> str:
 
 
 def _arrays_path(key: str, view: tuple[bool, frozenset[str]]) -> Path:
-    return cache_dir() / "kernels" / f"{key}-{view_key(view)}.npy"
+    return cache_dir() / "kernels" / f"{key}-{view_key(view)}.f64"
 
 
-# The arrays of one variant in one view are stored as one float64 .npy vector: the element
-# count of each array in _ARRAY_ORDER, then the arrays one after another. One small read per
-# file, no pickle, no zip: a sweep reads thousands of them.
+# The arrays of one variant in one view are stored as one raw little-endian float64 vector:
+# the element count of each array in _ARRAY_ORDER, then the arrays one after another. One small
+# read per file, no header to parse, no pickle: a sweep reads thousands of them.
 _ARRAY_ORDER = ("kind", "macs", "weight_elements", "bias_elements", "gemm", "input_elements",
                 "output_elements", "edge_kernel", "edge_elements", "edge_distance",
                 "write_kernel", "write_elements", "write_distance", "graph_macs",
@@ -168,7 +168,7 @@ def load_arrays(key: str, view: tuple[bool, frozenset[str]]) -> dict[str, Any] |
 
     path = _arrays_path(key, view)
     try:
-        flat = np.load(path, allow_pickle=False)
+        flat = np.fromfile(path, dtype="<f8")
         n = len(_ARRAY_ORDER)
         sizes = flat[:n].astype(np.int64)
         if flat.ndim != 1 or len(flat) != n + int(sizes.sum()):
@@ -193,8 +193,6 @@ def load_arrays(key: str, view: tuple[bool, frozenset[str]]) -> dict[str, Any] |
 
 def store_arrays(key: str, view: tuple[bool, frozenset[str]], arrays: dict[str, Any]) -> None:
     """Write kernel arrays under ``key`` and ``view`` (skipped silently if it cannot)."""
-    import io
-
     import numpy as np
 
     from .io import atomic_write_bytes
@@ -202,9 +200,7 @@ def store_arrays(key: str, view: tuple[bool, frozenset[str]], arrays: dict[str, 
     with contextlib.suppress(Exception):
         parts = [np.asarray(arrays[name], dtype=np.float64).ravel() for name in _ARRAY_ORDER]
         flat = np.concatenate([np.array([len(p) for p in parts], dtype=np.float64), *parts])
-        buffer = io.BytesIO()
-        np.save(buffer, flat, allow_pickle=False)
-        atomic_write_bytes(_arrays_path(key, view), buffer.getvalue())
+        atomic_write_bytes(_arrays_path(key, view), flat.astype("<f8").tobytes())
 
 
 def cached_kernel_arrays(variant: Variant, views: list[tuple[bool, frozenset[str]]]

@@ -1,0 +1,82 @@
+"""Sweep throughput: variants traced per second, and predictions per second from the cache.
+
+With an empty temporary cache, traces a mobilenet_v2 width x resolution grid with
+``--workers`` processes (model built on the meta device, traced, fused into each kernel view,
+written to the cache: everything a first sweep pays), then, from the cache, prices the grid on
+the four generic devices: reading the cached kernel arrays, and the engine alone (kernel
+tables + one array evaluation per device). Repeats ``--runs`` times; prints medians and
+ranges.
+
+    python benchmarks/bench_sweep.py [--runs 3] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from roofline.hardware import load_hardware  # noqa: E402
+from roofline.sweep import evaluate_grid, parse_grid, sweep_variants, trace_all, views_of  # noqa: E402
+
+WIDTHS = "0.25:1.5:0.025"  # 51 widths
+RESOLUTIONS = "96:320:16"  # 15 resolutions: 765 variants
+DEVICES = ("cpu", "dsp", "gpu", "edgetpu")
+
+
+def one_run(workers: int) -> dict[str, float]:
+    variants = sweep_variants("mobilenet_v2", parse_grid(WIDTHS, "width"),
+                              parse_grid(RESOLUTIONS, "resolution", integer=True))
+    hardware = [load_hardware(name) for name in DEVICES]
+    views = views_of(hardware)
+    with tempfile.TemporaryDirectory() as folder:
+        os.environ["ROOFLINE_CACHE_DIR"] = folder
+        start = time.perf_counter()
+        _, stats = trace_all(variants, views, workers=workers)
+        trace_s = time.perf_counter() - start
+        assert stats.traced == len(variants)
+        start = time.perf_counter()
+        arrays, stats = trace_all(variants, views, workers=workers)
+        load_s = time.perf_counter() - start
+        assert stats.cached == len(variants)
+        start = time.perf_counter()
+        result = evaluate_grid(variants, arrays, hardware)
+        engine_s = time.perf_counter() - start
+    predictions = result.latency_s.size
+    return {"variants": len(variants), "predictions": predictions,
+            "traced_per_s": len(variants) / trace_s,
+            "predictions_per_s_engine": predictions / engine_s,
+            "predictions_per_s_with_load": predictions / (engine_s + load_s)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    runs = [one_run(args.workers) for _ in range(args.runs)]
+    first = runs[0]
+    print(f"mobilenet_v2, widths {WIDTHS} x resolutions {RESOLUTIONS} = {first['variants']} "
+          f"variants; {len(DEVICES)} devices = {first['predictions']} predictions; "
+          f"{os.cpu_count()} cores, {args.workers} workers, {args.runs} runs\n")
+    print("| figure | median | min | max |")
+    print("|---|---|---|---|")
+    for key, label in (("traced_per_s", "variants traced per second (cold cache)"),
+                       ("predictions_per_s_engine",
+                        "variant x device predictions per second, engine on cached arrays"),
+                       ("predictions_per_s_with_load",
+                        "the same, reading the cached arrays from disk included")):
+        values = [r[key] for r in runs]
+        print(f"| {label} | {statistics.median(values):,.0f} | {min(values):,.0f} | "
+              f"{max(values):,.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

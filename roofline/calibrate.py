@@ -8,7 +8,7 @@ through ``roofline.variants`` only when measurements name them.
 Free parameters are named by field path, as in a profile's ``[fit] free`` list:
 
 * ``efficiency.KIND`` or ``efficiency.KIND1+KIND2+...`` (several kinds tied to one value),
-  bounded to (0, 1];
+  and ``memory_efficiency.KIND...`` likewise, bounded to (0, 1];
 * ``overhead.per_kernel_s``, ``overhead.per_inference_s`` and ``overhead.per_kind_s.KIND``
   (or ``...KIND1+KIND2``), bounded to [0, 50 ms];
 * ``dram.bandwidth_bytes_per_s``, ``memory.NAME.bandwidth_bytes_per_s`` and
@@ -174,13 +174,17 @@ class ParameterSpace:
     def _param(self, path: str) -> _Param:
         base = self.base
         head, _, rest = path.partition(".")
-        if head == "efficiency" and rest:
+        if head in ("efficiency", "memory_efficiency") and rest:
             kinds = rest.split("+")
-            start = min(base.efficiency_of(k) for k in kinds)
+            of = base.efficiency_of if head == "efficiency" else base.memory_efficiency_of
+            start = min(of(k) for k in kinds)
             return _Param(path, _MIN_EFFICIENCY, 1.0, start)
         if head == "overhead" and rest in ("per_kernel_s", "per_inference_s"):
             start = getattr(base.overhead, rest)
             return _Param(path, 0.0, _MAX_OVERHEAD_S, start)
+        if path == "overhead.per_weight_byte_s":
+            # At most 1e-8 s/byte: no runtime repacks weights slower than 100 MB/s.
+            return _Param(path, 0.0, 1e-8, base.overhead.per_weight_byte_s)
         if head == "overhead" and rest.startswith("per_kind_s."):
             kinds = rest[len("per_kind_s."):].split("+")
             start = min(base.overhead.per_kind_s.get(k, 0.0) for k in kinds)
@@ -210,8 +214,10 @@ class ParameterSpace:
                     return _Param(path, bw / 1000, bw, bw)
         raise ProfileError(f"{base.path or base.name}: field 'fit.free': cannot fit {path!r}; "
                            f"free parameters are efficiency.KIND[+KIND...], "
+                           f"memory_efficiency.KIND[+KIND...], "
                            f"peak_macs_per_s.PRECISION, "
                            f"overhead.per_kernel_s, overhead.per_inference_s, "
+                           f"overhead.per_weight_byte_s, "
                            f"overhead.per_kind_s.KIND[+KIND...], "
                            f"dram.bandwidth_bytes_per_s, memory.NAME.bandwidth_bytes_per_s, "
                            f"memory.NAME.capacity_bytes, "
@@ -231,9 +237,14 @@ class ParameterSpace:
     def _is_log(self, p: _Param) -> bool:
         return not p.path.startswith("overhead.")
 
+    def _scale(self, p: _Param) -> float:
+        # Overheads are optimised in ms (and weight-byte costs in ns/byte) so that all the
+        # transformed parameters are of order 1.
+        return 1e9 if p.path == "overhead.per_weight_byte_s" else 1e3
+
     def to_x(self, values: Sequence[float]) -> np.ndarray:
         """The continuous part of a full value vector, transformed."""
-        return np.array([math.log(v) if self._is_log(p) else v * 1e3
+        return np.array([math.log(v) if self._is_log(p) else v * self._scale(p)
                          for p, v in zip(self.params, values, strict=True) if not p.grid])
 
     def from_x(self, x: np.ndarray, discrete: Sequence[float] = ()) -> list[float]:
@@ -246,13 +257,13 @@ class ParameterSpace:
                 out.append(float(next(ds)))
             else:
                 v = next(xs)
-                out.append(math.exp(v) if self._is_log(p) else v / 1e3)
+                out.append(math.exp(v) if self._is_log(p) else v / self._scale(p))
         return out
 
     def bounds_x(self) -> tuple[np.ndarray, np.ndarray]:
         cont = self.continuous
-        lo = [math.log(p.lower) if self._is_log(p) else p.lower * 1e3 for p in cont]
-        hi = [math.log(p.upper) if self._is_log(p) else p.upper * 1e3 for p in cont]
+        lo = [math.log(p.lower) if self._is_log(p) else p.lower * self._scale(p) for p in cont]
+        hi = [math.log(p.upper) if self._is_log(p) else p.upper * self._scale(p) for p in cont]
         return np.array(lo), np.array(hi)
 
     def discrete_choices(self) -> list[tuple[int, ...]]:
@@ -274,11 +285,11 @@ class ParameterSpace:
         data["sources"] = sources
         for p, v in zip(self.params, values, strict=True):
             head, _, rest = p.path.partition(".")
-            if head == "efficiency":
-                eff = dict(data["efficiency"])
+            if head in ("efficiency", "memory_efficiency"):
+                eff = dict(data[head])
                 for kind in rest.split("+"):
                     eff[kind] = min(1.0, float(v))
-                data["efficiency"] = eff
+                data[head] = eff
             elif head == "overhead" and rest.startswith("per_kind_s."):
                 per_kind = dict(data["overhead"]["per_kind_s"])
                 for kind in rest[len("per_kind_s."):].split("+"):
@@ -303,8 +314,8 @@ class ParameterSpace:
         keys = []
         for p in self.params:
             head, _, rest = p.path.partition(".")
-            if head == "efficiency":
-                keys.extend(f"efficiency.{kind}" for kind in rest.split("+"))
+            if head in ("efficiency", "memory_efficiency"):
+                keys.extend(f"{head}.{kind}" for kind in rest.split("+"))
             elif rest.startswith("per_kind_s."):
                 keys.extend(f"overhead.per_kind_s.{kind}"
                             for kind in rest[len("per_kind_s."):].split("+"))
@@ -319,15 +330,17 @@ class ParameterSpace:
         profile = self.base
         updates: dict[str, Any] = {}
         eff = dict(profile.efficiency)
+        memory_eff = dict(profile.memory_efficiency)
         overhead = profile.overhead
         dram = profile.dram
         geometry = profile.geometry
         memory = list(profile.memory)
         for p, v in zip(self.params, values, strict=True):
             head, _, rest = p.path.partition(".")
-            if head == "efficiency":
+            if head in ("efficiency", "memory_efficiency"):
+                target = eff if head == "efficiency" else memory_eff
                 for kind in rest.split("+"):
-                    eff[kind] = min(1.0, float(v))
+                    target[kind] = min(1.0, float(v))
             elif head == "overhead" and rest.startswith("per_kind_s."):
                 per_kind = dict(overhead.per_kind_s)
                 for kind in rest[len("per_kind_s."):].split("+"):
@@ -347,8 +360,8 @@ class ParameterSpace:
                 name, field_name = rest.rsplit(".", 1)
                 memory = [lv.model_copy(update={field_name: float(v)})
                           if lv.name == name else lv for lv in memory]
-        updates.update(efficiency=eff, overhead=overhead, dram=dram, memory=tuple(memory),
-                       geometry=geometry)
+        updates.update(efficiency=eff, memory_efficiency=memory_eff, overhead=overhead,
+                       dram=dram, memory=tuple(memory), geometry=geometry)
         return profile.model_copy(update=updates)
 
 
@@ -449,7 +462,9 @@ class _Problem:
     """Measurements grouped by precision, each group a KernelTable traced once."""
 
     def __init__(self, base: HardwareProfile, measurements: Sequence[Measurement],
-                 graphs: Sequence[Any]):
+                 graphs: Sequence[Any], io_on_chip: bool = False):
+        from .engine import io_on_chip as _on_chip
+
         self.base = base
         self.measured = np.array([m.latency_ms for m in measurements]) / 1e3
         groups: dict[str, list[int]] = {}
@@ -457,11 +472,13 @@ class _Problem:
             groups.setdefault(m.precision or base.default_precision, []).append(i)
         for precision in groups:
             base.peak(precision)  # the profile must know every measured precision
-        self.groups = [(precision, np.array(idx),
-                        KernelTable.for_profile([graphs[i] for i in idx], base))
-                       for precision, idx in groups.items()]
+        self.groups = []
+        for precision, idx in groups.items():
+            table = KernelTable.for_profile([graphs[i] for i in idx], base)
+            self.groups.append((precision, np.array(idx), _on_chip(table) if io_on_chip
+                                else table))
 
-    def predict(self, profile: HardwareProfile, subset: np.ndarray | None = None) -> np.ndarray:
+    def predict(self, profile: HardwareProfile) -> np.ndarray:
         out = np.full(len(self.measured), np.nan)
         for precision, idx, table in self.groups:
             costs = evaluate(table, profile, precision)
@@ -505,19 +522,22 @@ def _least_squares(problem: _Problem, space: ParameterSpace, rows: np.ndarray) -
 def fit_profile(base: HardwareProfile, measurements: Sequence[Measurement],
                 free: Sequence[str] | None = None, *, graphs: Sequence[Any] | None = None,
                 leave_one_out: bool = True, fit_info: dict[str, Any] | None = None,
-                source: str = "fitted to measured latencies") -> FitResult:
+                source: str = "fitted to measured latencies",
+                io_on_chip: bool = False) -> FitResult:
     """Fit ``free`` parameters of ``base`` to ``measurements`` by bounded least squares on
     relative error; with ``leave_one_out``, also predict each measurement from a fit that
     did not see it. ``source`` is recorded in the profile's [sources] for every fitted value.
 
     ``graphs`` (op or kernel view, one per measurement) are traced when not given.
+    ``io_on_chip``: the measurements are single layers timed in a loop on the same tensors,
+    whose inputs and outputs stay in cache (see :func:`roofline.engine.io_on_chip`).
     """
     if free is None:
         free = list(base.fit.free) if base.fit else []
     space = ParameterSpace(base, free)
     if graphs is None:
         graphs = trace_measurements(measurements)
-    problem = _Problem(base, measurements, graphs)
+    problem = _Problem(base, measurements, graphs, io_on_chip)
     everything = np.arange(len(measurements))
     values = _least_squares(problem, space, everything)
     fitted = space.apply(values, source)

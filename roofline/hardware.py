@@ -114,10 +114,14 @@ class Overhead(_Strict):
     per_kernel_s: float = 0.0
     per_kind_s: dict[KindName, float] = Field(default_factory=dict)
     per_inference_s: float = 0.0
+    # Seconds per byte of a kernel's weights, paid on every call: a runtime that repacks
+    # weights into its kernel's layout each time (eager PyTorch on oneDNN) pays this.
+    per_weight_byte_s: float = 0.0
 
-    _num = field_validator("per_kernel_s", "per_inference_s", mode="before")(_number)
+    _num = field_validator("per_kernel_s", "per_inference_s", "per_weight_byte_s",
+                           mode="before")(_number)
 
-    @field_validator("per_kernel_s", "per_inference_s")
+    @field_validator("per_kernel_s", "per_inference_s", "per_weight_byte_s")
     @classmethod
     def _non_negative(cls, v: float) -> float:
         return _finite_non_negative(v)
@@ -248,17 +252,28 @@ class HardwareProfile(_Strict):
     description: str = ""
     default_precision: PrecisionName
     fuses_kernels: bool = True  # False: the runtime runs every op on its own (eager PyTorch)
+    threads: int | None = None  # CPU threads the profile describes, when it says
     fusion: Fusion = Fusion()
     peak_macs_per_s: dict[PrecisionName, float]
     memory: tuple[MemoryLevel, ...] = ()
     dram: Dram
     overhead: Overhead = Overhead()
     efficiency: dict[KindName, float] = Field(default_factory=dict)
+    # Fraction of each level's bandwidth a kernel of this kind streams at (strided or
+    # layout-converting kernels stream slower); default 1.
+    memory_efficiency: dict[KindName, float] = Field(default_factory=dict)
     geometry: Geometry = Geometry()
     support: Support = Support()
     sources: dict[str, str]
     fit: FitInfo | None = None
     path: str | None = Field(default=None, exclude=True)
+
+    @field_validator("threads")
+    @classmethod
+    def _threads(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError(f"must be a whole number >= 1, got {v}")
+        return v
 
     @field_validator("name")
     @classmethod
@@ -292,14 +307,14 @@ class HardwareProfile(_Strict):
                 raise ValueError(f"{precision}: {exc}") from None
         return v
 
-    @field_validator("efficiency", mode="before")
+    @field_validator("efficiency", "memory_efficiency", mode="before")
     @classmethod
     def _eff_numbers(cls, v: Any) -> Any:
         if isinstance(v, dict):
             return {k: _number(x) for k, x in v.items()}
         return v
 
-    @field_validator("efficiency")
+    @field_validator("efficiency", "memory_efficiency")
     @classmethod
     def _eff_range(cls, v: dict[str, float]) -> dict[str, float]:
         for kind, eff in v.items():
@@ -334,7 +349,7 @@ class HardwareProfile(_Strict):
                 yield f"memory.{level.name}"
         if not has("dram.bandwidth_bytes_per_s"):
             yield "dram.bandwidth_bytes_per_s"
-        for name in ("per_kernel_s", "per_inference_s"):
+        for name in ("per_kernel_s", "per_inference_s", "per_weight_byte_s"):
             if getattr(self.overhead, name) and not has(f"overhead.{name}"):
                 yield f"overhead.{name}"
         for kind in self.overhead.per_kind_s:
@@ -343,6 +358,9 @@ class HardwareProfile(_Strict):
         for kind in self.efficiency:
             if not has(f"efficiency.{kind}"):
                 yield f"efficiency.{kind}"
+        for kind in self.memory_efficiency:
+            if not has(f"memory_efficiency.{kind}"):
+                yield f"memory_efficiency.{kind}"
         for name, value in self.geometry:
             if value not in (0, 1) and not has(f"geometry.{name}"):
                 yield f"geometry.{name}"
@@ -363,6 +381,9 @@ class HardwareProfile(_Strict):
 
     def efficiency_of(self, kind: OpKind | str) -> float:
         return self.efficiency.get(str(kind), 1.0)  # type: ignore[call-overload]
+
+    def memory_efficiency_of(self, kind: OpKind | str) -> float:
+        return self.memory_efficiency.get(str(kind), 1.0)  # type: ignore[call-overload]
 
     def ridge_point(self, precision: str | None = None) -> float:
         """Peak MACs/s over DRAM bytes/s: the intensity (MACs/byte) above which a kernel that
@@ -450,7 +471,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ProfileError(f"{path}: cannot read: {exc}") from None
 
 
-_KEYED_TABLES = {"peak_macs_per_s", "efficiency", "overhead.per_kind_s"}
+_KEYED_TABLES = {"peak_macs_per_s", "efficiency", "memory_efficiency", "overhead.per_kind_s"}
 
 
 def _format_validation(path: Path | str, exc: ValidationError) -> str:
@@ -554,9 +575,11 @@ def profile_to_toml(profile: HardwareProfile, header: str = "") -> str:
     (comment lines)."""
     data = profile.model_dump(exclude={"path"}, exclude_defaults=False)
     lines: list[str] = [f"# {line}" if line else "#" for line in header.splitlines()]
-    top_scalars = ["name", "kind", "description", "default_precision", "fuses_kernels"]
+    top_scalars = ["name", "kind", "description", "default_precision", "fuses_kernels",
+                   "threads"]
     for key in top_scalars:
-        lines.append(f"{key} = {_toml_value(data[key])}")
+        if data[key] is not None:
+            lines.append(f"{key} = {_toml_value(data[key])}")
     lines.append("")
     lines.append("[peak_macs_per_s]  # multiply-accumulates per second (1 MAC = 2 FLOPs)")
     for k, v in data["peak_macs_per_s"].items():
@@ -571,7 +594,8 @@ def profile_to_toml(profile: HardwareProfile, header: str = "") -> str:
             if v is not None:
                 lines.append(f"{k} = {_toml_value(v)}")
         lines.append("")
-    for table in ("fusion", "overhead", "efficiency", "geometry", "support"):
+    for table in ("fusion", "overhead", "efficiency", "memory_efficiency", "geometry",
+                  "support"):
         lines.append(f"[{table}]")
         nested = []
         for k, v in data[table].items():

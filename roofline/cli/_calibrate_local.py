@@ -1,0 +1,119 @@
+"""``roofline calibrate --local``: profile this machine (see ``roofline.localbench``)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from typing import Any
+
+from ._common import console, fmt_count, make_table
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value}")
+    return value
+
+
+def _budget(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 2 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be from 2 to 3600 seconds, got {text}")
+    return value
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("profiling this machine (--local)")
+    group.add_argument("--local", action="store_true",
+                       help="measure this machine with torch micro-benchmarks and write its "
+                            "profile to --out")
+    group.add_argument("--threads", type=_positive_int, default=1, metavar="N",
+                       help="intra-op threads to measure with (default 1)")
+    group.add_argument("--budget", type=_budget, default=60.0, metavar="SECONDS",
+                       help="about how long to measure (default 60)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import UsageError
+    from ..hardware import profile_to_toml
+    from ..io import atomic_write_text, check_writable
+    from ..localbench import calibrate_local
+
+    if not args.out:
+        raise UsageError("calibrate --local needs --out FILE.toml")
+    if args.measurements or args.hw:
+        raise UsageError("--local measures this machine; it takes no --measurements or --hw")
+    check_writable(args.out)
+    name = args.name or "local-cpu"
+    command = "python -m roofline " + shlex.join(args.argv)
+    with _Progress() as progress:
+        result = calibrate_local(args.threads, args.budget, name=name, command=command,
+                                 progress=progress.update)
+    header = (f"Written by `{command}`.\nA profile of this machine as eager PyTorch runs on it; "
+              f"see [sources] for what was measured.")
+    atomic_write_text(args.out, profile_to_toml(result.profile, header))
+    _print(result, args.out)
+    return 0
+
+
+def _print(result: Any, out: str) -> None:
+    con = console()
+    hw = result.profile
+    rows = [("peak fp32 (matmul 1024^3)", f"{fmt_count(hw.peak('fp32'))} MAC/s",
+             f"{result.peak_timing.spread_pct:.0f} %")]
+    for level in hw.memory:
+        rows.append((f"{level.name} ({level.capacity_bytes / 1024:.0f} KiB)",
+                     f"{fmt_count(level.bandwidth_bytes_per_s or 0)}B/s", ""))
+    rows.append(("DRAM", f"{fmt_count(hw.dram.bandwidth_bytes_per_s)}B/s", ""))
+    for kind, eff in hw.efficiency.items():
+        rows.append((f"efficiency {kind}", f"{100 * eff:.0f} % of peak", ""))
+    for kind, eff in hw.memory_efficiency.items():
+        rows.append((f"memory efficiency {kind}", f"{100 * eff:.0f} % of bandwidth", ""))
+    rows.append(("overhead per op", f"{hw.overhead.per_kernel_s * 1e6:.1f} us", ""))
+    for kind, value in hw.overhead.per_kind_s.items():
+        rows.append((f"  + per {kind} op", f"{value * 1e6:.1f} us", ""))
+    rows.append(("  + per weight byte", f"{hw.overhead.per_weight_byte_s * 1e12:.1f} ps", ""))
+    con.print(make_table([("measured", "left"), ("value", "right"), ("spread", "right")], rows,
+                         title=hw.description))
+    layers = result.layers
+    spreads = sorted(t.spread_pct for t in layers.values())
+    con.print(f"{len(layers)} single layers timed (median spread p10-p90 "
+              f"{spreads[len(spreads) // 2]:.0f} %), fit median |error| "
+              f"{result.layer_fit.median_abs_error_pct:.1f} %; {len(result.nets)} synthetic "
+              f"nets, fit median |error| {result.fit.median_abs_error_pct:.1f} %")
+    con.print(f"wrote {out}")
+
+
+class _Progress:
+    """A progress bar on stderr when it is a terminal; silent otherwise."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if sys.stderr.isatty():
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description:<22}"), BarColumn(),
+                                TimeElapsedColumn(), console=console(stderr=True),
+                                transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("measuring", total=1.0)
+        return self
+
+    def update(self, step: str, fraction: float) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=fraction, description=step)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,150 @@
+"""``roofline validate --hw PROFILE``: predicted against measured latency on this machine.
+
+Owns the command's options and output; measuring and comparing is ``roofline.validate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+from typing import Any
+
+from ._common import console, fmt_ms, make_table, print_json, split_list
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 3600 seconds, got {text}")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "validate", help="predicted against measured latency on this machine",
+        description="Measure each model's real latency with torch on this machine (eager, "
+                    "inference mode, warm-up, many interleaved repetitions, fixed threads) "
+                    "and compare it with the profile's prediction: per model predicted, "
+                    "measured (median, p10-p90) and error; MAPE, Spearman and Kendall. Use a "
+                    "profile of this machine (roofline calibrate --local).",
+        epilog="Example: roofline calibrate --local --out my-cpu.toml && roofline validate "
+               "--hw my-cpu.toml")
+    p.add_argument("--hw", required=True, metavar="PROFILE", help="profile name or .toml path")
+    p.add_argument("--models", type=lambda s: split_list(s, "model"), default=None,
+                   metavar="NAME,...", help="zoo names, NAME@WIDTH:RES or file.py:callable "
+                                            "(default: the zoo at 224)")
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help="intra-op threads (default: the profile's, else 1)")
+    p.add_argument("--budget", type=_seconds, default=30.0, metavar="SECONDS",
+                   help="about how long to measure (default 30)")
+    p.add_argument("--layers", metavar="MODEL", default=None,
+                   help="compare one model op by op with torch.profiler instead")
+    p.add_argument("--out", metavar="FILE.html", default=None,
+                   help="also write a predicted-against-measured chart")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..hardware import load_hardware
+    from ..io import check_writable
+    from ..variants import parse_variant
+
+    hw = load_hardware(args.hw)
+    measured_at = hw.threads
+    thread_count = args.threads or measured_at or 1
+    if measured_at is not None and thread_count != measured_at:
+        print(f"roofline: warning: {hw.name} was measured with {measured_at} thread(s); "
+              f"validating with {thread_count}", file=sys.stderr)
+    if args.out:
+        check_writable(args.out)
+    if args.layers:
+        return _layers(parse_variant(args.layers), hw, thread_count, args)
+    variants = [parse_variant(spec) for spec in args.models] if args.models else _zoo()
+    from ..validate import validate
+
+    result = validate(variants, hw, thread_count=thread_count, budget_s=args.budget)
+    if args.out:
+        _write_page(result, args)
+    if args.json:
+        print_json({**result.summary(), "rows": [c.record() for c in result.checks]})
+        return 0
+    _print(result)
+    return 0
+
+
+def _zoo() -> list[Any]:
+    from ..variants import Variant
+    from ..zoo import list_models
+
+    return [Variant(name, 1.0, 224) for name in list_models()]
+
+
+def _print(result: Any) -> None:
+    con = console()
+    rows = []
+    for c in sorted(result.checks, key=lambda c: c.measured.median_ms):
+        t = c.measured
+        rows.append((c.variant.label, fmt_ms(c.predicted_ms), fmt_ms(t.median_ms),
+                     f"{fmt_ms(t.p10_ms)}-{fmt_ms(t.p90_ms)}", len(t.samples_ms),
+                     f"{c.error_pct:+.1f}"))
+    con.print(make_table([("model", "left"), ("predicted ms", "right"), ("measured ms", "right"),
+                          ("p10-p90", "right"), ("runs", "right"), ("error %", "right")], rows,
+                         title=f"{result.hardware.name}, {result.thread_count} thread(s)"))
+    s = result.summary()
+
+    def r(v: float | None) -> str:
+        return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+    con.print(f"MAPE {s['mape_pct']:.1f} %  Spearman {r(s['spearman'])}  Kendall "
+              f"{r(s['kendall'])}  ({s['models']} models; median measurement spread p10-p90 "
+              f"{s['median_spread_pct']:.1f} %)")
+
+
+def _layers(variant: Any, hw: Any, thread_count: int, args: argparse.Namespace) -> int:
+    from ..validate import compare_layers
+
+    checks = compare_layers(variant, hw, thread_count=thread_count)
+    if args.json:
+        print_json([{"name": c.name, "op": c.op, "kind": c.kind,
+                     "predicted_ms": c.predicted_ms, "measured_ms": c.measured_ms}
+                    for c in checks])
+        return 0
+    worst = sorted(checks, key=lambda c: -abs(c.error_ms or 0.0))
+    rows = [(c.name, c.op, c.kind, fmt_ms(c.predicted_ms), fmt_ms(c.measured_ms),
+             "-" if c.error_ms is None else f"{c.error_ms:+.3f}") for c in worst]
+    con = console()
+    con.print(make_table([("layer", "left"), ("op", "left"), ("kind", "left"),
+                          ("predicted ms", "right"), ("measured ms", "right"),
+                          ("difference ms", "right")], rows,
+                         title=f"{variant.label} on {hw.name}, biggest differences first "
+                               f"(torch.profiler, median of 10 passes)"))
+    total_p = sum(c.predicted_ms for c in checks)
+    total_m = sum(c.measured_ms or 0.0 for c in checks)
+    unmatched = sum(1 for c in checks if c.measured_ms is None)
+    con.print(f"sum over ops: predicted {fmt_ms(total_p)} ms, measured {fmt_ms(total_m)} ms"
+              + (f"; {unmatched} ops not found in the profile" if unmatched else ""))
+    return 0
+
+
+def _write_page(result: Any, args: argparse.Namespace) -> None:
+    from ..report import write_page
+    from ..validate_report import validation_page
+
+    write_page(args.out, validation_page(result, command="roofline " + shlex.join(args.argv)))

@@ -1,0 +1,331 @@
+"""Profiling the machine roofline runs on: micro-benchmarks with torch, fitted into a profile.
+
+Owns ``calibrate --local``: it measures the local CPU at a chosen thread count — the peak of a
+large fp32 matrix multiply, copy bandwidth at working sets sized to each cache level the
+operating system reports and far beyond them (DRAM), and the eager latency of single layers of
+every op kind at several sizes (convolutions, depthwise, pointwise, linear, attention,
+normalisation, activations, element-wise, pooling) — and fits the profile's efficiencies and
+per-op overheads to those single layers with the engine itself (``roofline.calibrate``). No
+whole model is used, so the profile can be validated on whole models honestly.
+
+Eager PyTorch runs every op on its own: the profile has ``fuses_kernels = false``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .hardware import HardwareProfile, profile_from_dict
+from .measure import Timing, threads, time_interleaved
+
+__all__ = ["LocalProfile", "cpu_name", "cache_levels", "calibrate_local", "FREE"]
+
+#: What the single-layer fit frees: one efficiency per MAC kind, a per-op overhead, and extra
+#: overheads per kind of op (an eager module call costs more than a bare add).
+FREE = ("efficiency.conv", "efficiency.pointwise_conv", "efficiency.depthwise_conv",
+        "efficiency.linear", "efficiency.matmul", "memory_efficiency.depthwise_conv",
+        "overhead.per_kernel_s", "overhead.per_weight_byte_s",
+        "overhead.per_kind_s.conv+pointwise_conv", "overhead.per_kind_s.depthwise_conv",
+        "overhead.per_kind_s.linear+matmul",
+        "overhead.per_kind_s.normalization", "overhead.per_kind_s.activation",
+        "overhead.per_kind_s.elementwise", "overhead.per_kind_s.pooling+data_movement")
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def cache_levels() -> list[tuple[str, int]]:
+    """Data caches of cpu0 as the OS reports them: [(name, bytes)], smallest first."""
+    out = []
+    base = Path("/sys/devices/system/cpu/cpu0/cache")
+    for index in sorted(base.glob("index*")):
+        try:
+            kind = (index / "type").read_text().strip()
+            level = (index / "level").read_text().strip()
+            size = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        if kind == "Instruction":
+            continue
+        factor = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}.get(size[-1], 1)
+        number = int(size.rstrip("KMG")) * factor
+        out.append((f"L{level}", number))
+    return sorted(out, key=lambda item: item[1])
+
+
+# -- micro-benchmarks -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Layer:
+    """One single-op benchmark: a module to trace and the call to time."""
+
+    name: str
+    module: Any
+    input_shape: tuple[int, ...]
+    call: Callable[[], Any]
+
+
+def _layers(torch: Any) -> list[Layer]:
+    """Single layers at sizes typical of mobile vision models (not whole models)."""
+    from torch import nn
+
+    out: list[Layer] = []
+
+    def module_layer(name: str, module: Any, shape: tuple[int, ...]) -> None:
+        # Inside a model a layer is called through a block and a container (features ->
+        # block -> conv); the nesting is part of what an eager op costs.
+        module = nn.Sequential(nn.Sequential(module.eval())).eval()
+        x = torch.randn(shape)
+        out.append(Layer(name, module, shape, lambda m=module, x=x: m(x)))
+
+    def function_layer(name: str, fn: Callable[[Any], Any], shape: tuple[int, ...]) -> None:
+        class Wrapper(nn.Module):
+            def forward(self, x: Any) -> Any:
+                return fn(x)
+
+        x = torch.randn(shape)
+        # Timed as the bare call: inside a model such an op costs no module call of its own.
+        out.append(Layer(name, Wrapper(), shape, lambda x=x: fn(x)))
+
+    for c_in, c_out, size, stride in ((3, 32, 112, 2), (16, 32, 56, 1), (64, 64, 28, 1),
+                                      (128, 128, 14, 1), (32, 64, 56, 2), (256, 256, 4, 1)):
+        module_layer(f"conv3x3 {c_in}->{c_out} @{size} s{stride}",
+                     nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), (1, c_in, size, size))
+    for c_in, c_out, size in ((16, 96, 56), (96, 24, 56), (144, 32, 28), (384, 64, 14),
+                              (160, 960, 7), (960, 160, 7), (320, 1280, 7), (24, 144, 56),
+                              (512, 512, 2), (1024, 1024, 1), (256, 1024, 4)):
+        module_layer(f"pointwise {c_in}->{c_out} @{size}",
+                     nn.Conv2d(c_in, c_out, 1, bias=False), (1, c_in, size, size))
+    for channels, size, kernel, stride in ((32, 112, 3, 1), (96, 112, 3, 2), (144, 56, 3, 1),
+                                           (384, 14, 3, 1), (960, 7, 3, 1), (240, 28, 5, 1),
+                                           (576, 14, 5, 2)):
+        module_layer(f"depthwise {kernel}x{kernel} {channels} @{size} s{stride}",
+                     nn.Conv2d(channels, channels, kernel, stride, kernel // 2,
+                               groups=channels, bias=False), (1, channels, size, size))
+    for f_in, f_out in ((1280, 1000), (1024, 1000), (576, 1024), (960, 1280)):
+        module_layer(f"linear {f_in}->{f_out}", nn.Linear(f_in, f_out), (1, f_in))
+    for tokens, dim in ((196, 64), (64, 64), (1024, 48)):
+        def attention(q: Any) -> Any:
+            return torch.softmax(q @ q.transpose(-1, -2), dim=-1) @ q
+
+        function_layer(f"attention {tokens}x{dim} x4 heads", attention, (1, 4, tokens, dim))
+    for channels, size in ((32, 112), (144, 56), (192, 28), (960, 7)):
+        shape = (1, channels, size, size)
+        module_layer(f"batchnorm {channels} @{size}", nn.BatchNorm2d(channels), shape)
+        module_layer(f"relu6 {channels} @{size}", nn.ReLU6(inplace=True), shape)
+        module_layer(f"hardswish {channels} @{size}", nn.Hardswish(), shape)
+        function_layer(f"add {channels} @{size}", lambda x: x + x, shape)
+    # Tiny tensors: the compute is negligible, so these pin the cost of an op itself.
+    tiny = (1, 8, 4, 4)
+    module_layer("tiny conv3x3", nn.Conv2d(8, 8, 3, padding=1, bias=False), tiny)
+    module_layer("tiny pointwise", nn.Conv2d(8, 8, 1, bias=False), tiny)
+    module_layer("tiny depthwise", nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False), tiny)
+    module_layer("tiny batchnorm", nn.BatchNorm2d(8), tiny)
+    module_layer("tiny relu", nn.ReLU(inplace=True), tiny)
+    module_layer("tiny hardswish", nn.Hardswish(), tiny)
+    module_layer("tiny linear", nn.Linear(8, 8), (1, 8))
+    function_layer("tiny add", lambda x: x + x, tiny)
+    function_layer("tiny mul", lambda x: x * x, tiny)
+    module_layer("tiny pool", nn.AdaptiveAvgPool2d(1), tiny)
+    for channels, size in ((960, 7), (576, 14), (1280, 7)):
+        module_layer(f"global pool {channels} @{size}", nn.AdaptiveAvgPool2d(1),
+                     (1, channels, size, size))
+    return out
+
+
+def _synthetic_nets(torch: Any, count: int = 8, seed: int = 20261124) -> list[Layer]:
+    """Seeded random stacks of inverted-residual blocks at random widths and resolutions.
+
+    They are not any of the validated architectures: they show what an op costs in the
+    middle of a model (a different layer before and after it, weights and code not hot in
+    cache), which single layers timed in a loop do not.
+    """
+    import random
+
+    from torch import nn
+
+    rng = random.Random(seed)
+    act = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hardswish": nn.Hardswish}
+
+    def cba(c_in: int, c_out: int, k: int = 1, stride: int = 1, groups: int = 1,
+            activation: Any = None) -> nn.Sequential:
+        parts: list[Any] = [nn.Conv2d(c_in, c_out, k, stride, k // 2, groups=groups,
+                                      bias=False), nn.BatchNorm2d(c_out)]
+        if activation is not None:
+            parts.append(activation())
+        return nn.Sequential(*parts)
+
+    class Block(nn.Module):
+        def __init__(self, c_in: int, c_out: int, expand: int, k: int, stride: int,
+                     activation: Any) -> None:
+            super().__init__()
+            hidden = c_in * expand
+            self.body = nn.Sequential(cba(c_in, hidden, activation=activation),
+                                      cba(hidden, hidden, k, stride, hidden, activation),
+                                      cba(hidden, c_out))
+            self.residual = stride == 1 and c_in == c_out
+
+        def forward(self, x: Any) -> Any:
+            y = self.body(x)
+            return x + y if self.residual else y
+
+    nets = []
+    for i in range(count):
+        activation = act[rng.choice(list(act))]
+        channels = rng.choice([8, 16, 24, 32])
+        layers: list[Any] = [cba(3, channels, 3, 2, activation=activation)]
+        for _ in range(rng.randint(6, 16)):
+            out = rng.choice([channels, channels, channels * 2, max(8, channels // 2 * 3)])
+            out = min(out, 320)
+            stride = 2 if rng.random() < 0.25 else 1
+            layers.append(Block(channels, out, rng.choice([2, 4, 6]), rng.choice([3, 5]),
+                                stride, activation))
+            channels = out
+        head = rng.choice([512, 960, 1280])
+        layers += [cba(channels, head, activation=activation), nn.AdaptiveAvgPool2d(1),
+                   nn.Flatten(), nn.Linear(head, 1000)]
+        net = nn.Sequential(*layers).eval()
+        resolution = rng.choice([64, 96, 128, 160, 192])
+        x = torch.randn(1, 3, resolution, resolution)
+        nets.append(Layer(f"synthetic net {i} @{resolution}", net, (1, 3, resolution,
+                                                                     resolution),
+                          lambda net=net, x=x: net(x)))
+    return nets
+
+
+def _matmul_peak(torch: Any, budget_s: float) -> tuple[float, Timing]:
+    n = 1024
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    timing = time_interleaved({"matmul": lambda: a @ b}, budget_s=budget_s, min_samples=5)
+    return n ** 3 / (timing["matmul"].min_ms / 1e3), timing["matmul"]
+
+
+def _copy_bandwidth(torch: Any, working_set: int, budget_s: float) -> float:
+    """Bytes/s of a copy whose source and destination together take ``working_set`` bytes."""
+    elements = max(1024, working_set // 8)  # two fp32 buffers
+    src, dst = torch.randn(elements), torch.empty(elements)
+    timing = time_interleaved({"copy": lambda: dst.copy_(src)}, budget_s=budget_s,
+                              min_samples=5)
+    return 2 * elements * 4 / (timing["copy"].min_ms / 1e3)
+
+
+@dataclass(frozen=True)
+class LocalProfile:
+    """The written profile, and what was measured for it."""
+
+    profile: HardwareProfile
+    peak_timing: Timing
+    bandwidths: dict[str, float]
+    layers: dict[str, Timing]
+    layer_fit: Any  # roofline.calibrate.FitResult on the single layers
+    fit: Any  # ... and the second stage, on the synthetic nets
+    nets: dict[str, Timing]
+
+
+def calibrate_local(thread_count: int = 1, budget_s: float = 60.0, name: str = "local-cpu",
+                    command: str = "python -m roofline calibrate --local",
+                    progress: Callable[[str, float], None] | None = None) -> LocalProfile:
+    """Measure this machine and fit a profile of it; ``progress(step, fraction)`` reports."""
+    import torch
+
+    from .calibrate import Measurement, fit_profile
+    from .trace import trace
+
+    def report(step: str, fraction: float) -> None:
+        if progress:
+            progress(step, fraction)
+
+    when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    where = (f"{cpu_name()}, {thread_count} thread(s), torch {torch.__version__}, measured "
+             f"{when} by `{command}`")
+    with threads(thread_count), torch.inference_mode():
+        report("GEMM peak", 0.0)
+        peak, peak_timing = _matmul_peak(torch, 0.08 * budget_s)
+        levels = cache_levels()
+        bandwidths: dict[str, float] = {}
+        sizes = [(n, c // 2) for n, c in levels] + [
+            ("DRAM", max(256 * 1024 ** 2, 8 * (levels[-1][1] if levels else 0)))]
+        for i, (level, working_set) in enumerate(sizes):
+            report(f"bandwidth {level}", 0.1 + 0.15 * i / len(sizes))
+            bandwidths[level] = _copy_bandwidth(torch, working_set, 0.2 * budget_s / len(sizes))
+        report("single layers", 0.3)
+        layers = _layers(torch)
+        graphs = [trace(layer.module, layer.input_shape) for layer in layers]
+        timings = time_interleaved({layer.name: layer.call for layer in layers},
+                                   budget_s=0.4 * budget_s, min_samples=7)
+        report("synthetic nets", 0.7)
+        nets = _synthetic_nets(torch)
+        net_graphs = [trace(net.module, net.input_shape) for net in nets]
+        net_timings = time_interleaved({net.name: net.call for net in nets},
+                                       budget_s=0.15 * budget_s, min_samples=5)
+    report("fit", 0.85)
+    memory = [{"name": level, "capacity_bytes": capacity,
+               "bandwidth_bytes_per_s": bandwidths[level], "holds": "both"}
+              for level, capacity in levels if level != "L1"]
+    sources = {
+        "peak_macs_per_s.fp32": f"measured: 1024 x 1024 x 1024 fp32 matmul, fastest of "
+                                f"{len(peak_timing.samples_ms)} runs; {where}",
+        "dram.bandwidth_bytes_per_s": f"measured: copy of a {sizes[-1][1] >> 20} MiB working "
+                                      f"set, fastest run; {where}",
+    }
+    for level, capacity in levels:
+        if level != "L1":
+            sources[f"memory.{level}"] = (f"capacity: /sys/devices/system/cpu/cpu0/cache; "
+                                          f"bandwidth measured: copy of a {capacity // 2 >> 10} "
+                                          f"KiB working set; {where}")
+    base = profile_from_dict({
+        "name": name, "kind": "cpu",
+        "description": f"this machine: {cpu_name()}, eager PyTorch {torch.__version__}, "
+                       f"{thread_count} thread(s)",
+        "default_precision": "fp32", "fuses_kernels": False, "threads": thread_count,
+        "peak_macs_per_s": {"fp32": peak},
+        "dram": {"bandwidth_bytes_per_s": min(bandwidths["DRAM"],
+                                              min(bandwidths.values()))},
+        "memory": memory,
+        "efficiency": {k: 0.5 for k in ("conv", "pointwise_conv", "depthwise_conv", "linear",
+                                        "matmul")},
+        "memory_efficiency": {"depthwise_conv": 1.0},
+        "overhead": {"per_kernel_s": 5e-6},
+        "sources": {**sources, "efficiency": "initial value, fitted",
+                    "memory_efficiency": "initial value, fitted",
+                    "overhead": "initial value, fitted"},
+    }, path=f"<{name}>")
+    measurements = [Measurement(model=layer.name, width=1.0, resolution=8,
+                                latency_ms=timings[layer.name].median_ms)
+                    for layer in layers]
+    fit = fit_profile(base, measurements, list(FREE), graphs=graphs, leave_one_out=False,
+                      io_on_chip=True,
+                      source=f"fitted to the eager latency of {len(layers)} single layers "
+                             f"({where})")
+    # Second stage: with every efficiency and per-kind cost from the single layers, the cost
+    # an op adds in the middle of a model (per_kernel_s) is fitted to the synthetic nets.
+    net_rows = [Measurement(model=net.name, width=1.0, resolution=net.input_shape[-1],
+                            latency_ms=net_timings[net.name].median_ms) for net in nets]
+    layer_fit = fit
+    fit = fit_profile(fit.profile, net_rows, ["overhead.per_kernel_s"], graphs=net_graphs,
+                      leave_one_out=False,
+                      source=f"fitted to the eager latency of {len(nets)} seeded synthetic "
+                             f"inverted-residual nets, none of them a validated model ({where})")
+    fit_info = {"measurements": f"{len(layers)} single-layer micro-benchmarks, then "
+                                f"{len(nets)} seeded synthetic nets (no validated model)",
+                "command": command,
+                "convention": "single ops (eager PyTorch does not fuse)",
+                "date": when[:10], "free": [*FREE], "models": len(layers) + len(nets),
+                "median_abs_error_pct": round(layer_fit.median_abs_error_pct, 2),
+                "spearman": round(layer_fit.spearman, 4)}
+    profile = fit.profile.with_changes(fit=fit_info)
+    report("done", 1.0)
+    return LocalProfile(profile=profile, peak_timing=peak_timing, bandwidths=bandwidths,
+                        layers=timings, layer_fit=layer_fit, fit=fit, nets=net_timings)

@@ -116,6 +116,17 @@ def _layers(torch: Any) -> list[Layer]:
                                groups=channels, bias=False), (1, channels, size, size))
     for f_in, f_out in ((1280, 1000), (1024, 1000), (576, 1024), (960, 1280)):
         module_layer(f"linear {f_in}->{f_out}", nn.Linear(f_in, f_out), (1, f_in))
+    for tokens, f_in, f_out in ((197, 192, 576), (197, 768, 192), (196, 256, 1024),
+                                (49, 512, 2048)):  # token-wise linear layers (transformers)
+        module_layer(f"linear {tokens} tokens {f_in}->{f_out}", nn.Linear(f_in, f_out),
+                     (1, tokens, f_in))
+    for tokens, dim in ((197, 64), (50, 64)):
+        def sdpa(q: Any) -> Any:
+            return torch.nn.functional.scaled_dot_product_attention(q, q, q)
+
+        function_layer(f"sdpa {tokens}x{dim} x3 heads", sdpa, (1, 3, tokens, dim))
+    module_layer("layernorm 197x192", nn.LayerNorm(192), (1, 197, 192))
+    module_layer("gelu 197x768", nn.GELU(), (1, 197, 768))
     for tokens, dim in ((196, 64), (64, 64), (1024, 48)):
         def attention(q: Any) -> Any:
             return torch.softmax(q @ q.transpose(-1, -2), dim=-1) @ q

@@ -1,0 +1,64 @@
+"""Accuracy on this machine: calibrate a local profile, then predict against measure.
+
+Runs what ``python -m roofline calibrate --local --threads 1`` does (single layers and seeded
+synthetic nets only), then measures and predicts, at 1 thread: the nine zoo models at 224 px,
+six width/resolution variants, and three non-MobileNet models (ResNet-18, ResNet-50 and a
+ViT-Tiny, from ``benchmarks/models.py``). Prints the table with the measurement spread, and
+MAPE, Spearman and Kendall. None of the validated models is used by the calibration.
+
+    python benchmarks/bench_accuracy_local.py [--budget 60] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from roofline.localbench import calibrate_local  # noqa: E402
+from roofline.validate import validate  # noqa: E402
+from roofline.variants import Variant, parse_variant  # noqa: E402
+from roofline.zoo import list_models  # noqa: E402
+
+VARIANTS = ("mobilenet_v2@1.4:224", "mobilenet_v2@0.5:160", "mobilenet_v1@0.75:192",
+            "mobilenet_v3_large@0.75:224", "mobilenet_v3_small:160",
+            "mobilenet_v4_conv_small@1.5:192")
+OTHERS = ("resnet18", "resnet50", "vit_tiny")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=60.0,
+                        help="seconds for the calibration, and again for the validation")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    local = calibrate_local(args.threads, args.budget,
+                            command=f"python benchmarks/bench_accuracy_local.py --threads "
+                                    f"{args.threads}")
+    models = ([Variant(name, 1.0, 224) for name in list_models()]
+              + [parse_variant(spec) for spec in VARIANTS]
+              + [parse_variant(f"{ROOT / 'benchmarks' / 'models.py'}:{name}")
+                 for name in OTHERS])
+    result = validate(models, local.profile, thread_count=args.threads, budget_s=args.budget)
+    print(f"{local.profile.description}; calibration: {len(local.layers)} single layers "
+          f"(fit median |error| {local.layer_fit.median_abs_error_pct:.1f} %) and "
+          f"{len(local.nets)} synthetic nets\n")
+    print("| model | predicted ms | measured ms (median) | p10–p90 ms | error |")
+    print("|---|---|---|---|---|")
+    for c in sorted(result.checks, key=lambda c: c.measured.median_ms):
+        label = c.variant.label.replace(str(ROOT / "benchmarks") + "/", "")
+        t = c.measured
+        print(f"| {label} | {c.predicted_ms:.2f} | {t.median_ms:.2f} | {t.p10_ms:.2f}–"
+              f"{t.p90_ms:.2f} | {c.error_pct:+.1f} % |")
+    s = result.summary()
+    print(f"\n{s['models']} models, {args.threads} thread(s): MAPE {s['mape_pct']:.1f} %, "
+          f"Spearman {s['spearman']:.3f}, Kendall {s['kendall']:.3f}; median measurement "
+          f"spread (p10–p90 / median) {s['median_spread_pct']:.1f} %")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

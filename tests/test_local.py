@@ -1,0 +1,130 @@
+"""calibrate --local and validate, with small models and short budgets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from roofline.cli import main
+from roofline.hardware import load_hardware
+from roofline.localbench import FREE
+from roofline.measure import Timing, time_interleaved
+from roofline.validate import compare_layers, validate
+from roofline.variants import parse_variant
+
+SMALL = ["mobilenet_v3_small@0.5:96", "mobilenet_v2@0.35:96", "mobilenet_v1@0.25:128"]
+
+
+def run(capsys, *argv):
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def profile_path(tmp_path_factory):
+    """One short local calibration through the command line, shared by the tests."""
+    path = tmp_path_factory.mktemp("local") / "my-cpu.toml"
+    assert main(["calibrate", "--local", "--threads", "1", "--budget", "6", "--out",
+                 str(path)]) == 0
+    return path
+
+
+def test_local_profile_loads_and_says_what_was_measured(profile_path):
+    hw = load_hardware(profile_path)
+    assert hw.kind == "cpu" and not hw.fuses_kernels and hw.threads == 1
+    assert hw.peak("fp32") > 1e9  # any CPU that runs torch does a GFLOP/s
+    assert set(hw.efficiency) == {"conv", "pointwise_conv", "depthwise_conv", "linear",
+                                  "matmul"}
+    assert all(0 < e <= 1 for e in hw.efficiency.values())
+    assert hw.fit is not None and hw.fit.free == FREE
+    assert "measured" in hw.sources["peak_macs_per_s.fp32"]
+    assert "single layers" in hw.sources["efficiency.conv"]
+    assert "synthetic" in hw.sources["overhead.per_kernel_s"]
+    # Written as data the loader reads back unchanged.
+    text = profile_path.read_text()
+    assert text.startswith("# Written by `python -m roofline calibrate --local")
+    assert "threads = 1" in text
+
+
+def test_validate_fields(profile_path, capsys):
+    code, out, err = run(capsys, "validate", "--hw", str(profile_path), "--models",
+                         ",".join(SMALL), "--budget", "2", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert set(result) >= {"hardware", "threads", "models", "mape_pct", "spearman", "kendall",
+                           "median_spread_pct", "rows"}
+    assert result["models"] == 3 and len(result["rows"]) == 3
+    row = result["rows"][0]
+    for field in ("model", "label", "width", "resolution", "predicted_ms", "measured_ms",
+                  "measured_p10_ms", "measured_p90_ms", "measured_samples", "error_pct"):
+        assert field in row
+    assert row["measured_p10_ms"] <= row["measured_ms"] <= row["measured_p90_ms"]
+    assert row["error_pct"] == pytest.approx(
+        100 * (row["predicted_ms"] / row["measured_ms"] - 1))
+
+
+def test_a_wrong_profile_predicts_worse(profile_path):
+    good = load_hardware(profile_path)
+    # 100x the compute and no per-op costs: a profile of a machine this is not.
+    wrong = good.with_changes(
+        peak_macs_per_s={"fp32": good.peak("fp32") * 100},
+        overhead={"per_kernel_s": 0.0, "per_inference_s": 0.0})
+    variants = [parse_variant(s) for s in SMALL]
+    checked_good = validate(variants, good, budget_s=2)
+    checked_wrong = validate(variants, wrong, budget_s=2)
+    assert checked_wrong.mape_pct > 2 * checked_good.mape_pct
+    assert checked_wrong.mape_pct > 50
+
+
+def test_validate_html(profile_path, capsys, tmp_path):
+    page = tmp_path / "validation.html"
+    code, _, err = run(capsys, "validate", "--hw", str(profile_path), "--models", SMALL[0],
+                       "--budget", "1", "--out", str(page))
+    assert code == 0, err
+    html = page.read_text()
+    assert "predicted against measured" in html and "±15 %" in html
+
+
+def test_layers_are_matched_to_the_profiler(profile_path):
+    checks = compare_layers(parse_variant(SMALL[1]), load_hardware(profile_path), runs=2)
+    graph = parse_variant(SMALL[1]).trace()
+    assert [c.name for c in checks] == [layer.name for layer in graph.layers]
+    matched = [c for c in checks if c.measured_ms is not None]
+    assert len(matched) == len(checks)  # every op found in torch.profiler's record
+    assert all(c.measured_ms > 0 for c in matched)
+
+
+def test_interleaved_timing_keeps_every_sample():
+    calls = {"a": lambda: sum(range(100)), "b": lambda: sum(range(1000))}
+    timings = time_interleaved(calls, budget_s=0.05, min_samples=5, max_samples=6)
+    for timing in timings.values():
+        assert isinstance(timing, Timing)
+        assert 5 <= len(timing.samples_ms) <= 6
+        assert timing.p10_ms <= timing.median_ms <= timing.p90_ms
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["validate", "--hw", "cpu", "--models", "mobilenet_v9"], "unknown model"),
+    (["validate", "--hw", "cpu", "--threads", "0"], "--threads"),
+    (["validate", "--hw", "nope-cpu"], "unknown hardware"),
+    (["calibrate", "--local", "--threads", "-2", "--out", "x.toml"], "--threads"),
+    (["calibrate", "--local"], "needs --out"),
+    (["calibrate", "--local", "--budget", "0.5", "--out", "x.toml"], "--budget"),
+])
+def test_bad_input(capsys, argv, message):
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and message in err
+
+
+def test_unwritable_output(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run(capsys, "calibrate", "--local", "--out", str(blocker / "p.toml"))
+    assert code == 2 and "cannot" in err
+

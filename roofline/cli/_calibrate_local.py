@@ -4,30 +4,9 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 from typing import Any
 
-from ._common import console, fmt_count, make_table
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value}")
-    return value
-
-
-def _budget(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if not 2 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"must be from 2 to 3600 seconds, got {text}")
-    return value
+from ._common import ProgressBar, console, fmt_count, make_table, positive_int, seconds_between
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
@@ -35,9 +14,9 @@ def add_options(p: argparse.ArgumentParser) -> None:
     group.add_argument("--local", action="store_true",
                        help="measure this machine with torch micro-benchmarks and write its "
                             "profile to --out")
-    group.add_argument("--threads", type=_positive_int, default=1, metavar="N",
+    group.add_argument("--threads", type=positive_int, default=1, metavar="N",
                        help="intra-op threads to measure with (default 1)")
-    group.add_argument("--budget", type=_budget, default=60.0, metavar="SECONDS",
+    group.add_argument("--budget", type=seconds_between(2, 3600), default=60.0, metavar="SECONDS",
                        help="about how long to measure (default 60)")
 
 
@@ -54,9 +33,9 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args.out)
     name = args.name or "local-cpu"
     command = "python -m roofline " + shlex.join(args.argv)
-    with _Progress() as progress:
+    with ProgressBar(1.0, "measuring") as bar:
         result = calibrate_local(args.threads, args.budget, name=name, command=command,
-                                 progress=progress.update)
+                                 progress=lambda step, done: bar.update(done, step))
     header = (f"Written by `{command}`.\nA profile of this machine as eager PyTorch runs on it; "
               f"see [sources] for what was measured.")
     atomic_write_text(args.out, profile_to_toml(result.profile, header))
@@ -90,30 +69,3 @@ def _print(result: Any, out: str) -> None:
               f"{result.layer_fit.median_abs_error_pct:.1f} %; {len(result.nets)} synthetic "
               f"nets, fit median |error| {result.fit.median_abs_error_pct:.1f} %")
     con.print(f"wrote {out}")
-
-
-class _Progress:
-    """A progress bar on stderr when it is a terminal; silent otherwise."""
-
-    def __init__(self) -> None:
-        self.bar: Any = None
-        self.task: Any = None
-
-    def __enter__(self) -> _Progress:
-        if sys.stderr.isatty():
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(TextColumn("{task.description:<22}"), BarColumn(),
-                                TimeElapsedColumn(), console=console(stderr=True),
-                                transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("measuring", total=1.0)
-        return self
-
-    def update(self, step: str, fraction: float) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=fraction, description=step)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.stop()

@@ -20,7 +20,8 @@ from ..variants import check_batch, check_resolution, check_width
 
 __all__ = [
     "add_variant_options", "add_precision_option", "arg_type", "split_list", "console",
-    "fmt_count", "fmt_bytes", "fmt_ms", "print_json", "make_table",
+    "fmt_count", "fmt_bytes", "fmt_ms", "print_json", "make_table", "positive_int",
+    "seconds_between", "write_rows_csv", "ProgressBar",
 ]
 
 
@@ -137,3 +138,86 @@ def fmt_ms(ms: float | None) -> str:
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, allow_nan=False)
     sys.stdout.write("\n")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value}")
+    return value
+
+
+def seconds_between(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a number of seconds from ``low`` to ``high``."""
+
+    def convert(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") \
+                from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g} seconds, got "
+                                             f"{text}")
+        return value
+
+    convert.__name__ = "seconds"
+    return convert
+
+
+def write_rows_csv(path: str, rows: Sequence[dict[str, Any]],
+                   fields: Sequence[str] | None = None) -> None:
+    """Write ``rows`` (dicts) to ``path`` as CSV, atomically."""
+    import csv
+
+    from ..io import atomic_open
+
+    names = list(fields) if fields is not None else (list(rows[0]) if rows else [])
+    with atomic_open(path, "w") as handle:
+        writer = csv.DictWriter(handle, fieldnames=names)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+class ProgressBar:
+    """A progress bar on stderr when it is a terminal, silent otherwise (no garbage in pipes
+    or CI logs). ``update(completed, description=None)`` with ``completed`` out of ``total``.
+    """
+
+    def __init__(self, total: float, description: str = "") -> None:
+        self.total = total
+        self.description = description
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> ProgressBar:
+        if sys.stderr.isatty():
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self.bar = Progress(TextColumn("{task.description:<22}"), BarColumn(),
+                                TaskProgressColumn(), TimeElapsedColumn(),
+                                console=console(stderr=True), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.description, total=self.total)
+        return self
+
+    def update(self, completed: float, description: str | None = None) -> None:
+        if self.bar is not None:
+            if description is None:
+                self.bar.update(self.task, completed=completed)
+            else:
+                self.bar.update(self.task, completed=completed, description=description)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.stop()

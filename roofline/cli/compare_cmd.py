@@ -7,7 +7,6 @@ Owns the command's options, its terminal tables, JSON and CSV output; the compar
 from __future__ import annotations
 
 import argparse
-import csv
 import shlex
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from ._common import (
     make_table,
     print_json,
     split_list,
+    write_rows_csv,
 )
 
 
@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..compare import compare, report_name, resolve_hardware, resolve_models
     from ..errors import UsageError
-    from ..io import atomic_open, check_writable
+    from ..io import check_writable
 
     if args.no_report and args.out:
         raise UsageError("--out and --no-report contradict each other; give one")
@@ -92,10 +92,7 @@ def run(args: argparse.Namespace) -> int:
                                              hardware_args=args.hw))
     rows = comparison.rows()
     if args.csv:
-        with atomic_open(args.csv, "w") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else [])
-            writer.writeheader()
-            writer.writerows(rows)
+        write_rows_csv(args.csv, rows)
     if args.json:
         print_json(rows)
         if report_path is not None:

@@ -8,7 +8,6 @@ Owns the command's options, progress bar and output (tables, CSV, JSON, HTML); t
 from __future__ import annotations
 
 import argparse
-import csv
 import shlex
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ._common import (
+    ProgressBar,
     add_precision_option,
     console,
     fmt_count,
@@ -23,6 +23,7 @@ from ._common import (
     make_table,
     print_json,
     split_list,
+    write_rows_csv,
 )
 
 DEFAULT_HW = "cpu,dsp,gpu,edgetpu"
@@ -97,15 +98,6 @@ def _outputs(args: argparse.Namespace, default_name: str) -> Path | None:
     return report
 
 
-def _write_csv(path: str, rows: list[dict[str, Any]], fields: list[str]) -> None:
-    from ..io import atomic_open
-
-    with atomic_open(path, "w") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def _safe_name(text: str) -> str:
     stem = Path(text.rsplit(":", 1)[0]).stem if ":" in text else text
     return "".join(ch if ch.isalnum() or ch in "._+-" else "_" for ch in stem) or "model"
@@ -138,15 +130,16 @@ def _grid(args: argparse.Namespace) -> int:
     workers = args.workers or default_workers()
 
     started = time.perf_counter()
-    with _Progress(len(variants)) as progress:
-        arrays, stats = trace_all(variants, views_of(hardware), workers, progress.update)
+    with ProgressBar(len(variants), "tracing") as bar:
+        arrays, stats = trace_all(variants, views_of(hardware), workers,
+                                  lambda done, total: bar.update(done))
     traced_s = time.perf_counter() - started
     result = evaluate_grid(variants, arrays, hardware, args.precision, stats)
     engine_s = time.perf_counter() - started - traced_s
 
     rows = result.rows()
     if args.csv:
-        _write_csv(args.csv, rows, list(ROW_FIELDS))
+        write_rows_csv(args.csv, rows, ROW_FIELDS)
     if report is not None:
         from ..report import write_page
         from ..sweep_report import sweep_page
@@ -197,40 +190,6 @@ def _print_frontiers(result: Any) -> None:
               "latency-top-1 frontier of the variants with a published top-1.")
 
 
-class _Progress:
-    """A progress bar on stderr when it is a terminal; silent otherwise."""
-
-    def __init__(self, total: int):
-        self.total = total
-        self.bar: Any = None
-        self.task: Any = None
-
-    def __enter__(self) -> _Progress:
-        if sys.stderr.isatty() and self.total > 1:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(TextColumn("tracing"), BarColumn(), MofNCompleteColumn(),
-                                TimeRemainingColumn(), console=console(stderr=True),
-                                transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("trace", total=self.total)
-        return self
-
-    def update(self, done: int, total: int) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=done)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
 # -- the ridge-point sweep ------------------------------------------------------------------------
 
 def _ridge_points(text: str) -> list[float]:
@@ -263,7 +222,7 @@ def _ridge(args: argparse.Namespace) -> int:
     table, markers = ridge_data(comparison, points)
     rows = table.to_dict("records")
     if args.csv:
-        _write_csv(args.csv, rows, list(table.columns))
+        write_rows_csv(args.csv, rows, list(table.columns))
     if report is not None:
         from .. import __version__
         from ..report import Chart, Section, html_table, render_page, ridge_figure, write_page

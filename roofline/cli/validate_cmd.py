@@ -10,27 +10,15 @@ import math
 import shlex
 from typing import Any
 
-from ._common import console, fmt_ms, make_table, print_json, split_list
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if not 1 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"must be from 1 to 3600 seconds, got {text}")
-    return value
+from ._common import (
+    console,
+    fmt_ms,
+    make_table,
+    positive_int,
+    print_json,
+    seconds_between,
+    split_list,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,9 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", type=lambda s: split_list(s, "model"), default=None,
                    metavar="NAME,...", help="zoo names, NAME@WIDTH:RES or file.py:callable "
                                             "(default: the zoo at 224)")
-    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="intra-op threads (default: the profile's, else 1)")
-    p.add_argument("--budget", type=_seconds, default=30.0, metavar="SECONDS",
+    p.add_argument("--budget", type=seconds_between(1, 3600), default=30.0, metavar="SECONDS",
                    help="about how long to measure (default 30)")
     p.add_argument("--layers", metavar="MODEL", default=None,
                    help="compare one model op by op with torch.profiler instead")

@@ -11,6 +11,7 @@ import argparse
 import datetime as _dt
 import shlex
 
+from . import _calibrate_local
 from ._common import console, fmt_ms, make_table, print_json, split_list
 
 
@@ -37,22 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-loo", dest="loo", action="store_false",
                    help="skip the leave-one-out refits")
     p.add_argument("--json", action="store_true", help="print the fit as JSON")
-    _add_local_options(p)
+    _calibrate_local.add_options(p)
     p.set_defaults(func=run)
 
 
-def _add_local_options(p: argparse.ArgumentParser) -> None:
-    try:
-        from . import _calibrate_local
-    except ImportError:
-        return
-    _calibrate_local.add_options(p)
-
-
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "local", False):
-        from . import _calibrate_local
-
+    if args.local:
         return _calibrate_local.run(args)
     from ..errors import UsageError
 

@@ -1,14 +1,13 @@
 """The on-disk cache of traced graphs and of the kernel arrays the engine reads, so repeated
 runs re-run only the engine.
 
-Owns where cached graphs and kernel arrays live and what invalidates them. A graph is stored as JSON (data
-only: nothing is executed when it is read back) under a key made of the model spec, width,
-resolution and batch, the roofline version, a hash of the tracer's own source, the torch
+Owns where cached graphs and kernel arrays live and what invalidates them. A graph is stored as
+JSON (data only: nothing is executed when it is read back) under a key made of the model spec,
+width, resolution and batch, the roofline version, a hash of the tracer's own source, the torch
 version, and a hash of the code that defines the model (the zoo's files, or the user's file).
-Change any of these and the entry is simply not found. A corrupt entry is ignored and
-replaced. Kernel arrays (``roofline.engine.kernel_arrays``, one raw float64 file per variant and
-kernel view) are keyed by the graph's key, the kernel view and a hash of the fusion and engine
-source.
+Change any of these and the entry is simply not found. A corrupt entry is ignored and replaced.
+Kernel arrays (``roofline.engine.kernel_arrays``, one raw float64 file per variant and kernel
+view) are keyed by the graph's key, the kernel view and a hash of the fusion and engine source.
 
 Location: ``$ROOFLINE_CACHE_DIR``, else ``$XDG_CACHE_HOME/roofline``, else
 ``~/.cache/roofline``. ``ROOFLINE_NO_CACHE=1`` turns it off.

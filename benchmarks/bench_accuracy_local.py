@@ -54,9 +54,18 @@ def main() -> int:
         print(f"| {label} | {c.predicted_ms:.2f} | {t.median_ms:.2f} | {t.p10_ms:.2f}–"
               f"{t.p90_ms:.2f} | {c.error_pct:+.1f} % |")
     s = result.summary()
+    # A profile of a machine this is not (100x the compute, no per-op costs) must predict far
+    # worse: a validation that cannot tell the two apart measures nothing.
+    good = local.profile
+    wrong = good.with_changes(peak_macs_per_s={"fp32": good.peak("fp32") * 100},
+                              overhead={"per_kernel_s": 0.0, "per_inference_s": 0.0})
+    wrong_mape = validate(models, wrong, thread_count=args.threads,
+                          budget_s=args.budget).mape_pct
     print(f"\n{s['models']} models, {args.threads} thread(s): MAPE {s['mape_pct']:.1f} %, "
           f"Spearman {s['spearman']:.3f}, Kendall {s['kendall']:.3f}; median measurement "
           f"spread (p10–p90 / median) {s['median_spread_pct']:.1f} %")
+    print(f"a wrong profile (100x the compute, no per-op costs): MAPE {wrong_mape:.1f} %, "
+          f"{wrong_mape / s['mape_pct']:.1f}x the calibrated profile's")
     return 0
 
 

@@ -72,7 +72,9 @@ def load_measurements(path: str | Path, *, device: str | None = None,
     source (optional). With ``device``, only rows for that device are kept (a file without
     a device column is taken to be for it). ``known_models`` validates model names.
     """
-    path = Path(path)
+    from .hardware import shipped_path
+
+    path = shipped_path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:

@@ -32,7 +32,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = ["HardwareProfile", "MemoryLevel", "Overhead", "Geometry", "Support", "FitInfo", "Fusion",
-           "load_hardware", "list_hardware", "hardware_dirs", "profile_from_dict",
+           "load_hardware", "list_hardware", "hardware_dirs", "profile_from_dict", "shipped_path",
            "profile_to_toml", "KINDS"]
 
 KINDS = ("cpu", "dsp", "gpu", "edgetpu", "npu")
@@ -435,13 +435,29 @@ def hardware_dirs() -> list[Path]:
     return [*extra, _shipped_dir()]
 
 
+def shipped_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as given, or, when it is a relative ``hardware_profiles/...`` path that does not
+    exist from here, the same file in the installed profiles folder.
+
+    Every shipped profile's ``[fit] command`` and the README name their priors and measurements
+    as ``hardware_profiles/priors/...`` and ``hardware_profiles/measurements/...``: this lets
+    those commands run from any folder after a non-editable install too.
+    """
+    given = Path(path).expanduser()
+    parts = given.parts
+    if given.exists() or given.is_absolute() or not parts or parts[0] != "hardware_profiles":
+        return given
+    installed = _shipped_dir().joinpath(*parts[1:])
+    return installed if installed.exists() else given
+
+
 def _looks_like_path(name: str) -> bool:
     return name.endswith(".toml") or os.sep in name or "/" in name
 
 
 def _find(name: str) -> Path:
     if _looks_like_path(name):
-        path = Path(name).expanduser()
+        path = shipped_path(name)
         if not path.is_file():
             raise ProfileError(f"hardware profile file {name!r} does not exist")
         return path

@@ -35,8 +35,8 @@ from a :class:`roofline.compare.Comparison`: the verdict, ``pareto_figure`` (per
 
 Security: every user-supplied string (model names and paths, profile names, descriptions and
 sources, the command line) is HTML-escaped before it reaches the page or a plotly label, and
-plotly's JSON escapes ``<``, ``>`` and ``/`` so nothing inside a figure can close its script
-tag; :func:`render_page` checks that the embedded plotly.js and figure scripts hold no
+the figure JSON (written by :func:`_json`, the same bytes whatever JSON library is installed)
+escapes ``<``, ``>`` and ``&`` so nothing inside a figure can close its script tag; :func:`render_page` checks that the embedded plotly.js and figure scripts hold no
 ``</script`` before writing them.
 """
 
@@ -44,7 +44,9 @@ from __future__ import annotations
 
 import html as _html
 import itertools
+import json
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -314,22 +316,69 @@ class Section:
 
 
 def _figure_html(figure: Any, div_id: str) -> str:
-    import plotly.io as pio
+    """The div and script that draw ``figure`` (a plotly Figure or a figure dict).
 
-    height = None
-    layout = figure.get("layout", {}) if isinstance(figure, dict) else figure.layout
-    height = layout.get("height") if isinstance(layout, dict) else layout.height
-    snippet = pio.to_html(figure, config=PLOTLY_CONFIG, include_plotlyjs=False,
-                          full_html=False, div_id=div_id, validate=not isinstance(figure, dict),
-                          default_width="100%",
-                          default_height=f"{int(height)}px" if height else "460px")
+    The JSON is written here, not by plotly: plotly's writer escapes non-ASCII text (``±``
+    becomes ``\\u00b1``) unless orjson happens to be installed, and a report must not depend on
+    what else is on the machine.
+    """
+    data = figure if isinstance(figure, dict) else figure.to_plotly_json()
+    layout = data.get("layout", {}) or {}
+    height = layout.get("height") or 460
+    spec = {"data": data.get("data", []), "layout": layout, "config": PLOTLY_CONFIG}
+    snippet = (f'<div id="{div_id}" class="plotly-graph-div plot" '
+               f'style="height:{int(height)}px;width:100%"></div>'
+               f'<script>(function(){{var f={_json(spec)};'
+               f'Plotly.newPlot("{div_id}",f.data,f.layout,f.config);}})();</script>')
     _check_script_safe(snippet, f"figure {div_id}")
     return snippet
 
 
+#: Characters that must not appear raw inside a <script> element's JSON: "<" and ">" could
+#: open or close a tag, "&" an entity in XHTML readers, and U+2028/U+2029 end a line in old
+#: JavaScript engines.
+_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
+                   "\u2029": "\\u2029"}
+_SCRIPT_UNSAFE = re.compile("[<>&\u2028\u2029]")
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "to_plotly_json"):
+        return value.to_plotly_json()
+    if hasattr(value, "tolist"):  # pandas Series and Index
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} into a figure")
+
+
+def _json(obj: Any) -> str:
+    """Compact JSON for an inline script: UTF-8 text as it is, NaN as null, and the characters
+    of :data:`_SCRIPT_ESCAPES` escaped so nothing inside can end the script element."""
+    text = json.dumps(_nan_to_none(obj), ensure_ascii=False, separators=(",", ":"),
+                      default=_json_default, allow_nan=False)
+    return _SCRIPT_UNSAFE.sub(lambda m: _SCRIPT_ESCAPES[m.group()], text)
+
+
+def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    if hasattr(obj, "dtype") and hasattr(obj, "tolist") and not isinstance(obj, str):
+        return _nan_to_none(obj.tolist())
+    return obj
+
+
 def _check_script_safe(text: str, what: str) -> None:
-    # Only the figure's own closing tag may appear: plotly escapes "<" and "/" inside its JSON,
-    # so any other "</script" would be content breaking out of the script element.
+    # Only the figure's own closing tag may appear: the figure JSON escapes "<" (_json), so any
+    # other "</script" would be content breaking out of the script element.
     if text.lower().count("</script") > 1:
         raise ValueError(f"{what} holds a '</script' that would end its script element early")
 

@@ -10,7 +10,7 @@ from roofline.cli import main
 from roofline.hardware import load_hardware
 from roofline.localbench import FREE
 from roofline.measure import Timing, time_interleaved
-from roofline.validate import compare_layers, validate
+from roofline.validate import compare_layers
 from roofline.variants import parse_variant
 
 SMALL = ["mobilenet_v3_small@0.5:96", "mobilenet_v2@0.35:96", "mobilenet_v1@0.25:128"]
@@ -68,26 +68,15 @@ def test_validate_fields(profile_path, capsys):
         100 * (row["predicted_ms"] / row["measured_ms"] - 1))
 
 
-def test_a_wrong_profile_predicts_worse(profile_path):
-    good = load_hardware(profile_path)
-    # 100x the compute and no per-op costs: a profile of a machine this is not.
-    wrong = good.with_changes(
-        peak_macs_per_s={"fp32": good.peak("fp32") * 100},
-        overhead={"per_kernel_s": 0.0, "per_inference_s": 0.0})
-    variants = [parse_variant(s) for s in SMALL]
-    checked_good = validate(variants, good, budget_s=2)
-    checked_wrong = validate(variants, wrong, budget_s=2)
-    assert checked_wrong.mape_pct > 2 * checked_good.mape_pct
-    assert checked_wrong.mape_pct > 50
-
-
 def test_validate_html(profile_path, capsys, tmp_path):
     page = tmp_path / "validation.html"
     code, _, err = run(capsys, "validate", "--hw", str(profile_path), "--models", SMALL[0],
                        "--budget", "1", "--out", str(page))
     assert code == 0, err
-    html = page.read_text()
+    html = page.read_text(encoding="utf-8")
+    # The page is the same bytes whatever JSON library is installed: text stays text.
     assert "predicted against measured" in html and "±15 %" in html
+    assert "\\u00b1" not in html
 
 
 def test_layers_are_matched_to_the_profiler(profile_path):

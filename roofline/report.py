@@ -36,8 +36,9 @@ from a :class:`roofline.compare.Comparison`: the verdict, ``pareto_figure`` (per
 Security: every user-supplied string (model names and paths, profile names, descriptions and
 sources, the command line) is HTML-escaped before it reaches the page or a plotly label, and
 the figure JSON (written by :func:`_json`, the same bytes whatever JSON library is installed)
-escapes ``<``, ``>`` and ``&`` so nothing inside a figure can close its script tag; :func:`render_page` checks that the embedded plotly.js and figure scripts hold no
-``</script`` before writing them.
+escapes ``<``, ``>`` and ``&`` so nothing inside a figure can close its script tag;
+:func:`render_page` checks that the embedded plotly.js and figure scripts hold no ``</script``
+before writing them.
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from roofline.localbench import calibrate_local  # noqa: E402
-from roofline.validate import validate  # noqa: E402
-from roofline.variants import Variant, parse_variant  # noqa: E402
+from roofline.fitting.local_torch import calibrate_local  # noqa: E402
+from roofline.fitting.validate import validate  # noqa: E402
+from roofline.sources.variant import Variant, parse_variant  # noqa: E402
 from roofline.zoo import list_models  # noqa: E402
 
 VARIANTS = ("mobilenet_v2@1.4:224", "mobilenet_v2@0.5:160", "mobilenet_v1@0.75:192",

@@ -19,9 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from roofline.calibrate import fit_profile, load_measurements, spearman, trace_measurements  # noqa: E402
-from roofline.hardware import load_hardware  # noqa: E402
-from roofline.ridge import PAPER_RIDGE_POINTS, ridge_costs  # noqa: E402
+from roofline.analyses.ridge import PAPER_RIDGE_POINTS, ridge_costs  # noqa: E402
+from roofline.core.hardware import load_hardware  # noqa: E402
+from roofline.fitting.calibrate import fit_profile, load_measurements, spearman, trace_measurements  # noqa: E402
 
 MEASUREMENTS = ROOT / "hardware_profiles" / "measurements" / "measured_latency.csv"
 PRIORS = ROOT / "hardware_profiles" / "priors"

@@ -19,11 +19,11 @@ import sys
 
 CHILD = r"""
 import json, resource, time
-from roofline.variants import Variant
-from roofline.fuse import fuse
+from roofline.sources.variant import Variant
+from roofline.core.fuse import fuse
 v = Variant("mobilenet_v2", 1.0, {res}, {batch})
 model = v.build(meta=True)
-from roofline.trace import trace
+from roofline.sources.pytorch.tracer import trace
 start = time.perf_counter()
 graph = fuse(trace(model, v.input_shape))
 seconds = time.perf_counter() - start

@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from roofline.hardware import load_hardware  # noqa: E402
-from roofline.sweep import evaluate_grid, parse_grid, sweep_variants, trace_all, views_of  # noqa: E402
+from roofline.analyses.sweep import evaluate_grid, parse_grid, sweep_variants, trace_all, views_of  # noqa: E402
+from roofline.core.hardware import load_hardware  # noqa: E402
 
 WIDTHS = "0.25:1.5:0.025"  # 51 widths
 RESOLUTIONS = "96:320:16"  # 15 resolutions: 765 variants

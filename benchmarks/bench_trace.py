@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from roofline.fuse import fuse  # noqa: E402
-from roofline.trace import trace  # noqa: E402
-from roofline.variants import Variant  # noqa: E402
+from roofline.core.fuse import fuse  # noqa: E402
+from roofline.sources.pytorch.tracer import trace  # noqa: E402
+from roofline.sources.variant import Variant  # noqa: E402
 from roofline.zoo import list_models  # noqa: E402
 
 

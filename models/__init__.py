@@ -1,10 +1,10 @@
 """The model zoo of roofline (installed as ``roofline.zoo``): MobileNet V1–V4 in plain PyTorch.
 
-Owns the registry re-exports; importing it registers every model. No weights, no downloads.
+Owns the registry re-exports. Importing it imports no network and no torch: the catalogue
+(``zoo.toml``) and the published figures (``published_models.csv``) are data, and a network's
+module is imported only when :func:`create_model` builds it. No weights, no downloads.
 """
 
-from . import mobilenet_v1, mobilenet_v2, mobilenet_v3, mobilenet_v4  # noqa: F401  (register)
-from .layers import make_divisible
 from .registry import (
     EXACTNESS_TOLERANCES,
     ModelInfo,
@@ -13,7 +13,6 @@ from .registry import (
     get_model_info,
     list_models,
     published_figures,
-    register_model,
 )
 
 __all__ = [
@@ -23,7 +22,5 @@ __all__ = [
     "create_model",
     "get_model_info",
     "list_models",
-    "make_divisible",
     "published_figures",
-    "register_model",
 ]

@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from .layers import ClassifierHead, ConvBnAct
-from .registry import register_model
 
 __all__ = ["MobileNetV1", "mobilenet_v1"]
 
@@ -80,11 +79,5 @@ class MobileNetV1(nn.Module):
         return self.head(self.features(x))
 
 
-@register_model(
-    "mobilenet_v1",
-    family="MobileNetV1",
-    default_resolution=224,
-    description="MobileNetV1: 13 depthwise-separable conv pairs, ReLU6 (Howard et al. 2017)",
-)
 def mobilenet_v1(width: float = 1.0, num_classes: int = 1000) -> MobileNetV1:
     return MobileNetV1(width=width, num_classes=num_classes)

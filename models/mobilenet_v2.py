@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from .layers import ClassifierHead, ConvBnAct, InvertedResidual, make_divisible
-from .registry import register_model
 
 __all__ = ["MobileNetV2", "mobilenet_v2"]
 
@@ -80,11 +79,5 @@ class MobileNetV2(nn.Module):
         return self.head(self.features(x))
 
 
-@register_model(
-    "mobilenet_v2",
-    family="MobileNetV2",
-    default_resolution=224,
-    description="MobileNetV2: inverted residuals, linear bottlenecks, ReLU6 (Sandler et al. 2018)",
-)
 def mobilenet_v2(width: float = 1.0, num_classes: int = 1000) -> MobileNetV2:
     return MobileNetV2(width=width, num_classes=num_classes)

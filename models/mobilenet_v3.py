@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from .layers import ActFactory, ClassifierHead, ConvBnAct, InvertedResidual, make_divisible
-from .registry import register_model
 
 __all__ = ["MobileNetV3", "mobilenet_v3_large", "mobilenet_v3_small"]
 
@@ -147,21 +146,9 @@ class MobileNetV3(nn.Module):
         return self.head(self.features(x))
 
 
-@register_model(
-    "mobilenet_v3_large",
-    family="MobileNetV3",
-    default_resolution=224,
-    description="MobileNetV3-Large: NAS-found bnecks with SE and h-swish (Howard et al. 2019)",
-)
 def mobilenet_v3_large(width: float = 1.0, num_classes: int = 1000) -> MobileNetV3:
     return MobileNetV3(LARGE, width=width, num_classes=num_classes)
 
 
-@register_model(
-    "mobilenet_v3_small",
-    family="MobileNetV3",
-    default_resolution=224,
-    description="MobileNetV3-Small: the low-resource V3 variant (Howard et al. 2019)",
-)
 def mobilenet_v3_small(width: float = 1.0, num_classes: int = 1000) -> MobileNetV3:
     return MobileNetV3(SMALL, width=width, num_classes=num_classes)

@@ -42,7 +42,6 @@ from .layers import (
     UniversalInvertedBottleneck,
     make_divisible,
 )
-from .registry import register_model
 
 __all__ = [
     "MobileNetV4",
@@ -218,51 +217,21 @@ class MobileNetV4(nn.Module):
         return self.head(self.blocks(x))
 
 
-@register_model(
-    "mobilenet_v4_conv_small",
-    family="MobileNetV4",
-    default_resolution=224,
-    description="MobileNetV4 Conv-S: convolutional UIB model, ReLU (paper Table 11)",
-)
 def mobilenet_v4_conv_small(width: float = 1.0, num_classes: int = 1000) -> MobileNetV4:
     return MobileNetV4(block_table("mobilenet_v4_conv_small"), width, num_classes)
 
 
-@register_model(
-    "mobilenet_v4_conv_medium",
-    family="MobileNetV4",
-    default_resolution=256,
-    description="MobileNetV4 Conv-M: convolutional UIB model, ReLU (paper Table 12)",
-)
 def mobilenet_v4_conv_medium(width: float = 1.0, num_classes: int = 1000) -> MobileNetV4:
     return MobileNetV4(block_table("mobilenet_v4_conv_medium"), width, num_classes)
 
 
-@register_model(
-    "mobilenet_v4_conv_large",
-    family="MobileNetV4",
-    default_resolution=384,
-    description="MobileNetV4 Conv-L: convolutional UIB model, ReLU (paper Table 13)",
-)
 def mobilenet_v4_conv_large(width: float = 1.0, num_classes: int = 1000) -> MobileNetV4:
     return MobileNetV4(block_table("mobilenet_v4_conv_large"), width, num_classes)
 
 
-@register_model(
-    "mobilenet_v4_hybrid_medium",
-    family="MobileNetV4",
-    default_resolution=256,
-    description="MobileNetV4 Hybrid-M: UIB + Mobile MQA, ReLU (released code; paper Table 14)",
-)
 def mobilenet_v4_hybrid_medium(width: float = 1.0, num_classes: int = 1000) -> MobileNetV4:
     return MobileNetV4(block_table("mobilenet_v4_hybrid_medium"), width, num_classes)
 
 
-@register_model(
-    "mobilenet_v4_hybrid_large",
-    family="MobileNetV4",
-    default_resolution=384,
-    description="MobileNetV4 Hybrid-L: UIB + Mobile MQA, GELU (paper Table 15)",
-)
 def mobilenet_v4_hybrid_large(width: float = 1.0, num_classes: int = 1000) -> MobileNetV4:
     return MobileNetV4(block_table("mobilenet_v4_hybrid_large"), width, num_classes)

@@ -1,21 +1,30 @@
-"""The model registry: names → factories, and the published figures of published_models.csv.
+"""The model registry: the zoo's catalogue (zoo.toml) and published figures (published_models.csv).
 
-Owns register_model / list_models / get_model_info / create_model and the CSV of published
-params, MACs and top-1 (each row with its source and exactness); builds no model itself.
+Owns list_models / get_model_info / create_model and the published params, MACs and top-1 of
+each (width, resolution), each row with its source and exactness. Answers every metadata
+question without importing torch: a network's module is imported only by :func:`create_model`.
 """
 
 from __future__ import annotations
 
 import csv
 import functools
-import math
+import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from roofline.errors import UnknownNameError, UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
 
 __all__ = [
     "EXACTNESS_TOLERANCES",
@@ -25,7 +34,6 @@ __all__ = [
     "get_model_info",
     "list_models",
     "published_figures",
-    "register_model",
 ]
 
 # Relative tolerance (params, MACs) that each `exactness` value of published_models.csv allows.
@@ -38,6 +46,7 @@ EXACTNESS_TOLERANCES: dict[str, tuple[float, float]] = {
 
 _WIDTH_TOLERANCE = 1e-9
 _CSV_NAME = "published_models.csv"
+_CATALOG_NAME = "zoo.toml"
 
 
 @dataclass(frozen=True)
@@ -63,14 +72,21 @@ class PublishedFigure:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """A registered model: its name, family, default input size and factory."""
+    """A zoo model: its name, family, default input size, where its factory lives, and its
+    published figures."""
 
     name: str
     family: str
     default_resolution: int
     description: str
-    factory: Callable[..., nn.Module]
+    module: str  # the file under models/ that defines a function called ``name``
     published: tuple[PublishedFigure, ...]
+
+    @property
+    def factory(self) -> Callable[..., nn.Module]:
+        """``factory(width=1.0, num_classes=1000)``; importing it imports torch."""
+        module = importlib.import_module(f"{__package__}.{self.module}")
+        return getattr(module, self.name)
 
     def figure(self, width: float, resolution: int) -> PublishedFigure | None:
         """The published row at this width and resolution, or None."""
@@ -90,9 +106,6 @@ class ModelInfo:
         return None if row is None else row.source
 
 
-_REGISTRY: dict[str, ModelInfo] = {}
-
-
 def _parse_figure(row: dict[str, str]) -> PublishedFigure:
     top1 = row["top1"].strip()
     return PublishedFigure(
@@ -106,10 +119,27 @@ def _parse_figure(row: dict[str, str]) -> PublishedFigure:
     )
 
 
+def _read(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
 @functools.cache
 def _load_published() -> tuple[tuple[str, PublishedFigure], ...]:
-    text = resources.files(__package__).joinpath(_CSV_NAME).read_text(encoding="utf-8")
-    return tuple((row["model"], _parse_figure(row)) for row in csv.DictReader(text.splitlines()))
+    return tuple((row["model"], _parse_figure(row))
+                 for row in csv.DictReader(_read(_CSV_NAME).splitlines()))
+
+
+@functools.cache
+def _registry() -> dict[str, ModelInfo]:
+    catalog: dict[str, Any] = tomllib.loads(_read(_CATALOG_NAME))
+    figures = _load_published()
+    return {
+        name: ModelInfo(name=name, family=entry["family"],
+                        default_resolution=int(entry["default_resolution"]),
+                        description=entry["description"], module=entry["module"],
+                        published=tuple(fig for model, fig in figures if model == name))
+        for name, entry in catalog.items()
+    }
 
 
 def published_figures() -> list[tuple[str, PublishedFigure]]:
@@ -117,58 +147,23 @@ def published_figures() -> list[tuple[str, PublishedFigure]]:
     return list(_load_published())
 
 
-def register_model(
-    name: str, *, family: str, default_resolution: int, description: str
-) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator registering ``factory(width=1.0, num_classes=1000)`` under ``name``.
-
-    Models are listed in registration order (the zoo registers V1, V2, V3-L, V3-S, V4 ...).
-    Registering a name twice raises ValueError.
-    """
-
-    def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is already registered")
-        published = tuple(fig for model, fig in _load_published() if model == name)
-        _REGISTRY[name] = ModelInfo(
-            name=name,
-            family=family,
-            default_resolution=default_resolution,
-            description=description,
-            factory=factory,
-            published=published,
-        )
-        return factory
-
-    return decorator
-
-
 def list_models() -> list[str]:
-    """Registered model names in zoo order."""
-    return list(_REGISTRY)
+    """Zoo model names in catalogue order."""
+    return list(_registry())
 
 
 def get_model_info(name: str) -> ModelInfo:
     """The registry entry of ``name``; UnknownNameError (with close matches) if none."""
     try:
-        return _REGISTRY[name]
+        return _registry()[name]
     except KeyError:
         raise UnknownNameError("model", name, list_models()) from None
 
 
-def check_width(width: float) -> float:
-    """``width`` as a float if it is a finite number > 0, else UsageError."""
-    try:
-        value = float(width)
-    except (TypeError, ValueError):
-        raise UsageError(f"width must be a finite number > 0, got {width!r}") from None
-    if isinstance(width, bool) or not math.isfinite(value) or value <= 0:
-        raise UsageError(f"width must be a finite number > 0, got {width!r}")
-    return value
-
-
 def create_model(name: str, width: float = 1.0, num_classes: int = 1000) -> nn.Module:
-    """Build the registered model ``name`` at width multiplier ``width`` (no weights)."""
+    """Build the zoo model ``name`` at width multiplier ``width`` (no weights)."""
+    from roofline.sources.variant import check_width
+
     info = get_model_info(name)
     value = check_width(width)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:

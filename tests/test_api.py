@@ -23,8 +23,9 @@ def _imports_after(statement: str) -> set[str]:
 
 def test_pure_core_imports_neither_torch_nor_plotly():
     # graph, engine and hardware are the pure core: fast to import, no torch, no plotly.
-    loaded = _imports_after("import roofline, roofline.graph, roofline.engine, "
-                            "roofline.hardware, roofline.fuse, roofline.pareto, roofline.ridge")
+    loaded = _imports_after("import roofline, roofline.core.graph, roofline.core.engine, "
+                            "roofline.core.hardware, roofline.core.fuse, "
+                            "roofline.analyses.pareto, roofline.analyses.ridge")
     assert "torch" not in loaded
     assert "plotly" not in loaded
 
@@ -32,13 +33,13 @@ def test_pure_core_imports_neither_torch_nor_plotly():
 def test_predicting_from_a_cached_graph_needs_no_torch(tmp_path):
     import json
 
-    from roofline.variants import Variant
+    from roofline.sources.variant import Variant
 
     graph = Variant("mobilenet_v2").trace()
     path = tmp_path / "graph.json"
     path.write_text(json.dumps(graph.to_dict()))
     loaded = _imports_after(
-        "import json; from roofline.graph import LayerGraph; from roofline import predict; "
+        "import json; from roofline.core.graph import LayerGraph; from roofline import predict; "
         f"g = LayerGraph.from_dict(json.load(open({str(path)!r}))); "
         "assert predict(g, 'cpu').latency_ms > 0")
     assert "torch" not in loaded and "plotly" not in loaded

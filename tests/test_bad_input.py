@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from roofline.cli import main
+from roofline.core.hardware import profile_from_dict
 from roofline.errors import ProfileError
-from roofline.hardware import profile_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 MEASUREMENTS = ROOT / "hardware_profiles" / "measurements" / "measured_latency.csv"
@@ -311,7 +311,7 @@ def test_profile_loader_never_crashes_on_nested_fields(section, key, value):
 def test_profile_file_never_crashes(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("p") / "x.toml"
     path.write_text(text, encoding="utf-8")
-    from roofline.hardware import load_hardware
+    from roofline.core.hardware import load_hardware
 
     try:
         load_hardware(path)

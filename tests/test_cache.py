@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-import roofline.cache as cache
-from roofline.engine import kernel_arrays, kernel_graph
-from roofline.hardware import load_hardware
-from roofline.variants import Variant
+import roofline.sources.cache as cache
+from roofline.core.engine import kernel_arrays, kernel_graph
+from roofline.core.hardware import load_hardware
+from roofline.sources.variant import Variant
 
 
 @pytest.fixture()

@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from roofline.calibrate import (
+from roofline.cli import main
+from roofline.core.engine import predict
+from roofline.core.hardware import load_hardware, profile_from_dict
+from roofline.errors import MeasurementError, ProfileError
+from roofline.fitting.calibrate import (
     ParameterSpace,
     fit_profile,
     kendall,
@@ -14,10 +18,6 @@ from roofline.calibrate import (
     spearman,
     trace_measurements,
 )
-from roofline.cli import main
-from roofline.engine import predict
-from roofline.errors import MeasurementError, ProfileError
-from roofline.hardware import load_hardware, profile_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 MEASUREMENTS = ROOT / "hardware_profiles" / "measurements" / "measured_latency.csv"
@@ -42,7 +42,7 @@ VARIANTS = [("mobilenet_v1", 1.0, 224), ("mobilenet_v1", 0.5, 160), ("mobilenet_
 @pytest.fixture(scope="module")
 def synthetic():
     """Measurements made by a known profile; the fit must find its parameters again."""
-    from roofline.calibrate import Measurement
+    from roofline.fitting.calibrate import Measurement
 
     truth = base_profile(efficiency={"conv": 0.6, "pointwise_conv": 0.6, "linear": 0.6,
                                      "matmul": 0.6, "depthwise_conv": 0.1},
@@ -87,7 +87,7 @@ def test_discrete_geometry_search(synthetic):
     truth, rows, graphs = synthetic
     geometric = truth.with_changes(geometry={"n": 16, "k": 4}, sources={
         **truth.sources, "geometry": "test"})
-    from roofline.calibrate import Measurement
+    from roofline.fitting.calibrate import Measurement
 
     rows = [Measurement(model=m.model, width=m.width, resolution=m.resolution,
                         latency_ms=predict(g, geometric).latency_ms)

@@ -14,10 +14,10 @@ import pytest
 from roofline import zoo
 from roofline.cli import main
 from roofline.cli._common import fmt_count
-from roofline.fuse import fuse
-from roofline.graph import RECORD_COLUMNS
-from roofline.hardware import list_hardware
-from roofline.variants import Variant
+from roofline.core.fuse import fuse
+from roofline.core.graph import RECORD_COLUMNS
+from roofline.core.hardware import list_hardware
+from roofline.sources.variant import Variant
 
 ZOO = zoo.list_models()
 

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from roofline.cli import main
-from roofline.compare import (
+from roofline.analyses.compare import (
     ROW_FIELDS,
     compare,
     default_variants,
@@ -29,9 +28,10 @@ from roofline.compare import (
     stage_breakdown,
     stage_of,
 )
+from roofline.cli import main
+from roofline.core.hardware import profile_from_dict, profile_to_toml
 from roofline.errors import UnknownNameError, UsageError
-from roofline.hardware import profile_from_dict, profile_to_toml
-from roofline.variants import Variant
+from roofline.sources.variant import Variant
 
 # Published top-1 (%) and MACs of published_models.csv used below (V1 paper Table 6/7,
 # V2 paper Table 4): V1 0.25@128 41.5% 13.6M, V1 0.5@128 56.3% 49.2M, V1 0.5@160 60.2% 76.5M,
@@ -130,7 +130,7 @@ def test_compare_imports_no_plotly():
     import subprocess
     import sys
 
-    code = ("import sys, roofline.compare, roofline.cli.compare_cmd; "
+    code = ("import sys, roofline.analyses.compare, roofline.cli.compare_cmd; "
             "assert 'plotly' not in sys.modules, 'plotly imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -398,12 +398,12 @@ def _argv(out: Path) -> list[str]:
 
 def test_failed_rendering_keeps_the_previous_report(tmp_path, monkeypatch):
     out = _previous_report(tmp_path)
-    import roofline.report
+    import roofline.report.compare_page
 
     def broken(*args, **kwargs):
         raise RuntimeError("rendering failed")
 
-    monkeypatch.setattr(roofline.report, "ridge_figure", broken)
+    monkeypatch.setattr(roofline.report.compare_page, "ridge_figure", broken)
     with pytest.raises(RuntimeError, match="rendering failed"):
         main(_argv(out))
     assert out.read_text() == "previous report"

@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from roofline.engine import KernelTable, evaluate, predict, predict_many
-from roofline.fuse import fuse
-from roofline.hardware import profile_from_dict
-from roofline.ridge import ridge_costs
-from roofline.trace import trace
-from roofline.variants import Variant
+from roofline.analyses.ridge import ridge_costs
+from roofline.core.engine import KernelTable, evaluate, predict, predict_many
+from roofline.core.fuse import fuse
+from roofline.core.hardware import profile_from_dict
+from roofline.sources.pytorch.tracer import trace
+from roofline.sources.variant import Variant
 
 ZOO_SMALL = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small",
              "mobilenet_v4_conv_small"]

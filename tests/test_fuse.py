@@ -1,4 +1,4 @@
-"""Tests of fusion (roofline.fuse): the op view turned into the kernels a runtime launches.
+"""Tests of fusion (roofline.core.fuse): the op view turned into the kernels a runtime launches.
 
 Closed forms on small models (the arithmetic is beside every number), the epilogue policy, and
 properties every zoo model must keep: MACs preserved, every op in exactly one kernel, batch
@@ -13,13 +13,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from roofline import zoo
-from roofline.fuse import BATCH_NORM_OPS, fuse
-from roofline.graph import LayerGraph, OpKind
-from roofline.trace import UnknownOpWarning, trace
-from roofline.variants import Variant
+from roofline.core.fuse import BATCH_NORM_OPS, fuse
+from roofline.core.graph import LayerGraph, OpKind
+from roofline.sources.pytorch.tracer import UnknownOpWarning, trace
+from roofline.sources.variant import Variant
 
 ZOO = zoo.list_models()
-SqueezeExcite = zoo.layers.SqueezeExcite
+from roofline.zoo.layers import SqueezeExcite  # noqa: E402
 
 
 def kernel_of(fused: LayerGraph, op_name: str):

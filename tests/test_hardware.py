@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from roofline.calibrate import load_measurements, trace_measurements
-from roofline.engine import predict
-from roofline.errors import ProfileError, UnknownNameError
-from roofline.hardware import (
+from roofline.core.engine import predict
+from roofline.core.hardware import (
     alias_target,
     list_hardware,
     load_hardware,
     profile_from_dict,
     profile_to_toml,
 )
-from roofline.variants import Variant
+from roofline.errors import ProfileError, UnknownNameError
+from roofline.fitting.calibrate import load_measurements, trace_measurements
+from roofline.sources.variant import Variant
 from roofline.zoo import list_models
 
 if sys.version_info >= (3, 11):

@@ -7,11 +7,11 @@ import json
 import pytest
 
 from roofline.cli import main
-from roofline.hardware import load_hardware
-from roofline.localbench import FREE
-from roofline.measure import Timing, time_interleaved
-from roofline.validate import compare_layers
-from roofline.variants import parse_variant
+from roofline.core.hardware import load_hardware
+from roofline.fitting.local_torch import FREE
+from roofline.fitting.measure import Timing, time_interleaved
+from roofline.fitting.validate import compare_layers
+from roofline.sources.variant import parse_variant
 
 SMALL = ["mobilenet_v3_small@0.5:96", "mobilenet_v2@0.35:96", "mobilenet_v1@0.25:128"]
 

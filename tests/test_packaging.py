@@ -62,8 +62,8 @@ def test_the_wheel_holds_the_priors_and_measurements(tmp_path):
 def test_fit_commands_name_files_found_from_any_folder(tmp_path, monkeypatch):
     """A shipped profile's [fit] command names hardware_profiles/priors/... and .../measurements:
     they resolve to the installed files from a folder that has no hardware_profiles/."""
-    from roofline.calibrate import load_measurements
-    from roofline.hardware import load_hardware
+    from roofline.core.hardware import load_hardware
+    from roofline.fitting.calibrate import load_measurements
 
     monkeypatch.chdir(tmp_path)
     command = load_hardware("s23-gpu").fit.command.split()

@@ -1,4 +1,4 @@
-"""roofline.pareto.pareto_mask: lowest cost, highest gain; ties, unknowns, order, empty input."""
+"""pareto_mask: lowest cost, highest gain; ties, unknowns, order, empty input."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from roofline.pareto import pareto_mask
+from roofline.analyses.pareto import pareto_mask
 
 
 def _dominated(i: int, cost, gain) -> bool:

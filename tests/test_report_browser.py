@@ -12,8 +12,8 @@ from pathlib import Path
 import plotly.graph_objects as go
 import pytest
 
-from roofline import report
 from roofline.errors import OutputError
+from roofline.report import page as report
 
 XSS = "<script>alert(1)</script>"
 
@@ -129,7 +129,7 @@ def _hostile_inputs(tmp_path: Path) -> tuple[str, str]:
         "def build():\n"
         "    return nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(),\n"
         "                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))\n")
-    from roofline.hardware import load_hardware, profile_to_toml
+    from roofline.core.hardware import load_hardware, profile_to_toml
 
     base = load_hardware("edgetpu")
     hostile = base.with_changes(
@@ -141,7 +141,7 @@ def _hostile_inputs(tmp_path: Path) -> tuple[str, str]:
 
 
 def _expected_traces(comparison, focus: str) -> list[int]:
-    """Traces per figure, in page order, from what went in (see roofline.report's builders):
+    """Traces per figure, in page order, from what went in (see roofline.report.compare_page):
     per device, one per family with a supported model that has a top-1 plus the frontier
     line; one line per model running somewhere (2+ devices); per device, the roofs (DRAM, each
     efficiency below 1, each on-chip level with a bandwidth) plus one marker trace per bound
@@ -220,8 +220,8 @@ def test_compare_report_renders_offline_in_chromium(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("ROOFLINE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
+    from roofline.analyses.compare import compare, resolve_hardware, resolve_models
     from roofline.cli import main
-    from roofline.compare import compare, resolve_hardware, resolve_models
 
     user_model, profile = _hostile_inputs(tmp_path)
     models = f"mobilenet_v2@*,mobilenet_v3_small,mobilenet_v4_conv_small,{user_model}"

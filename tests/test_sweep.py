@@ -8,13 +8,13 @@ import json
 import numpy as np
 import pytest
 
+from roofline.analyses.pareto import pareto_mask
+from roofline.analyses.sweep import evaluate_grid, parse_grid, sweep_variants, trace_all, views_of
 from roofline.cli import main
-from roofline.engine import predict
+from roofline.core.engine import predict
+from roofline.core.hardware import load_hardware
 from roofline.errors import UsageError
-from roofline.hardware import load_hardware
-from roofline.pareto import pareto_mask
-from roofline.sweep import evaluate_grid, parse_grid, sweep_variants, trace_all, views_of
-from roofline.variants import Variant
+from roofline.sources.variant import Variant
 
 
 def run(capsys, *argv):
@@ -127,7 +127,7 @@ def test_second_sweep_on_other_devices_is_served_from_the_cache(tmp_path, monkey
 
 
 def test_interruption_keeps_finished_variants(monkeypatch):
-    import roofline.sweep as sweep
+    import roofline.analyses.sweep as sweep
 
     variants = sweep_variants("mobilenet_v2", [0.3, 0.4, 0.6, 0.7], [64])
     calls = {"n": 0}
@@ -171,7 +171,7 @@ def test_sweep_command_writes_csv_json_and_report(capsys, tmp_path):
 
 
 def test_interrupted_command_writes_what_finished(capsys, tmp_path, monkeypatch):
-    import roofline.sweep as sweep
+    import roofline.analyses.sweep as sweep
 
     real = sweep._arrays_for
     calls = {"n": 0}

@@ -1,4 +1,4 @@
-"""Tests of the tracer (roofline.trace) and its op table (roofline.ops).
+"""Tests of the tracer (roofline.sources.pytorch.tracer) and its op table (.ops).
 
 Every zoo model traces with no unknown op and matches every row of published_models.csv; every
 other expected number is written as arithmetic beside it. Cross-checks against fvcore and
@@ -20,11 +20,11 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from roofline import zoo
+from roofline.core.graph import Gemm, LayerGraph, OpKind
 from roofline.errors import TraceError, UnknownNameError, UsageError
-from roofline.graph import Gemm, LayerGraph, OpKind
-from roofline.ops import IGNORE_RULES
-from roofline.trace import UnknownOpWarning, trace
-from roofline.variants import Variant
+from roofline.sources.pytorch.ops import IGNORE_RULES
+from roofline.sources.pytorch.tracer import UnknownOpWarning, trace
+from roofline.sources.variant import Variant
 
 ZOO = zoo.list_models()
 
@@ -748,8 +748,8 @@ def test_huge_input_scales_activations_not_weights():
 _MEMORY_PROBE = """
 import json, resource, sys
 import torch
-from roofline.trace import trace
-from roofline.variants import Variant
+from roofline.sources.pytorch.tracer import trace
+from roofline.sources.variant import Variant
 model = Variant("mobilenet_v2").build(meta=True)
 trace(model, (1, 3, 64, 64))  # warm up imports and caches
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

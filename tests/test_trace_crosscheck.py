@@ -22,9 +22,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from roofline import zoo
-from roofline.graph import LayerGraph, OpKind
-from roofline.trace import trace
-from roofline.variants import Variant
+from roofline.core.graph import LayerGraph, OpKind
+from roofline.sources.pytorch.tracer import trace
+from roofline.sources.variant import Variant
 
 with warnings.catch_warnings():
     # fvcore scripts a loss function with torch.jit.script at import, which torch deprecates

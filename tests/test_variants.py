@@ -1,4 +1,4 @@
-"""Tests of model specs (roofline.variants): the NAME[@WIDTH][:RESOLUTION] grammar, zoo
+"""Tests of model specs (roofline.sources.variant): the NAME[@WIDTH][:RESOLUTION] grammar, zoo
 variants, and user models loaded from ``path/to/file.py:callable`` or ``package.module:callable``.
 """
 
@@ -12,9 +12,9 @@ import uuid
 import pytest
 
 from roofline import zoo
+from roofline.core.graph import OpKind
 from roofline.errors import ModelLoadError, TraceError, UnknownNameError, UsageError
-from roofline.graph import OpKind
-from roofline.variants import (
+from roofline.sources.variant import (
     MAX_RESOLUTION,
     MIN_RESOLUTION,
     Variant,
@@ -88,7 +88,7 @@ def test_spec_and_keywords_must_agree(spec, kwargs, message):
     ("mobilenet_v2@-1", {}, "width must be a finite number > 0, got '-1'"),
     ("mobilenet_v2@nan", {}, "width must be a finite number > 0, got 'nan'"),
     ("mobilenet_v2@inf", {}, "width must be a finite number > 0, got 'inf'"),
-    ("mobilenet_v2@wide", {}, "width must be a number > 0, got 'wide'"),
+    ("mobilenet_v2@wide", {}, "width must be a finite number > 0, got 'wide'"),
     ("mobilenet_v2", {"width": 0}, "width must be a finite number > 0, got 0"),
     ("mobilenet_v2:4", {}, f"resolution must be from {MIN_RESOLUTION} to {MAX_RESOLUTION} "
                            "pixels, got 4"),

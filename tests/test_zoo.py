@@ -16,9 +16,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from roofline import zoo
 from roofline.errors import UnknownNameError, UsageError
-
-MultiQueryAttention = zoo.layers.MultiQueryAttention
-make_divisible = zoo.make_divisible
+from roofline.zoo.layers import (
+    MultiQueryAttention,  # noqa: E402
+    make_divisible,  # noqa: E402
+)
 
 ZOO_ORDER = [
     "mobilenet_v1",
@@ -88,12 +89,30 @@ def test_published_lookup():
     assert v1.figure(0.5, 160).macs == 76_524_800  # V1 paper Table 9: 76M
 
 
-def test_duplicate_registration_refused():
-    with pytest.raises(ValueError, match="already registered"):
-        zoo.register_model(
-            "mobilenet_v2", family="MobileNetV2", default_resolution=224, description="dup"
-        )(lambda width=1.0, num_classes=1000: nn.Identity())
+def test_catalogue_names_a_factory_for_every_model():
+    # Each zoo.toml entry names the module whose function of the same name builds it.
+    import importlib
+
+    for name in zoo.list_models():
+        info = zoo.get_model_info(name)
+        module = importlib.import_module(f"roofline.zoo.{info.module}")
+        assert callable(getattr(module, name)), name
     assert zoo.list_models() == ZOO_ORDER
+
+
+def test_metadata_needs_no_torch():
+    # Names, families, default resolutions and published top-1 are data: reading them imports
+    # neither torch nor any network (a warm `compare` never pays for `import torch`).
+    import subprocess
+    import sys
+
+    code = ("import sys; from roofline import zoo; "
+            "[zoo.get_model_info(n).top1(1.0, 224) for n in zoo.list_models()]; "
+            "print(sorted(m for m in sys.modules "
+            "if m == 'torch' or m.startswith('roofline.zoo.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "['roofline.zoo.registry']"
 
 
 def test_unknown_name_suggests_close_matches():

@@ -1,4 +1,4 @@
-"""``roofline calibrate --local``: profile this machine (see ``roofline.localbench``)."""
+"""``roofline calibrate --local``: profile this machine (see ``roofline.fitting.local_torch``)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..core.hardware import profile_to_toml
     from ..errors import UsageError
-    from ..hardware import profile_to_toml
+    from ..fitting.local_torch import calibrate_local
     from ..io import atomic_write_text, check_writable
-    from ..localbench import calibrate_local
 
     if not args.out:
         raise UsageError("calibrate --local needs --out FILE.toml")

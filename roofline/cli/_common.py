@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..errors import RooflineError
+from ..sources.variant import check_batch, check_resolution, check_width
 from ..units import PRECISIONS
-from ..variants import check_batch, check_resolution, check_width
 
 __all__ = [
     "add_variant_options", "add_precision_option", "arg_type", "split_list", "console",

@@ -1,7 +1,7 @@
 """``roofline calibrate``: fit a hardware profile to measured latencies.
 
 ``--measurements FILE --hw BASE --out NEW`` fits BASE's free parameters to whole-model
-latencies measured on the device; ``--local`` (see ``roofline.localbench``) measures this
+latencies measured on the device; ``--local`` (see ``roofline.fitting.local_torch``) measures this
 machine first.
 """
 
@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_measurements(args: argparse.Namespace) -> int:
-    from ..calibrate import fit_profile, load_measurements
-    from ..hardware import load_hardware, profile_to_toml
+    from ..core.hardware import load_hardware, profile_to_toml
+    from ..fitting.calibrate import fit_profile, load_measurements
     from ..io import atomic_write_text, check_writable
     from ..zoo import list_models
 

@@ -1,7 +1,7 @@
 """``roofline compare --hw HW[,HW...]``: which model to ship on each device, and why.
 
 Owns the command's options, its terminal tables, JSON and CSV output; the comparison is
-``roofline.compare`` and the HTML report ``roofline.report``.
+``roofline.analyses.compare`` and the HTML report ``roofline.report.page``.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..compare import compare, report_name, resolve_hardware, resolve_models
+    from ..analyses.compare import compare, report_name, resolve_hardware, resolve_models
     from ..errors import UsageError
     from ..io import check_writable
 
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     hardware = resolve_hardware(args.hw, args.precision)
     variants = resolve_models(args.models)
     if args.focus is not None:
-        from ..variants import parse_variant
+        from ..sources.variant import parse_variant
 
         if parse_variant(args.focus).label not in {v.label for v in variants}:
             raise UsageError(f"--focus {args.focus!r} is not among the compared models; add "
@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     focus = comparison.focus_label(args.focus)
 
     if report_path is not None:
-        from ..report import compare_page, write_page
+        from ..report.compare_page import compare_page
+        from ..report.page import write_page
 
         command = "roofline " + shlex.join(args.argv)
         write_page(report_path, compare_page(comparison, focus=focus, command=command,
@@ -115,7 +116,7 @@ def _bound_cell(row: dict[str, Any]) -> str:
 
 def print_tables(comparison: Any) -> None:
     """One table per device, fastest first; ★ marks the Pareto frontier."""
-    from ..compare import USER_FAMILY
+    from ..analyses.compare import USER_FAMILY
 
     out = console()
     columns = [("model", "left"), ("width", "right"), ("res", "right"), ("top-1", "right"),
@@ -144,6 +145,6 @@ def print_tables(comparison: Any) -> None:
 
 def comparison_row(record: dict[str, Any]) -> dict[str, Any]:
     """A table record with NaN/NA turned into None."""
-    from ..compare import _plain
+    from ..analyses.compare import _plain
 
     return {k: _plain(v) for k, v in record.items()}

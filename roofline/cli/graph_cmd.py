@@ -38,9 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..fuse import fuse
+    from ..core.fuse import fuse
     from ..io import atomic_open, check_writable
-    from ..variants import parse_variant
+    from ..sources.variant import parse_variant
 
     variant = parse_variant(args.model, width=args.width, resolution=args.resolution,
                             batch=args.batch)

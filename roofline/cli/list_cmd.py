@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from ..variants import Variant
+    from ..sources.variant import Variant
     from ..zoo import get_model_info, list_models
 
     rows = []
@@ -61,7 +61,7 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _hardware(args: argparse.Namespace) -> int:
-    from ..hardware import alias_target, list_hardware, load_hardware
+    from ..core.hardware import alias_target, list_hardware, load_hardware
 
     rows = []
     for name in list_hardware():

@@ -33,9 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine import predict
-    from ..hardware import load_hardware
-    from ..variants import parse_variant
+    from ..core.engine import predict
+    from ..core.hardware import load_hardware
+    from ..sources.variant import parse_variant
 
     hw = load_hardware(args.hw)
     precision = args.precision or hw.default_precision

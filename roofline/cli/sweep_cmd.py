@@ -2,7 +2,7 @@
 ridge-point sweep of the MobileNetV4 paper.
 
 Owns the command's options, progress bar and output (tables, CSV, JSON, HTML); the sweep is
-``roofline.sweep`` and its page ``roofline.sweep_report``.
+``roofline.analyses.sweep`` and its page ``roofline.report.sweep_page``.
 """
 
 from __future__ import annotations
@@ -106,8 +106,8 @@ def _safe_name(text: str) -> str:
 # -- the grid -------------------------------------------------------------------------------------
 
 def _grid(args: argparse.Namespace) -> int:
-    from ..compare import resolve_hardware
-    from ..sweep import (
+    from ..analyses.compare import resolve_hardware
+    from ..analyses.sweep import (
         ROW_FIELDS,
         default_workers,
         evaluate_grid,
@@ -116,7 +116,7 @@ def _grid(args: argparse.Namespace) -> int:
         trace_all,
         views_of,
     )
-    from ..variants import Variant, check_batch
+    from ..sources.variant import Variant, check_batch
 
     hardware = resolve_hardware(args.hw, args.precision)
     batch = check_batch(args.batch)
@@ -141,8 +141,8 @@ def _grid(args: argparse.Namespace) -> int:
     if args.csv:
         write_rows_csv(args.csv, rows, ROW_FIELDS)
     if report is not None:
-        from ..report import write_page
-        from ..sweep_report import sweep_page
+        from ..report.page import write_page
+        from ..report.sweep_page import sweep_page
 
         write_page(report, sweep_page(result, model=args.model,
                                       command="roofline " + shlex.join(args.argv)))
@@ -193,7 +193,7 @@ def _print_frontiers(result: Any) -> None:
 # -- the ridge-point sweep ------------------------------------------------------------------------
 
 def _ridge_points(text: str) -> list[float]:
-    from ..sweep import parse_grid
+    from ..analyses.sweep import parse_grid
 
     parts = text.split(":")
     if len(parts) == 2:
@@ -202,8 +202,8 @@ def _ridge_points(text: str) -> list[float]:
 
 
 def _ridge_models(specs: list[str] | None) -> list[Any]:
-    from ..compare import resolve_models
-    from ..variants import Variant
+    from ..analyses.compare import resolve_models
+    from ..sources.variant import Variant
     from ..zoo import list_models
 
     if specs is None:
@@ -212,8 +212,8 @@ def _ridge_models(specs: list[str] | None) -> list[Any]:
 
 
 def _ridge(args: argparse.Namespace) -> int:
-    from ..compare import compare, ridge_data, ridge_movers
-    from ..ridge import PAPER_RIDGE_POINTS
+    from ..analyses.compare import compare, ridge_data, ridge_movers
+    from ..analyses.ridge import PAPER_RIDGE_POINTS
 
     points = _ridge_points(args.ridge)
     variants = _ridge_models(args.models)
@@ -225,7 +225,8 @@ def _ridge(args: argparse.Namespace) -> int:
         write_rows_csv(args.csv, rows, list(table.columns))
     if report is not None:
         from .. import __version__
-        from ..report import Chart, Section, html_table, render_page, ridge_figure, write_page
+        from ..report.compare_page import ridge_figure
+        from ..report.page import Chart, Section, html_table, render_page, write_page
 
         movers = ridge_movers(table)
         section = Section(

@@ -1,6 +1,6 @@
 """``roofline validate --hw PROFILE``: predicted against measured latency on this machine.
 
-Owns the command's options and output; measuring and comparing is ``roofline.validate``.
+Owns the command's options and output; measuring and comparing is ``roofline.fitting.validate``.
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from ..hardware import load_hardware
+    from ..core.hardware import load_hardware
     from ..io import check_writable
-    from ..variants import parse_variant
+    from ..sources.variant import parse_variant
 
     hw = load_hardware(args.hw)
     measured_at = hw.threads
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if args.layers:
         return _layers(parse_variant(args.layers), hw, thread_count, args)
     variants = [parse_variant(spec) for spec in args.models] if args.models else _zoo()
-    from ..validate import validate
+    from ..fitting.validate import validate
 
     result = validate(variants, hw, thread_count=thread_count, budget_s=args.budget)
     if args.out:
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _zoo() -> list[Any]:
-    from ..variants import Variant
+    from ..sources.variant import Variant
     from ..zoo import list_models
 
     return [Variant(name, 1.0, 224) for name in list_models()]
@@ -106,7 +106,7 @@ def _print(result: Any) -> None:
 
 
 def _layers(variant: Any, hw: Any, thread_count: int, args: argparse.Namespace) -> int:
-    from ..validate import compare_layers
+    from ..fitting.validate import compare_layers
 
     checks = compare_layers(variant, hw, thread_count=thread_count)
     if args.json:
@@ -132,7 +132,7 @@ def _layers(variant: Any, hw: Any, thread_count: int, args: argparse.Namespace) 
 
 
 def _write_page(result: Any, args: argparse.Namespace) -> None:
-    from ..report import write_page
-    from ..validate_report import validation_page
+    from ..report.page import write_page
+    from ..report.validate_page import validation_page
 
     write_page(args.out, validation_page(result, command="roofline " + shlex.join(args.argv)))

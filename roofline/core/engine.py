@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..units import bias_bytes_per_element, bytes_per_element, check_precision
 from .fuse import fuse
 from .graph import LayerGraph, OpKind
 from .hardware import HardwareProfile, load_hardware
-from .units import bias_bytes_per_element, bytes_per_element, check_precision
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -95,7 +95,7 @@ class KernelTable:
     def from_graphs(cls, graphs: Sequence[LayerGraph], *, fused: bool = True,
                     epilogue: frozenset[str] | None = None) -> KernelTable:
         """Kernels of ``graphs``: the kernel view when ``fused`` (what inference runtimes
-        launch, with ``epilogue`` as in :func:`roofline.fuse.fuse`), else one kernel per op
+        launch, with ``epilogue`` as in :func:`roofline.core.fuse.fuse`), else one kernel per op
         (what an eager framework runs)."""
         kernel_graphs = tuple(kernel_graph(g, fused, epilogue) for g in graphs)
         return cls.from_arrays([kernel_arrays(k) for k in kernel_graphs], kernel_graphs)

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .fuse import fuse
-from .graph import LayerGraph
+from ..core.fuse import fuse
+from ..core.graph import LayerGraph
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

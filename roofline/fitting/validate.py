@@ -1,8 +1,8 @@
 """Validation: predicted against real measured latency on this machine.
 
-Owns measuring each model with torch (``roofline.measure``), predicting it with a profile,
+Owns measuring each model with torch (``roofline.fitting.measure``), predicting it with a profile,
 the per-model errors and the summary (MAPE, Spearman, Kendall), and the per-layer comparison
-from ``torch.profiler``. No printing (the CLI) and no plotting (``roofline.report``).
+from ``torch.profiler``. No printing (the CLI) and no plotting (``roofline.report.page``).
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.engine import predict
+from ..core.hardware import HardwareProfile
+from ..sources.variant import Variant
 from .calibrate import kendall, spearman
-from .engine import predict
-from .hardware import HardwareProfile
 from .measure import Timing, measure_variants, threads
-from .variants import Variant
 
 __all__ = ["ModelCheck", "Validation", "validate", "compare_layers", "LayerCheck"]
 

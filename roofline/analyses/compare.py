@@ -3,7 +3,7 @@
 Owns the default model set, resolving ``--models`` / ``--hw`` lists, running every model on
 every device (each variant traced once), the tidy result table, the Pareto frontier per
 device, ranking changes between devices, and the data behind the report's per-kernel roofline,
-per-stage breakdown and ridge-point sweep. Pure logic: imports no plotly (``roofline.report``
+per-stage breakdown and ridge-point sweep. Pure logic: imports no plotly (``roofline.report.page``
 draws) and imports torch only through tracing.
 
 Model list grammar (comma-separated, in order, duplicates dropped):
@@ -24,17 +24,17 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import UnknownNameError, UsageError
-from .hardware import HardwareProfile, load_hardware
+from ..core.hardware import HardwareProfile, load_hardware
+from ..errors import UnknownNameError, UsageError
+from ..units import bytes_per_element, check_precision
 from .pareto import pareto_mask
-from .units import bytes_per_element, check_precision
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from .engine import Prediction
-    from .graph import LayerGraph
-    from .variants import Variant
+    from ..core.engine import Prediction
+    from ..core.graph import LayerGraph
+    from ..sources.variant import Variant
 
 __all__ = [
     "Comparison", "Roofs", "compare", "short_labels", "default_variants", "resolve_models",
@@ -66,8 +66,8 @@ RIDGE_PRECISION = "int8"
 def default_variants() -> list[Variant]:
     """Every zoo model at every published (width, resolution) with a published top-1, in zoo
     order then as listed in ``published_models.csv``."""
-    from .variants import Variant
-    from .zoo import get_model_info, list_models
+    from ..sources.variant import Variant
+    from ..zoo import get_model_info, list_models
 
     out: list[Variant] = []
     for name in list_models():
@@ -78,8 +78,8 @@ def default_variants() -> list[Variant]:
 
 
 def _published_variants(name: str) -> list[Variant]:
-    from .variants import Variant
-    from .zoo import get_model_info, list_models
+    from ..sources.variant import Variant
+    from ..zoo import get_model_info, list_models
 
     if name not in list_models():
         raise UnknownNameError("model", name, list_models())
@@ -95,7 +95,7 @@ def resolve_models(specs: str | Iterable[str] | None) -> list[Variant]:
 
     Raises UsageError / UnknownNameError / ModelLoadError for a bad name, width or resolution.
     """
-    from .variants import parse_variant
+    from ..sources.variant import parse_variant
 
     if specs is None:
         items = ["all"]
@@ -154,7 +154,7 @@ def resolve_hardware(names: Sequence[HardwareProfile | str], precision: str | No
 def _family(variant: Variant) -> str:
     if not variant.is_zoo:
         return USER_FAMILY
-    from .zoo import get_model_info
+    from ..zoo import get_model_info
 
     return get_model_info(variant.name).family
 
@@ -299,11 +299,11 @@ class Comparison:
         """
         if spec is None:
             return self.default_focus()
-        from .variants import parse_variant
+        from ..sources.variant import parse_variant
 
         label = parse_variant(spec).label
         if label not in self.labels:
-            from .errors import close_matches
+            from ..errors import close_matches
 
             hint = close_matches(label, self.labels)
             raise UsageError(f"--focus {spec!r} is not among the compared models"
@@ -405,7 +405,7 @@ def compare(variants: Sequence[Variant], hardware: Sequence[HardwareProfile | st
             precision: str | None = None) -> Comparison:
     """Trace each variant once and predict it on every device (``precision`` overrides each
     profile's default precision)."""
-    from .engine import predict_many
+    from ..core.engine import predict_many
 
     if not variants:
         raise UsageError("no models to compare")
@@ -529,12 +529,12 @@ def ridge_data(comparison: Comparison, ridge_points: Sequence[float] | None = No
                ) -> tuple[pd.DataFrame, list[RidgeMarker]]:
     """The MobileNetV4 paper's Figure 2 for the compared models, and the devices to mark.
 
-    Returns ``roofline.ridge.ridge_sweep`` over the compared variants' graphs at int8 (label as
-    ``model``) and the markers: each device of the paper's Table 16 (fitted ridge points), then
-    each compared profile's own ridge point (peak / DRAM bandwidth at its precision). A
-    profile priced at fp16 or fp32 moves 2 or 4 bytes per element where the sweep counts 1, so
-    its marker is its ridge point × bytes per element: the int8-byte ridge point that gives
-    the same Σ max(MACs, RP × bytes).
+    Returns ``roofline.analyses.ridge.ridge_sweep`` over the compared variants' graphs at int8
+    (label as ``model``) and the markers: each device of the paper's Table 16 (fitted ridge
+    points), then each compared profile's own ridge point (peak / DRAM bandwidth at its
+    precision). A profile priced at fp16 or fp32 moves 2 or 4 bytes per element where the sweep
+    counts 1, so its marker is its ridge point × bytes per element: the int8-byte ridge point
+    that gives the same Σ max(MACs, RP × bytes).
     """
     from .ridge import PAPER_RIDGE_POINTS, default_ridge_points, ridge_sweep
 
@@ -560,7 +560,7 @@ def ridge_data(comparison: Comparison, ridge_points: Sequence[float] | None = No
 
 def ridge_movers(sweep: pd.DataFrame) -> pd.DataFrame:
     """How each model's relative latency changes from the smallest to the largest ridge point
-    of ``sweep`` (a :func:`roofline.ridge.ridge_sweep` table): model, relative_low,
+    of ``sweep`` (a :func:`roofline.analyses.ridge.ridge_sweep` table): model, relative_low,
     relative_high, ratio (high / low: < 1 means the model gains on high-ridge devices,
     accelerators; > 1 that it gains on low-ridge ones, CPUs), sorted by ratio."""
     import pandas as pd

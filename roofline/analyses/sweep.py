@@ -3,7 +3,7 @@
 Owns grid parsing, tracing many variants (from the on-disk cache, else in worker processes),
 evaluating the whole grid on every device as arrays (one kernel table per distinct kernel view,
 one ``evaluate`` call per device), the per-device frontiers, and keeping what finished when
-the user interrupts. No plotting (``roofline.sweep_report``) and no printing (the CLI).
+the user interrupts. No plotting (``roofline.report.sweep_page``) and no printing (the CLI).
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import UsageError
+from ..errors import UsageError
+from ..sources.variant import MAX_RESOLUTION, MIN_RESOLUTION, Variant, check_batch
 from .pareto import pareto_mask
-from .variants import MAX_RESOLUTION, MIN_RESOLUTION, Variant, check_batch
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from .hardware import HardwareProfile
+    from ..core.hardware import HardwareProfile
 
 __all__ = ["parse_grid", "sweep_variants", "trace_all", "evaluate_grid", "SweepResult", "views_of",
            "MAX_VARIANTS", "ROW_FIELDS"]
@@ -113,7 +113,7 @@ View = tuple[bool, frozenset[str]]
 
 
 def _arrays_for(variant: Variant, views: list[View]) -> tuple[list[dict[str, Any]], bool]:
-    from .cache import cached_kernel_arrays
+    from ..sources.cache import cached_kernel_arrays
 
     return cached_kernel_arrays(variant, views)
 
@@ -151,7 +151,7 @@ def trace_all(variants: Sequence[Variant], views: Sequence[View], workers: int =
     finish. A KeyboardInterrupt stops the workers and returns what finished, with
     ``stats.interrupted`` set.
     """
-    from .cache import cache_enabled, cache_key, load_arrays
+    from ..sources.cache import cache_enabled, cache_key, load_arrays
 
     views = list(views)
     found: list[list[dict[str, Any]] | None] = [None] * len(variants)
@@ -288,8 +288,8 @@ def evaluate_grid(variants: Sequence[Variant], arrays: Sequence[list[dict[str, A
                   stats: TraceStats | None = None) -> SweepResult:
     """Price every finished variant on every device: one kernel table per kernel view (in
     the order of :func:`views_of`) and one array evaluation per device."""
-    from .engine import KernelTable, evaluate
-    from .hardware import load_hardware
+    from ..core.engine import KernelTable, evaluate
+    from ..core.hardware import load_hardware
 
     views = views_of(hardware)
     kept = [(v, a) for v, a in zip(variants, arrays, strict=True) if a is not None]

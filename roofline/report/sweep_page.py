@@ -1,8 +1,8 @@
 """The sweep page: a latency heatmap over width × resolution and the frontiers, per device.
 
-Owns the sweep's figures and page; builds on the page builder and look of ``roofline.report``
+Owns the sweep's figures and page; builds on the page builder and look of ``roofline.report.page``
 (plotly is imported only inside these functions). The numbers come from
-:class:`roofline.sweep.SweepResult`.
+:class:`roofline.analyses.sweep.SweepResult`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .report import (
+from .page import (
     Chart,
     Markup,
     Section,
@@ -126,7 +126,7 @@ def _family(result: Any) -> str:
     v = result.variants[0] if result.variants else None
     if v is None or not v.is_zoo:
         return "user"
-    from .zoo import get_model_info
+    from ..zoo import get_model_info
 
     return get_model_info(v.name).family
 
@@ -154,7 +154,7 @@ def _frontier_table(result: Any, h: int) -> Any:
 
 def sweep_page(result: Any, *, model: str, command: str) -> str:
     """The whole sweep page: summary, then per device the heatmap, frontier chart and table."""
-    from . import __version__
+    from .. import __version__
 
     n_var = len(result.variants)
     intro = (f"{n_var} variants of {model} (widths × resolutions) predicted on "

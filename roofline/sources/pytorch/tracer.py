@@ -1,10 +1,10 @@
 """The tracer: run any ``nn.Module`` once and record every tensor operation as a layer.
 
-Owns turning a PyTorch model into a :class:`~roofline.graph.LayerGraph`. It intercepts each op at
-PyTorch's dispatcher (a ``TorchDispatchMode``) under ``torch.inference_mode``, so functional
-code (``x + y``, ``F.*``, ``torch.cat``, ``matmul``, ``einsum``, attention) is seen as the model
-wrote it, and tags each op with the module it ran in (global forward hooks). Costs and shapes
-come from the op table in ``roofline.ops``.
+Owns turning a PyTorch model into a :class:`~roofline.core.graph.LayerGraph`. It intercepts each op
+at PyTorch's dispatcher (a ``TorchDispatchMode``) under ``torch.inference_mode``, so functional code
+(``x + y``, ``F.*``, ``torch.cat``, ``matmul``, ``einsum``, attention) is seen as the model wrote
+it, and tags each op with the module it ran in (global forward hooks). Costs and shapes come from
+the op table in ``roofline.sources.pytorch.ops``.
 
 No real activation is ever computed: each op's outputs are shape-only tensors on the ``meta``
 device, made from the op table's shape rules (ops without one run on the meta device). A
@@ -24,10 +24,10 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .errors import TraceError, UsageError
-from .graph import Layer, LayerGraph, Ledger, OpKind, TensorUse, UnknownOpWarning  # noqa: F401 (re-exported)
+from ...core.graph import Layer, LayerGraph, Ledger, OpKind, TensorUse, UnknownOpWarning  # noqa: F401 (re-exported)
+from ...errors import TraceError, UsageError
+from ...units import check_precision
 from .ops import IGNORE_RULES, OpRule, _NeedsMeta, conv_kind, rule_for
-from .units import check_precision
 
 __all__ = ["trace", "UnknownOpWarning"]
 

@@ -6,7 +6,7 @@ JSON (data only: nothing is executed when it is read back) under a key made of t
 width, resolution and batch, the roofline version, a hash of the tracer's own source, the torch
 version, and a hash of the code that defines the model (the zoo's files, or the user's file).
 Change any of these and the entry is simply not found. A corrupt entry is ignored and replaced.
-Kernel arrays (``roofline.engine.kernel_arrays``, one raw float64 file per variant and kernel
+Kernel arrays (``roofline.core.engine.kernel_arrays``, one raw float64 file per variant and kernel
 view) are keyed by the graph's key, the kernel view and a hash of the fusion and engine source.
 
 Location: ``$ROOFLINE_CACHE_DIR``, else ``$XDG_CACHE_HOME/roofline``, else
@@ -23,15 +23,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .graph import LayerGraph
+from ..core.graph import LayerGraph
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .variants import Variant
+    from .variant import Variant
 
 __all__ = ["cache_dir", "cache_enabled", "cache_key", "load_graph", "store_graph",
            "cached_trace", "tracer_fingerprint"]
 
-_TRACER_FILES = ("graph.py", "ops.py", "trace.py", "units.py", "variants.py")
+#: The code a traced graph depends on, relative to the roofline package folder: a change to
+#: any of it makes every cached graph stale.
+_TRACER_FILES = ("core/graph.py", "sources/pytorch/ops.py", "sources/pytorch/tracer.py",
+                 "units.py", "sources/variant.py")
+_PACKAGE = Path(__file__).resolve().parents[1]
 
 
 def cache_enabled() -> bool:
@@ -51,18 +55,17 @@ def tracer_fingerprint() -> str:
     """Hash of the tracer's source, roofline's version and torch's version."""
     from importlib.metadata import version
 
-    from . import __version__
+    from .. import __version__
 
     digest = hashlib.sha256(f"{__version__}|{version('torch')}".encode())
-    here = Path(__file__).parent
     for name in _TRACER_FILES:
-        digest.update((here / name).read_bytes())
+        digest.update((_PACKAGE / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
 @lru_cache(maxsize=64)
 def _source_fingerprint(variant_name: str, is_zoo: bool, mtime_key: str) -> str:
-    from .variants import Variant
+    from .variant import Variant
 
     return Variant(variant_name).source_fingerprint()
 
@@ -70,7 +73,7 @@ def _source_fingerprint(variant_name: str, is_zoo: bool, mtime_key: str) -> str:
 def _user_mtime(variant: Variant) -> str:
     if variant.is_zoo:
         return ""
-    from .variants import _user_file
+    from .variant import _user_file
 
     path = _user_file(variant.name)
     if path is None or not path.exists():
@@ -109,7 +112,7 @@ def load_graph(key: str) -> LayerGraph | None:
 def store_graph(key: str, graph: LayerGraph) -> None:
     """Write ``graph`` under ``key``; a cache that cannot be written is skipped silently
     (it only costs a re-trace next time)."""
-    from .io import atomic_write_text
+    from ..io import atomic_write_text
 
     with contextlib.suppress(Exception):
         atomic_write_text(_path(key), json.dumps(graph.to_dict(), separators=(",", ":")))
@@ -130,15 +133,14 @@ def cached_trace(variant: Variant) -> tuple[LayerGraph, bool]:
 
 # -- kernel arrays: what the engine reads, cached per kernel view --------------------------------
 
-_ENGINE_FILES = ("fuse.py", "engine.py")
+_ENGINE_FILES = ("core/fuse.py", "core/engine.py")
 
 
 @lru_cache(maxsize=1)
 def _engine_fingerprint() -> str:
     digest = hashlib.sha256(tracer_fingerprint().encode())
-    here = Path(__file__).parent
     for name in _ENGINE_FILES:
-        digest.update((here / name).read_bytes())
+        digest.update((_PACKAGE / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -164,7 +166,7 @@ _INTEGER_ARRAYS = {"kind", "edge_kernel", "write_kernel"}
 
 
 def load_arrays(key: str, view: tuple[bool, frozenset[str]]) -> dict[str, Any] | None:
-    """The cached kernel arrays (``roofline.engine.kernel_arrays`` plus ``graph_macs`` and
+    """The cached kernel arrays (``roofline.core.engine.kernel_arrays`` plus ``graph_macs`` and
     ``graph_params``) of a variant in one kernel view, or None. Read without pickle."""
     import numpy as np
 
@@ -197,7 +199,7 @@ def store_arrays(key: str, view: tuple[bool, frozenset[str]], arrays: dict[str, 
     """Write kernel arrays under ``key`` and ``view`` (skipped silently if it cannot)."""
     import numpy as np
 
-    from .io import atomic_write_bytes
+    from ..io import atomic_write_bytes
 
     with contextlib.suppress(Exception):
         parts = [np.asarray(arrays[name], dtype=np.float64).ravel() for name in _ARRAY_ORDER]
@@ -211,7 +213,7 @@ def cached_kernel_arrays(variant: Variant, views: list[tuple[bool, frozenset[str
     traced (False when everything came from the cache)."""
     import numpy as np
 
-    from .engine import kernel_arrays, kernel_graph
+    from ..core.engine import kernel_arrays, kernel_graph
 
     key = cache_key(variant) if cache_enabled() else ""
     found = [load_arrays(key, view) if key else None for view in views]

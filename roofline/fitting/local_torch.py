@@ -5,7 +5,7 @@ large fp32 matrix multiply, copy bandwidth at working sets sized to each cache l
 operating system reports and far beyond them (DRAM), and the eager latency of single layers of
 every op kind at several sizes (convolutions, depthwise, pointwise, linear, attention,
 normalisation, activations, element-wise, pooling) — and fits the profile's efficiencies and
-per-op overheads to those single layers with the engine itself (``roofline.calibrate``). No
+per-op overheads to those single layers with the engine itself (``roofline.fitting.calibrate``). No
 whole model is used, so the profile can be validated on whole models honestly.
 
 Eager PyTorch runs every op on its own: the profile has ``fuses_kernels = false``.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .hardware import HardwareProfile, profile_from_dict
+from ..core.hardware import HardwareProfile, profile_from_dict
 from .measure import Timing, threads, time_interleaved
 
 __all__ = ["LocalProfile", "cpu_name", "cache_levels", "calibrate_local", "FREE"]
@@ -240,7 +240,7 @@ class LocalProfile:
     peak_timing: Timing
     bandwidths: dict[str, float]
     layers: dict[str, Timing]
-    layer_fit: Any  # roofline.calibrate.FitResult on the single layers
+    layer_fit: Any  # roofline.fitting.calibrate.FitResult on the single layers
     fit: Any  # ... and the second stage, on the synthetic nets
     nets: dict[str, Timing]
 
@@ -251,8 +251,8 @@ def calibrate_local(thread_count: int = 1, budget_s: float = 60.0, name: str = "
     """Measure this machine and fit a profile of it; ``progress(step, fraction)`` reports."""
     import torch
 
+    from ..sources.pytorch.tracer import trace
     from .calibrate import Measurement, fit_profile
-    from .trace import trace
 
     def report(step: str, fraction: float) -> None:
         if progress:

@@ -3,7 +3,7 @@
 Owns reading measurement files (validated row by row), the bounded least-squares fit on
 relative error, and its report: per-model error, median absolute error, Spearman rank
 correlation and leave-one-out error. Imports neither torch nor plotly; models are traced
-through ``roofline.variants`` only when measurements name them.
+through ``roofline.sources.variant`` only when measurements name them.
 
 Free parameters are named by field path, as in a profile's ``[fit] free`` list:
 
@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from .engine import KernelTable, evaluate
-from .errors import MeasurementError, ProfileError, RooflineError, UsageError
-from .hardware import HardwareProfile
-from .units import PRECISIONS
+from ..core.engine import KernelTable, evaluate
+from ..core.hardware import HardwareProfile
+from ..errors import MeasurementError, ProfileError, RooflineError, UsageError
+from ..units import PRECISIONS
 
 __all__ = ["Measurement", "load_measurements", "FitResult", "fit_profile", "spearman",
            "kendall", "ParameterSpace"]
@@ -72,7 +72,7 @@ def load_measurements(path: str | Path, *, device: str | None = None,
     source (optional). With ``device``, only rows for that device are kept (a file without
     a device column is taken to be for it). ``known_models`` validates model names.
     """
-    from .hardware import shipped_path
+    from ..core.hardware import shipped_path
 
     path = shipped_path(path)
     try:
@@ -465,7 +465,7 @@ class _Problem:
 
     def __init__(self, base: HardwareProfile, measurements: Sequence[Measurement],
                  graphs: Sequence[Any], io_on_chip: bool = False):
-        from .engine import io_on_chip as _on_chip
+        from ..core.engine import io_on_chip as _on_chip
 
         self.base = base
         self.measured = np.array([m.latency_ms for m in measurements]) / 1e3
@@ -532,7 +532,7 @@ def fit_profile(base: HardwareProfile, measurements: Sequence[Measurement],
 
     ``graphs`` (op or kernel view, one per measurement) are traced when not given.
     ``io_on_chip``: the measurements are single layers timed in a loop on the same tensors,
-    whose inputs and outputs stay in cache (see :func:`roofline.engine.io_on_chip`).
+    whose inputs and outputs stay in cache (see :func:`roofline.core.engine.io_on_chip`).
     """
     if free is None:
         free = list(base.fit.free) if base.fit else []
@@ -565,7 +565,7 @@ def fit_profile(base: HardwareProfile, measurements: Sequence[Measurement],
 
 def trace_measurements(measurements: Sequence[Measurement]) -> list[Any]:
     """Op-view graphs of every measured variant (each distinct variant traced once)."""
-    from .variants import Variant
+    from ..sources.variant import Variant
 
     cache: dict[tuple[str, float, int, int], Any] = {}
     graphs = []

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ProfileError, UnknownNameError
+from ..errors import ProfileError, UnknownNameError
 from .graph import OpKind
 
 if sys.version_info >= (3, 11):
@@ -147,7 +147,8 @@ class Overhead(_Strict):
 class Geometry(_Strict):
     """How many MAC lanes each GEMM dimension must fill (1 = no rounding waste).
 
-    A kernel's arithmetic is ``groups`` products of (m × k)·(k × n) (see ``roofline.graph.Gemm``).
+    A kernel's arithmetic is ``groups`` products of (m × k)·(k × n) (see
+    ``roofline.core.graph.Gemm``).
     The device computes output tiles of m × n (over a reduction cut into k-sized steps) and
     rounds each dimension up to its tile; depthwise convolutions (n = 1) are tiled as
     ``channels`` × m instead. ``parallel_tiles`` tiles run at once (GPU cores × resident
@@ -201,7 +202,7 @@ class Support(_Strict):
 
 
 class Fusion(_Strict):
-    """What the device's runtime runs inside a producer's kernel (see ``roofline.fuse``).
+    """What the device's runtime runs inside a producer's kernel (see ``roofline.core.fuse``).
 
     ``epilogue`` lists op kinds (``activation``, ``elementwise``) and/or op names as the tracer
     records them, without a trailing underscore (``relu``, ``hardtanh`` for ReLU6, ``clamp``,
@@ -423,7 +424,7 @@ class HardwareProfile(_Strict):
 # -- loading --------------------------------------------------------------------------------------
 
 def _shipped_dir() -> Path:
-    from . import profiles  # the hardware_profiles/ folder, installed as roofline.profiles
+    from .. import profiles  # the hardware_profiles/ folder, installed as roofline.profiles
 
     return Path(profiles.__file__).parent
 

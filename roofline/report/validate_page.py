@@ -1,15 +1,15 @@
 """The validation page: predicted against measured latency on this machine.
 
 Owns the figure and page of ``roofline validate --out``; builds on the page builder and look of
-``roofline.report`` (plotly is imported only inside the function). The numbers come from
-:class:`roofline.validate.Validation`.
+``roofline.report.page`` (plotly is imported only inside the function). The numbers come from
+:class:`roofline.fitting.validate.Validation`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .report import Chart, Section, html_table, plot_text, render_page, style_figure
+from .page import Chart, Section, html_table, plot_text, render_page, style_figure
 
 __all__ = ["validation_page"]
 
@@ -19,7 +19,7 @@ def validation_page(result: Any, *, command: str) -> str:
     and the table of every model."""
     import plotly.graph_objects as go
 
-    from . import __version__
+    from .. import __version__
 
     checks = result.checks
     measured = [c.measured.median_ms for c in checks]

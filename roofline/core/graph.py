@@ -2,12 +2,12 @@
 
 Owns the records the tracer produces and everything downstream reads (op kinds, layers, the
 ledger of ignored and unknown ops). Imports neither torch nor plotly; tracing lives in
-``roofline.trace`` and fusion in ``roofline.fuse``.
+``roofline.sources.pytorch.tracer`` and fusion in ``roofline.core.fuse``.
 
 A ``LayerGraph`` has two views of the same model:
 
 * the *op view* (``graph.fused is False``): one layer per tensor operation the model ran;
-* the *kernel view* (``graph.fused is True``, from :func:`roofline.fuse.fuse`): one layer per
+* the *kernel view* (``graph.fused is True``, from :func:`roofline.core.fuse.fuse`): one layer per
   kernel an inference runtime would launch, with batch norm folded into its convolution and
   activations and element-wise ops run inside their producer. ``fused_ops`` names what each
   kernel absorbed; bytes count only tensors that cross the kernel's boundary.
@@ -27,7 +27,7 @@ from enum import Enum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .units import bias_bytes_per_element, bytes_per_element, check_precision
+from ..units import bias_bytes_per_element, bytes_per_element, check_precision
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

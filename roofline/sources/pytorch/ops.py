@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .graph import Gemm, OpKind
+from ...core.graph import Gemm, OpKind
 
 __all__ = ["OpRule", "RULES", "IGNORE_RULES", "rule_for", "conv_output_shape"]
 

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ModelLoadError, UsageError
+from ..errors import ModelLoadError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-    from .graph import LayerGraph
+    from ..core.graph import LayerGraph
 
 __all__ = ["Variant", "parse_variant", "check_width", "check_resolution", "check_batch",
            "MIN_RESOLUTION", "MAX_RESOLUTION"]
@@ -39,12 +39,12 @@ _SPEC = re.compile(r"^(?P<name>.+?)(?:@(?P<width>[^:@]+))?(?::(?P<res>\d+))?$")
 
 
 def check_width(width: float) -> float:
-    """A width multiplier: a finite number > 0."""
+    """A width multiplier: a finite number > 0 (not a bool)."""
     try:
         value = float(width)
     except (TypeError, ValueError):
-        raise UsageError(f"width must be a number > 0, got {width!r}") from None
-    if not math.isfinite(value) or value <= 0:
+        value = math.nan
+    if isinstance(width, bool) or not math.isfinite(value) or value <= 0:
         raise UsageError(f"width must be a finite number > 0, got {width!r}")
     return value
 
@@ -108,7 +108,7 @@ class Variant:
         if self.resolution is not None:
             return self.resolution
         if self.is_zoo:
-            from .zoo import get_model_info
+            from ..zoo import get_model_info
 
             return get_model_info(self.name).default_resolution
         return 224
@@ -135,7 +135,7 @@ class Variant:
         """The published ImageNet top-1 of this variant, or None."""
         if not self.is_zoo:
             return None
-        from .zoo import get_model_info
+        from ..zoo import get_model_info
 
         return get_model_info(self.name).top1(self.effective_width, self.effective_resolution)
 
@@ -147,7 +147,7 @@ class Variant:
             check_resolution(self.resolution)
         check_batch(self.batch)
         if self.is_zoo:
-            from .zoo import get_model_info
+            from ..zoo import get_model_info
 
             get_model_info(self.name)  # raises UnknownNameError with close matches
         else:
@@ -157,7 +157,7 @@ class Variant:
     def source_fingerprint(self) -> str:
         """A hash of the code that defines this model (for caches keyed on it)."""
         if self.is_zoo:
-            from . import zoo
+            from .. import zoo
 
             folder = Path(zoo.__file__).parent
             files = sorted([*folder.glob("*.py"), *folder.glob("*.csv")])
@@ -190,14 +190,14 @@ class Variant:
 
     def _build(self) -> nn.Module:
         if self.is_zoo:
-            from .zoo import create_model
+            from ..zoo import create_model
 
             return create_model(self.name, width=self.effective_width)
         return load_user_model(self.name, self.width)
 
     def trace(self, precision: str = "fp32", *, cache: bool = True) -> LayerGraph:
         """The op view of this variant at ``precision``, from the on-disk graph cache when
-        it holds it (see ``roofline.cache``), else built on the meta device and traced."""
+        it holds it (see ``roofline.sources.cache``), else built on the meta device and traced."""
         if cache:
             from .cache import cached_trace
 
@@ -210,7 +210,7 @@ class Variant:
 
     def trace_uncached(self) -> LayerGraph:
         """Build (on the meta device) and trace this variant at fp32."""
-        from .trace import trace
+        from .pytorch.tracer import trace
 
         model = self.build(meta=True)
         return trace(model, self.input_shape, "fp32", name=self.label)
@@ -304,7 +304,7 @@ def _import_target(spec: str) -> tuple[Any, str]:
     if not hasattr(module, attr):
         public = sorted(n for n in dir(module) if not n.startswith("_")
                         and callable(getattr(module, n)))
-        from .errors import close_matches
+        from ..errors import close_matches
 
         hint = close_matches(attr, public)
         extra = f"; did you mean {', '.join(hint)}?" if hint else ""

@@ -115,7 +115,7 @@ def time_interleaved(calls: Mapping[str, Callable[[], Any]], *, budget_s: float 
 
 def measure_variants(variants: list[Any], *, thread_count: int | None = 1,
                      budget_s: float = 20.0, min_samples: int = 7) -> dict[str, Timing]:
-    """Real eager latency of each variant (``roofline.variants.Variant``): built with random
+    """Real eager latency of each variant (``roofline.sources.variant.Variant``): built with random
     weights, eval mode, inference mode, interleaved; keyed by ``variant.label``."""
     import torch
 

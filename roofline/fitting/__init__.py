@@ -1,0 +1,1 @@
+"""Fitting and checking profiles: measurement files, calibration, local measurement, validation."""

@@ -1,0 +1,1 @@
+"""HTML reports: the page kit (page.py) and one module per page."""

@@ -1,0 +1,462 @@
+"""The page kit: one self-contained offline HTML page, its look, and escaping.
+
+Owns the page's structure and look and every use of plotly.js's bundle; owns no modelling and
+no particular page (``compare_page``, ``sweep_page``, ``validate_page`` and ``ridge_page``
+build on it, and the analyses give them their numbers ready to draw).
+
+The kit
+----------------------------------------------------------------------
+``Section(title, intro="", figures=(), html_table=None, body_html=None, anchor=None)``
+    One titled block of the page. ``intro`` is plain text (escaped; a blank line starts a new
+    paragraph). ``figures`` are plotly Figures (or figure dicts) or :class:`Chart` (a figure
+    with a plain-text caption saying how to read it). ``html_table`` and ``body_html`` are
+    *trusted* HTML: build them with :func:`html_table`, :func:`html_list`, :func:`paragraphs`
+    or :func:`escape` so that every user-supplied string is escaped exactly once.
+``render_page(title, sections, provenance, *, subtitle="", lead_html=None) -> str``
+    One self-contained HTML document: plotly.js embedded once, each figure drawn by its own
+    small script, no request to any network, a contents list, then the sections, then the
+    provenance (a mapping of label → text, list of texts or mapping; all escaped).
+``write_page(path, html) -> Path``
+    Write atomically (temporary file + rename via ``roofline.io``): a failure leaves the
+    previous report intact and no temporary file behind.
+``html_table(columns, rows, *, caption=None, numeric=None, row_classes=None) -> Markup``
+    An escaped HTML table; cells that are :class:`Markup` are inserted as is, None shows as
+    "n/a". ``escape(text)``, ``paragraphs(text)`` and ``html_list(items)`` escape too.
+``style_figure(fig, *, title, height, x_title=None, y_title=None) -> fig``
+    The report's plotly look (fonts, palette, grid, hover, legend); ``family_colour(family)``
+    and ``BOUND_COLOURS`` give colours that stay the same for a family or bound on every
+    chart; ``plot_text(s)`` escapes a user string for plotly's own text markup.
+
+Security: every user-supplied string (model names and paths, profile names, descriptions and
+sources, the command line) is HTML-escaped before it reaches the page or a plotly label, and
+the figure JSON (written by :func:`_json`, the same bytes whatever JSON library is installed)
+escapes ``<``, ``>`` and ``&`` so nothing inside a figure can close its script tag;
+:func:`render_page` checks that the embedded plotly.js and figure scripts hold no ``</script``
+before writing them.
+"""
+
+from __future__ import annotations
+
+import html as _html
+import itertools
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..io import atomic_write_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    import plotly.graph_objects as go
+
+__all__ = [
+    "Markup", "Chart", "Section", "render_page", "write_page", "escape", "paragraphs",
+    "html_list", "html_table", "style_figure", "plot_text", "family_colour", "BOUND_COLOURS",
+    "FAMILY_COLOURS", "FONT_FAMILY", "PLOTLY_CONFIG",
+]
+
+# -- look ------------------------------------------------------------------------------------------
+
+#: System fonts only: the page must render offline, so no web font is fetched.
+FONT_FAMILY = ('system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, '
+               '"Noto Sans", "DejaVu Sans", sans-serif')
+
+#: Colour of each model family on every chart (Okabe & Ito's colour-blind-safe palette).
+FAMILY_COLOURS: dict[str, str] = {
+    "MobileNetV1": "#E69F00",  # orange
+    "MobileNetV2": "#009E73",  # bluish green
+    "MobileNetV3": "#0072B2",  # blue
+    "MobileNetV4": "#CC79A7",  # reddish purple
+}
+_EXTRA_COLOURS = ("#D55E00", "#56B4E9", "#7F3C8D", "#3B3B3B", "#A6761D", "#1B9E77")
+
+#: Colour of each kernel bound on every chart.
+BOUND_COLOURS: dict[str, str] = {
+    "compute": "#C0392B",  # red: the MAC units are the limit
+    "memory": "#2E86C1",  # blue: bytes from memory are the limit
+    "overhead": "#95A5A6",  # grey: fixed launch / dispatch cost
+}
+
+#: plotly's modebar without its logo; figures resize with the page.
+PLOTLY_CONFIG: dict[str, Any] = {"displaylogo": False, "responsive": True,
+                                 "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+_assigned: dict[str, str] = {}
+_spare = itertools.cycle(_EXTRA_COLOURS)
+
+
+def family_colour(family: str) -> str:
+    """The colour of ``family``: fixed for the zoo's families, then one per new family, stable
+    for the life of the process (so every chart of one report agrees)."""
+    if family in FAMILY_COLOURS:
+        return FAMILY_COLOURS[family]
+    if family not in _assigned:
+        _assigned[family] = next(_spare)
+    return _assigned[family]
+
+
+_CSS = """
+:root { --ink: #1d2330; --muted: #5b6472; --rule: #dfe3ea; --paper: #ffffff; --bg: #f5f6f8;
+        --accent: #0b5cad; --good: #1e7b34; --bad: #a12a2a; }
+* { box-sizing: border-box; }
+html { font-size: 16px; }
+body { margin: 0; background: var(--bg); color: var(--ink); font-family: FONT;
+       line-height: 1.5; -webkit-font-smoothing: antialiased; }
+main { max-width: 1240px; margin: 0 auto; padding: 28px 28px 64px; }
+header.page { border-bottom: 3px solid var(--accent); margin-bottom: 18px; padding-bottom: 10px; }
+h1 { font-size: 1.9rem; margin: 0 0 4px; letter-spacing: -0.01em; }
+.subtitle { color: var(--muted); margin: 0; }
+h2 { font-size: 1.35rem; margin: 0 0 6px; }
+h3 { font-size: 1.05rem; margin: 18px 0 4px; }
+p { margin: 6px 0 10px; max-width: 80ch; }
+section { background: var(--paper); border: 1px solid var(--rule); border-radius: 8px;
+          padding: 20px 22px; margin: 18px 0; }
+nav.toc { font-size: 0.92rem; color: var(--muted); }
+nav.toc ol { margin: 4px 0 0; padding-left: 20px; columns: 2; }
+a { color: var(--accent); }
+.figure { margin: 14px 0 6px; }
+.figure .caption { color: var(--muted); font-size: 0.9rem; margin: 2px 4px 0; max-width: 100ch; }
+.plot { width: 100%; }
+table { border-collapse: collapse; font-size: 0.86rem; margin: 10px 0; width: 100%; }
+caption { text-align: left; color: var(--muted); padding: 4px 0; caption-side: top; }
+th, td { padding: 4px 8px; border-bottom: 1px solid var(--rule); text-align: left;
+         vertical-align: top; }
+th { background: #eef1f5; font-weight: 600; }
+th.group { text-align: center; border-bottom: 2px solid var(--accent); }
+.sub { color: var(--muted); font-size: 0.92em; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr.frontier td { background: #f1f8f2; }
+tr.unsupported td { color: var(--muted); font-style: italic; }
+.na { color: var(--muted); }
+.table-wrap { overflow-x: auto; }
+.verdict { display: grid; grid-template-columns: repeat(auto-fit, minmax(250px, 1fr));
+           gap: 14px; }
+.card { border: 1px solid var(--rule); border-left: 5px solid var(--accent); border-radius: 6px;
+        padding: 10px 14px; background: #fbfcfe; }
+.card h3 { margin-top: 0; }
+.card dl { margin: 0; }
+.card dt { color: var(--muted); font-size: 0.76rem; text-transform: uppercase;
+           letter-spacing: 0.05em; margin-top: 8px; }
+.card dd { margin: 0; overflow-wrap: anywhere; }
+dl.provenance { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px;
+                font-size: 0.9rem; }
+dl.provenance dt { font-weight: 600; }
+dl.provenance dd { margin: 0; word-break: break-word; }
+code, .mono { font-family: ui-monospace, "SFMono-Regular", "DejaVu Sans Mono", Menlo,
+              Consolas, monospace; font-size: 0.88em; }
+ul.plain { margin: 4px 0; padding-left: 20px; }
+.note { color: var(--muted); font-size: 0.9rem; }
+""".replace("FONT", FONT_FAMILY)
+
+
+# -- escaping --------------------------------------------------------------------------------------
+
+class Markup(str):
+    """A string of trusted HTML: inserted into the page as is (everything else is escaped)."""
+
+    __slots__ = ()
+
+
+def escape(value: Any) -> Markup:
+    """``value`` as text safe inside HTML elements and quoted attributes (Markup passes)."""
+    if isinstance(value, Markup):
+        return value
+    return Markup(_html.escape("" if value is None else str(value), quote=True))
+
+
+def plot_text(value: Any) -> str:
+    """A user string made safe for plotly's text markup (legend, hover, titles): plotly
+    interprets ``<b>``, ``<a href>`` and friends, so the angle brackets are escaped and plotly
+    shows them as the characters they are."""
+    return _html.escape("" if value is None else str(value), quote=False)
+
+
+def paragraphs(text: str) -> Markup:
+    """Plain ``text`` as escaped ``<p>`` blocks (a blank line starts a new paragraph)."""
+    blocks = [b.strip() for b in str(text).split("\n\n") if b.strip()]
+    return Markup("".join(f"<p>{escape(' '.join(b.split()))}</p>" for b in blocks))
+
+
+def html_list(items: Iterable[Any], *, css_class: str = "plain") -> Markup:
+    """An escaped ``<ul>`` (Markup items are inserted as is)."""
+    inner = "".join(f"<li>{escape(item)}</li>" for item in items)
+    return Markup(f'<ul class="{escape(css_class)}">{inner}</ul>')
+
+
+def _cell(value: Any) -> tuple[Markup, bool]:
+    """(escaped HTML, is it a number) of one table cell."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return Markup('<span class="na" title="not known">n/a</span>'), False
+    if isinstance(value, Markup):
+        return value, False
+    if isinstance(value, bool):
+        return escape("yes" if value else "no"), False
+    if isinstance(value, int):
+        return escape(f"{value:,}"), True
+    if isinstance(value, float):
+        return escape(f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"), True
+    return escape(value), False
+
+
+def html_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
+               caption: str | None = None, numeric: Iterable[int] | None = None,
+               row_classes: Sequence[str | None] | None = None,
+               groups: Sequence[tuple[str, int]] | None = None) -> Markup:
+    """An HTML table with every cell escaped (Markup cells are trusted, None is "n/a").
+
+    ``numeric`` lists column indexes to right-align (default: those whose cells are numbers);
+    ``row_classes`` gives an optional CSS class per row (``frontier``, ``unsupported``);
+    ``groups`` adds a header row above the column names: (label, columns spanned) pairs that
+    cover every column (an empty label leaves the span blank).
+    """
+    if groups is not None and sum(n for _, n in groups) != len(columns):
+        raise ValueError(f"groups span {sum(n for _, n in groups)} columns, expected "
+                         f"{len(columns)}")
+    rows = [list(r) for r in rows]
+    for i, row in enumerate(rows):
+        if len(row) != len(columns):
+            raise ValueError(f"row {i} has {len(row)} cells, expected {len(columns)}")
+    cells = [[_cell(v) for v in row] for row in rows]
+    if numeric is None:
+        num = {j for j in range(len(columns))
+               if any(c[j][1] for c in cells) and all(c[j][1] or "n/a" in c[j][0]
+                                                       for c in cells)}
+    else:
+        num = set(numeric)
+    def attr(j: int) -> str:
+        return ' class="num"' if j in num else ""
+
+    head = "".join(f'<th{attr(j)} scope="col">{escape(c)}</th>' for j, c in enumerate(columns))
+    body = []
+    for i, row in enumerate(cells):
+        cls = row_classes[i] if row_classes is not None and i < len(row_classes) else None
+        tds = "".join(f"<td{attr(j)}>{html}</td>" for j, (html, _) in enumerate(row))
+        row_attr = f' class="{escape(cls)}"' if cls else ""
+        body.append(f"<tr{row_attr}>{tds}</tr>")
+    cap = f"<caption>{escape(caption)}</caption>" if caption else ""
+    if groups is not None:
+        top = "".join(f'<th colspan="{n}" scope="colgroup" class="group">{escape(g)}</th>'
+                      for g, n in groups)
+        head = f"{top}</tr><tr>{head}"
+    return Markup(f'<div class="table-wrap"><table>{cap}<thead><tr>{head}</tr></thead>'
+                  f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+# -- figures ---------------------------------------------------------------------------------------
+
+def _template() -> dict[str, Any]:
+    axis = {"showgrid": True, "gridcolor": "#e6e9ef", "zeroline": False, "linecolor": "#9aa3af",
+            "ticks": "outside", "tickcolor": "#9aa3af", "showline": True, "mirror": False,
+            "title": {"standoff": 8}, "automargin": True}
+    return {"layout": {
+        "font": {"family": FONT_FAMILY, "size": 13, "color": "#1d2330"},
+        "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff",
+        "colorway": list(FAMILY_COLOURS.values()) + list(_EXTRA_COLOURS),
+        "xaxis": axis, "yaxis": axis,
+        "hoverlabel": {"font": {"family": FONT_FAMILY, "size": 12}, "align": "left"},
+        "legend": {"bgcolor": "rgba(255,255,255,0.85)", "bordercolor": "#dfe3ea",
+                   "borderwidth": 1, "font": {"size": 12}},
+        "title": {"x": 0.0, "xanchor": "left", "font": {"size": 16}},
+        "margin": {"l": 70, "r": 20, "t": 56, "b": 60},
+    }}
+
+
+_template_cache: list[Any] = []
+
+
+def _template_object() -> Any:
+    # Validated once per process: plotly checks a template dict property by property, which
+    # costs ~0.1 s per figure.
+    if not _template_cache:
+        import plotly.graph_objects as go
+
+        _template_cache.append(go.layout.Template(_template()))
+    return _template_cache[0]
+
+
+def style_figure(fig: go.Figure, *, title: str, height: int = 460, x_title: str | None = None,
+                 y_title: str | None = None) -> go.Figure:
+    """Give ``fig`` the report's look, a title (plain text: escaped for plotly) and axis titles
+    (units belong in them). Returns ``fig``."""
+    fig.layout.template = _template_object()
+    fig.update_layout(height=height, title={"text": plot_text(title)})
+    if x_title is not None:
+        fig.update_xaxes(title_text=x_title)
+    if y_title is not None:
+        fig.update_yaxes(title_text=y_title)
+    return fig
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A figure with a plain-text caption (how to read it) shown under it."""
+
+    figure: Any
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class Section:
+    """One titled block of a report page (see the module docstring)."""
+
+    title: str
+    intro: str = ""
+    figures: Sequence[Any] = ()
+    html_table: str | None = None
+    body_html: str | None = None
+    anchor: str | None = None
+
+
+def _figure_html(figure: Any, div_id: str) -> str:
+    """The div and script that draw ``figure`` (a plotly Figure or a figure dict).
+
+    The JSON is written here, not by plotly: plotly's writer escapes non-ASCII text (``±``
+    becomes ``\\u00b1``) unless orjson happens to be installed, and a report must not depend on
+    what else is on the machine.
+    """
+    data = figure if isinstance(figure, dict) else figure.to_plotly_json()
+    layout = data.get("layout", {}) or {}
+    height = layout.get("height") or 460
+    spec = {"data": data.get("data", []), "layout": layout, "config": PLOTLY_CONFIG}
+    snippet = (f'<div id="{div_id}" class="plotly-graph-div plot" '
+               f'style="height:{int(height)}px;width:100%"></div>'
+               f'<script>(function(){{var f={_json(spec)};'
+               f'Plotly.newPlot("{div_id}",f.data,f.layout,f.config);}})();</script>')
+    _check_script_safe(snippet, f"figure {div_id}")
+    return snippet
+
+
+#: Characters that must not appear raw inside a <script> element's JSON: "<" and ">" could
+#: open or close a tag, "&" an entity in XHTML readers, and U+2028/U+2029 end a line in old
+#: JavaScript engines.
+_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
+                   "\u2029": "\\u2029"}
+_SCRIPT_UNSAFE = re.compile("[<>&\u2028\u2029]")
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "to_plotly_json"):
+        return value.to_plotly_json()
+    if hasattr(value, "tolist"):  # pandas Series and Index
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} into a figure")
+
+
+def _json(obj: Any) -> str:
+    """Compact JSON for an inline script: UTF-8 text as it is, NaN as null, and the characters
+    of :data:`_SCRIPT_ESCAPES` escaped so nothing inside can end the script element."""
+    text = json.dumps(_nan_to_none(obj), ensure_ascii=False, separators=(",", ":"),
+                      default=_json_default, allow_nan=False)
+    return _SCRIPT_UNSAFE.sub(lambda m: _SCRIPT_ESCAPES[m.group()], text)
+
+
+def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    if hasattr(obj, "dtype") and hasattr(obj, "tolist") and not isinstance(obj, str):
+        return _nan_to_none(obj.tolist())
+    return obj
+
+
+def _check_script_safe(text: str, what: str) -> None:
+    # Only the figure's own closing tag may appear: the figure JSON escapes "<" (_json), so any
+    # other "</script" would be content breaking out of the script element.
+    if text.lower().count("</script") > 1:
+        raise ValueError(f"{what} holds a '</script' that would end its script element early")
+
+
+def _section_html(index: int, section: Section, figure_ids: Iterator[str]) -> str:
+    anchor = escape(section.anchor or f"section-{index + 1}")
+    parts = [f'<section id="{anchor}"><h2>{escape(section.title)}</h2>']
+    if section.intro:
+        parts.append(paragraphs(section.intro))
+    if section.body_html:
+        parts.append(str(section.body_html))
+    for item in section.figures:
+        chart = item if isinstance(item, Chart) else Chart(item)
+        div_id = next(figure_ids)
+        parts.append(f'<div class="figure">{_figure_html(chart.figure, div_id)}')
+        if chart.caption:
+            parts.append(f'<div class="caption">{paragraphs(chart.caption)}</div>')
+        parts.append("</div>")
+    if section.html_table:
+        parts.append(str(section.html_table))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _provenance_html(provenance: Mapping[str, Any]) -> str:
+    def value(v: Any) -> str:
+        if isinstance(v, Mapping):
+            return html_list(f"{k}: {x}" for k, x in v.items())
+        if isinstance(v, (list, tuple)):
+            return html_list(v)
+        return escape(v)
+
+    rows = "".join(f"<dt>{escape(k)}</dt><dd>{value(v)}</dd>" for k, v in provenance.items())
+    return (f'<section id="provenance"><h2>Provenance</h2><dl class="provenance">{rows}</dl>'
+            f"</section>")
+
+
+_plotlyjs_cache: list[str] = []
+
+
+def _plotlyjs() -> str:
+    if not _plotlyjs_cache:
+        from plotly.offline import get_plotlyjs
+
+        js = get_plotlyjs()
+        if "</script" in js.lower():
+            raise ValueError("the plotly.js bundle holds '</script' and cannot be inlined")
+        _plotlyjs_cache.append(js)
+    return _plotlyjs_cache[0]
+
+
+def render_page(title: str, sections: Sequence[Section], provenance: Mapping[str, Any], *,
+                subtitle: str = "", lead_html: str | None = None) -> str:
+    """The whole report as one self-contained HTML string (plotly.js inlined once).
+
+    ``title`` and ``subtitle`` are plain text; ``lead_html`` is trusted HTML shown before the
+    contents list (e.g. a verdict built with the escaping helpers).
+    """
+    ids = (f"figure-{i}" for i in itertools.count(1))
+    body = [_section_html(i, s, ids) for i, s in enumerate(sections)]
+    toc = "".join(f'<li><a href="#{escape(s.anchor or f"section-{i + 1}")}">{escape(s.title)}'
+                  f"</a></li>" for i, s in enumerate(sections))
+    toc += '<li><a href="#provenance">Provenance</a></li>'
+    sub = f'<p class="subtitle">{escape(subtitle)}</p>' if subtitle else ""
+    # default-src 'none' plus inline scripts/styles and data:/blob: images: the browser itself
+    # refuses any request the page might try to make, so it works (and stays) offline.
+    csp = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; "
+           "style-src 'unsafe-inline'; img-src data: blob:; font-src data:; connect-src 'none'")
+    return "".join([
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(title)}</title><style>{_CSS}</style>",
+        f'<script type="text/javascript">{_plotlyjs()}</script></head><body><main>',
+        f'<header class="page"><h1>{escape(title)}</h1>{sub}</header>',
+        str(lead_html) if lead_html else "",
+        f'<nav class="toc"><strong>Contents</strong><ol>{toc}</ol></nav>',
+        *body,
+        _provenance_html(provenance),
+        "</main></body></html>\n",
+    ])
+
+
+def write_page(path: str | Path, html: str) -> Path:
+    """Write ``html`` to ``path`` atomically (creating its folder); returns the path."""
+    return atomic_write_text(path, html)

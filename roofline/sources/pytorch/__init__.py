@@ -1,0 +1,1 @@
+"""The PyTorch front end: the dispatch-level tracer and the ATen op table."""

@@ -176,7 +176,8 @@ def _profile(p: dict, peak_factor: float = 1.0, bw_factor: float = 1.0,
 
 @pytest.fixture(scope="module")
 def table(zoo_graphs):
-    return KernelTable.from_graphs([zoo_graphs["mobilenet_v2"], zoo_graphs["mobilenet_v3_small"]])
+    return KernelTable.for_view([zoo_graphs["mobilenet_v2"], zoo_graphs["mobilenet_v3_small"]],
+                                (True, frozenset({"activation", "elementwise"})))
 
 
 @settings(max_examples=60, deadline=None)
@@ -297,3 +298,86 @@ def test_unsupported_kernels_run_on_the_fallback(tmp_path, monkeypatch):
     assert switches == 16
     expected = sum(r["latency_ms"] for r in records) + switches * 0.1
     assert prediction.latency_ms == pytest.approx(expected)
+
+
+# -- one pricing path: precision and fallback mean the same everywhere ------------------------
+
+def _pointwise() -> nn.Module:
+    return nn.Conv2d(16, 32, 1)
+
+
+def _two_precision_profile(**extra: object):
+    return profile_from_dict({
+        "name": "twoprec", "kind": "gpu", "default_precision": "int8",
+        "peak_macs_per_s": {"int8": 1e9, "fp16": 1e9}, "dram": {"bandwidth_bytes_per_s": 1e8},
+        "sources": {"peak_macs_per_s": "test", "dram": "test", "support": "test"}, **extra})
+
+
+# A 1x1 conv 16 -> 32 on a 1x16x8x8 input: 8*8*16*32 = 32,768 MACs = 32.768 us at 1e9 MAC/s.
+# fp16 bytes: weights 512*2 = 1,024 + bias 32*2 = 64 + input 1,024*2 = 2,048 + output
+# 2,048*2 = 4,096 -> 7,232 B = 72.32 us at 1e8 B/s. int8: 512 + 32*4 (int32 bias) + 1,024 +
+# 2,048 = 3,712 B = 37.12 us. Both memory-bound.
+FP16_US, INT8_US = 72.32, 37.12
+
+
+def test_a_traced_precision_is_the_precision_priced():
+    hw = _two_precision_profile()
+    untyped = trace(_pointwise(), (1, 16, 8, 8))
+    fp16 = trace(_pointwise(), (1, 16, 8, 8), precision="fp16")
+    assert predict(untyped, hw).latency_ms * 1e3 == pytest.approx(INT8_US)  # the default
+    assert predict(fp16, hw).latency_ms * 1e3 == pytest.approx(FP16_US)  # the graph's own
+    assert predict(fp16, hw).precision == "fp16"
+    assert predict(fp16, hw, "int8").latency_ms * 1e3 == pytest.approx(INT8_US)  # given
+    assert predict(untyped.at_precision("fp16"), hw).latency_ms * 1e3 == pytest.approx(FP16_US)
+    many = predict_many([untyped, fp16], [hw])
+    assert [p.precision for p in many[0]] == ["int8", "fp16"]
+
+
+def test_a_precision_the_device_lacks_is_an_error():
+    from roofline.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="precision for twoprec 'fp32'"):
+        predict(trace(_pointwise(), (1, 16, 8, 8), precision="fp32"), _two_precision_profile())
+
+
+def test_fixed_size_tensors_keep_their_bytes():
+    # A tensor whose type is fixed (int64 token ids) moves its own bytes at any precision.
+    import dataclasses
+
+    graph = trace(_pointwise(), (1, 16, 8, 8))
+    conv = graph.layers[0]
+    ids = conv.inputs[0]._replace(element_bytes=8)
+    typed = graph.replace(layers=(dataclasses.replace(conv, inputs=(ids,)),))
+    # int8: the input's 1,024 elements are 8 bytes each: 3,712 - 1,024 + 8,192 = 10,880 B.
+    assert predict(typed, _two_precision_profile()).latency_ms * 1e3 == pytest.approx(108.80)
+
+
+def test_fallback_is_decided_the_same_way_by_predict_sweep_and_calibrate(tmp_path, monkeypatch):
+    from roofline.analyses.sweep import evaluate_grid
+    from roofline.fitting.calibrate import Measurement, fit_profile
+    from roofline.sources.cache import cached_kernel_arrays
+
+    (tmp_path / "slowcpu.toml").write_text(
+        'name = "slowcpu"\nkind = "cpu"\ndefault_precision = "int8"\n'
+        '[peak_macs_per_s]\nint8 = 1.0e10\n[dram]\nbandwidth_bytes_per_s = 1.0e9\n'
+        '[sources]\npeak_macs_per_s = "test"\ndram = "test"\n')
+    monkeypatch.setenv("ROOFLINE_HARDWARE_PATH", str(tmp_path))
+    dsp = plain(support={"unsupported": ["matmul"], "fallback": "slowcpu",
+                         "fallback_transfer_s": 1e-4},
+                overhead={"per_kernel_s": 1e-5},
+                sources={"peak_macs_per_s": "test", "dram": "test", "support": "test",
+                         "overhead": "test"})
+    variant = Variant("mobilenet_v4_hybrid_medium", resolution=128)
+    graph = variant.trace()
+    expected = predict(graph, dsp).latency_ms
+    assert expected is not None  # runs, partly on the fallback
+    # The sweep prices cached kernel arrays: the same number.
+    arrays, _ = cached_kernel_arrays(variant, [dsp.kernel_view()])
+    grid = evaluate_grid([variant], [arrays], [dsp])
+    assert grid.latency_s[0, 0] * 1e3 == pytest.approx(expected, rel=1e-12)
+    # Calibration accepts the model and reproduces it from its own parameters.
+    rows = [Measurement(model=variant.name, width=1.0, resolution=128, latency_ms=expected)]
+    fit = fit_profile(dsp, rows, ["overhead.per_kernel_s"], graphs=[graph],
+                      leave_one_out=False)
+    assert fit.predicted_ms[0] == pytest.approx(expected, rel=1e-6)
+    assert fit.profile.overhead.per_kernel_s == pytest.approx(1e-5, rel=1e-4)

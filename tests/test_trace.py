@@ -333,7 +333,12 @@ def test_bytes_per_precision(precision, element, bias):
 
 def test_at_precision():
     graph = Variant("mobilenet_v2").trace()
-    assert graph.at_precision("fp32") is graph
+    # Traced without a precision: priced at each device's own; its bytes shown at fp32.
+    assert graph.precision is None and graph.byte_precision == "fp32"
+    assert graph.at_precision(None) is graph
+    fp32 = graph.at_precision("fp32")
+    assert fp32.precision == "fp32" and fp32.at_precision("fp32") is fp32
+    assert (fp32.weight_bytes, fp32.input_bytes) == (graph.weight_bytes, graph.input_bytes)
     int8 = graph.at_precision("int8")
     assert int8.macs == graph.macs and int8.params == graph.params
     assert all(layer.precision == "int8" for layer in int8.layers)
@@ -343,7 +348,8 @@ def test_at_precision():
     weights = sum(layer.weight_elements for layer in graph.layers)
     assert graph.weight_bytes == 4 * (weights + biases)
     assert int8.weight_bytes == weights + 4 * biases
-    assert int8.at_precision("fp32") == graph
+    assert int8.at_precision("fp32") == fp32
+    assert int8.at_precision(None) == graph
     with pytest.raises(UnknownNameError, match="unknown precision 'fp8'"):
         graph.at_precision("fp8")
 

@@ -410,7 +410,7 @@ def compare(variants: Sequence[Variant], hardware: Sequence[HardwareProfile | st
     if not variants:
         raise UsageError("no models to compare")
     hws = resolve_hardware(hardware, precision)
-    graphs = tuple(v.trace("fp32") for v in variants)
+    graphs = tuple(v.trace() for v in variants)
     predictions = tuple(tuple(row) for row in predict_many(graphs, hws, precision))
     return Comparison(
         variants=tuple(variants), graphs=graphs, hardware=tuple(hws),

@@ -286,22 +286,21 @@ def views_of(hardware: Sequence[HardwareProfile]) -> list[View]:
 def evaluate_grid(variants: Sequence[Variant], arrays: Sequence[list[dict[str, Any]] | None],
                   hardware: Sequence[HardwareProfile], precision: str | None = None,
                   stats: TraceStats | None = None) -> SweepResult:
-    """Price every finished variant on every device: one kernel table per kernel view (in
-    the order of :func:`views_of`) and one array evaluation per device."""
-    from ..core.engine import KernelTable, evaluate
-    from ..core.hardware import load_hardware
+    """Price every finished variant on every device through :func:`roofline.core.engine.price`
+    (``arrays[v][k]`` are variant ``v``'s kernel arrays in the ``k``-th of :func:`views_of`)."""
+    from ..core.engine import KernelSet, price
 
     views = views_of(hardware)
     kept = [(v, a) for v, a in zip(variants, arrays, strict=True) if a is not None]
     latency = np.full((len(hardware), len(kept)), np.nan)
     precisions = [precision or hw.default_precision for hw in hardware]
     if kept:
-        tables = {view: KernelTable.from_arrays([a[k] for _, a in kept])
-                  for k, view in enumerate(views)}
-        for h, hw in enumerate(hardware):
-            fallback = load_hardware(hw.support.fallback) if hw.support.fallback else None
-            costs = evaluate(tables[hw.kernel_view()], hw, precisions[h], fallback=fallback)
-            latency[h] = costs.graph_latency_s
+        index = {view: k for k, view in enumerate(views)}
+        models = KernelSet(arrays=lambda view: [a[index[view]] for _, a in kept],
+                           count=len(kept))
+        pricing = price(models, hardware, precision)
+        latency = pricing.latency_s
+        precisions = [p[0] for p in pricing.precisions]
     first = [a[0] for _, a in kept]
     return SweepResult(
         variants=[v for v, _ in kept],

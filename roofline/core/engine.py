@@ -1,7 +1,10 @@
-"""The roofline engine: predicted latency of fused kernels on a hardware profile.
+"""The roofline engine: one pricing function from kernels to milliseconds.
 
-Owns the arithmetic from kernels to milliseconds; imports neither torch nor plotly (numpy only,
-pandas for ``to_dataframe``). For each kernel of the fused graph:
+Owns the arithmetic from kernels to latency and the one place where a precision is chosen and a
+fallback device is used; imports neither torch nor plotly (numpy only, pandas for
+``to_dataframe``). :func:`price` takes graphs (or cached kernel arrays) and profiles and returns
+every latency; :func:`predict`, :func:`predict_many`, sweeps, calibration and compare all go
+through it. For each kernel:
 
 * compute time = Σ over its GEMMs of MACs / (peak MACs/s at the precision × efficiency), where
   efficiency = the profile's efficiency for the kernel's op kind × the fraction of the device's
@@ -18,6 +21,12 @@ pandas for ``to_dataframe``). For each kernel of the fused graph:
   kind, and one per weight byte for runtimes that repack weights on every call); the model adds
   a per-inference overhead. The bound is whichever of compute, memory and overhead is largest.
 
+Precision: the one given to :func:`price` (for all graphs, or one per graph), else the graph's
+own (a graph traced or read at a precision keeps it), else the profile's ``default_precision``.
+Kernels of an op kind the device cannot run are priced on its ``support.fallback`` profile
+(with a transfer at each switch), or make the model unsupported (latency NaN / None) when it
+has none; that is decided in :func:`evaluate` and nowhere else.
+
 With efficiency 1, no overhead and no on-chip memory this is exactly the MobileNetV4 paper's
 roofline, Σ max(MACs / peak, bytes / bandwidth). Batch size changes activations, not weights.
 """
@@ -26,14 +35,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..units import bias_bytes_per_element, bytes_per_element, check_precision
+from ..units import PRECISIONS, bias_bytes_per_element, bytes_per_element
 from .fuse import fuse
 from .graph import LayerGraph, OpKind
 from .hardware import HardwareProfile, load_hardware
@@ -41,14 +50,25 @@ from .hardware import HardwareProfile, load_hardware
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["predict", "predict_many", "Prediction", "KernelTable", "evaluate", "kernel_graph",
-           "kernel_arrays", "ARRAY_KEYS", "io_on_chip",
-           "KIND_ORDER", "BOUNDS"]
+__all__ = ["price", "Pricing", "predict", "predict_many", "Prediction", "KernelSet",
+           "KernelTable", "KernelCosts", "evaluate", "kernel_graph", "kernel_arrays",
+           "ARRAY_KEYS", "io_on_chip", "resolve_precision", "View", "KIND_ORDER", "BOUNDS",
+           "PRECISION_ORDER"]
 
 KIND_ORDER: tuple[OpKind, ...] = tuple(OpKind)
 _KIND_CODE = {kind: i for i, kind in enumerate(KIND_ORDER)}
 _DW = _KIND_CODE[OpKind.DEPTHWISE_CONV]
 BOUNDS = ("compute", "memory", "overhead")
+
+#: Precisions by code, as kernel arrays store them (-1: no precision of its own).
+PRECISION_ORDER: tuple[str, ...] = tuple(PRECISIONS)
+_PRECISION_CODE = {p: i for i, p in enumerate(PRECISION_ORDER)}
+_ELEMENT_BYTES = np.array([bytes_per_element(p) for p in PRECISION_ORDER], dtype=np.float64)
+_BIAS_BYTES = np.array([bias_bytes_per_element(p) for p in PRECISION_ORDER], dtype=np.float64)
+
+#: How a device turns ops into kernels: (fuses at all, what joins an epilogue). Profiles with
+#: the same view share one kernel table (``HardwareProfile.kernel_view``).
+View = tuple[bool, frozenset[str]]
 
 
 # -- kernels as arrays ----------------------------------------------------------------------------
@@ -58,8 +78,9 @@ class KernelTable:
     """The kernels of one or more fused graphs as flat arrays (one entry per kernel).
 
     Element counts, not bytes: a table is priced at any precision. ``edges`` are activation
-    reads (kernel, elements, reuse-distance elements, from_input) and ``writes`` activation
-    writes (kernel, elements, reuse-distance elements to the last reader, is_output).
+    reads (kernel, elements, fixed bytes per element or 0, reuse-distance elements) and
+    ``writes`` activation writes (the same, the distance up to the last reader); a distance is
+    inf for the model's input (it comes from DRAM) and outputs (they go to DRAM).
     """
 
     graphs: tuple[LayerGraph, ...]
@@ -73,31 +94,30 @@ class KernelTable:
     output_elements: np.ndarray
     edge_kernel: np.ndarray
     edge_elements: np.ndarray
-    edge_distance: np.ndarray  # inf for the model's input (it comes from DRAM)
+    edge_element_bytes: np.ndarray  # 0: at the pricing precision
+    edge_distance: np.ndarray
     write_kernel: np.ndarray
     write_elements: np.ndarray
-    write_distance: np.ndarray  # inf for model outputs (they go to DRAM)
+    write_element_bytes: np.ndarray
+    write_distance: np.ndarray
     graph_weight_elements: np.ndarray  # per graph
     graph_bias_elements: np.ndarray
     graph_kernels: np.ndarray  # per graph: number of kernels
+    graph_precision: np.ndarray  # per graph: code in PRECISION_ORDER of its own precision, -1
 
     @property
     def n_graphs(self) -> int:
         return len(self.graph_kernels)
 
-    @classmethod
-    def for_profile(cls, graphs: Sequence[LayerGraph], hw: HardwareProfile) -> KernelTable:
-        """The kernels ``hw``'s runtime would launch for ``graphs``."""
-        fused, epilogue = hw.kernel_view()
-        return cls.from_graphs(graphs, fused=fused, epilogue=epilogue)
+    @property
+    def starts(self) -> np.ndarray:
+        """Index of each graph's first kernel, and one past the last kernel."""
+        return np.concatenate([[0], np.cumsum(self.graph_kernels)]).astype(np.int64)
 
     @classmethod
-    def from_graphs(cls, graphs: Sequence[LayerGraph], *, fused: bool = True,
-                    epilogue: frozenset[str] | None = None) -> KernelTable:
-        """Kernels of ``graphs``: the kernel view when ``fused`` (what inference runtimes
-        launch, with ``epilogue`` as in :func:`roofline.core.fuse.fuse`), else one kernel per op
-        (what an eager framework runs)."""
-        kernel_graphs = tuple(kernel_graph(g, fused, epilogue) for g in graphs)
+    def for_view(cls, graphs: Sequence[LayerGraph], view: View) -> KernelTable:
+        """The kernels a runtime with kernel view ``view`` launches for ``graphs``."""
+        kernel_graphs = tuple(kernel_graph(g, *view) for g in graphs)
         return cls.from_arrays([kernel_arrays(k) for k in kernel_graphs], kernel_graphs)
 
     @classmethod
@@ -112,7 +132,7 @@ class KernelTable:
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
         def cat(key: str, dtype: Any = np.float64) -> np.ndarray:
-            parts = [np.asarray(a[key], dtype=dtype) for a in arrays]
+            parts = [np.asarray(a[key], dtype=dtype).ravel() for a in arrays]
             return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
         def local(key: str) -> np.ndarray:  # kernel indices, shifted to the whole table
@@ -127,12 +147,16 @@ class KernelTable:
             weight_elements=cat("weight_elements"), bias_elements=cat("bias_elements"),
             gemm=cat("gemm").reshape(-1, 2, 4), input_elements=cat("input_elements"),
             output_elements=cat("output_elements"), edge_kernel=local("edge_kernel"),
-            edge_elements=cat("edge_elements"), edge_distance=cat("edge_distance"),
+            edge_elements=cat("edge_elements"), edge_element_bytes=cat("edge_element_bytes"),
+            edge_distance=cat("edge_distance"),
             write_kernel=local("write_kernel"), write_elements=cat("write_elements"),
+            write_element_bytes=cat("write_element_bytes"),
             write_distance=cat("write_distance"),
-            graph_weight_elements=np.array([a["weight_elements"].sum() for a in arrays]),
-            graph_bias_elements=np.array([a["bias_elements"].sum() for a in arrays]),
+            graph_weight_elements=np.array([float(np.sum(a["weight_elements"]))
+                                            for a in arrays]),
+            graph_bias_elements=np.array([float(np.sum(a["bias_elements"])) for a in arrays]),
             graph_kernels=np.asarray(counts, dtype=np.int64),
+            graph_precision=cat("precision", np.int64),
         )
 
 
@@ -160,8 +184,9 @@ def kernel_graph(graph: LayerGraph, fused: bool = True,
 
 #: The arrays :func:`kernel_arrays` returns (what the on-disk cache stores per variant).
 ARRAY_KEYS = ("kind", "macs", "weight_elements", "bias_elements", "gemm", "input_elements",
-              "output_elements", "edge_kernel", "edge_elements", "edge_distance",
-              "write_kernel", "write_elements", "write_distance")
+              "output_elements", "edge_kernel", "edge_elements", "edge_element_bytes",
+              "edge_distance", "write_kernel", "write_elements", "write_element_bytes",
+              "write_distance", "precision")
 
 
 def kernel_arrays(kernels: LayerGraph) -> dict[str, np.ndarray]:
@@ -170,7 +195,7 @@ def kernel_arrays(kernels: LayerGraph) -> dict[str, np.ndarray]:
     Reuse distances: ``edge_distance`` is, for each activation read, the elements the kernels
     between its producer and its reader touched (inf for the model's input, which comes from
     DRAM); ``write_distance`` the same up to the tensor's last reader (inf for model outputs,
-    which go to DRAM).
+    which go to DRAM). ``precision`` holds the graph's own precision code (-1: none).
     """
     layers = kernels.layers
     producer: dict[int, int] = {}
@@ -190,9 +215,11 @@ def kernel_arrays(kernels: LayerGraph) -> dict[str, np.ndarray]:
     gemm = np.zeros((len(layers), 2, 4))
     ek: list[int] = []
     ee: list[float] = []
+    eb: list[float] = []
     ed: list[float] = []
     wk: list[int] = []
     we: list[float] = []
+    wb: list[float] = []
     wd: list[float] = []
     for i, layer in enumerate(layers):
         gemms = list(layer.gemms[:2])
@@ -207,14 +234,17 @@ def kernel_arrays(kernels: LayerGraph) -> dict[str, np.ndarray]:
             p = producer.get(t.id)
             ek.append(i)
             ee.append(t.elements)
+            eb.append(t.element_bytes)
             ed.append(math.inf if p is None else float(prefix[i] - prefix[p + 1]))
         for t in layer.outputs:
             last = max(readers.get(t.id, [i]))
             wk.append(i)
             we.append(t.elements)
+            wb.append(t.element_bytes)
             wd.append(math.inf if t.id in outputs or last <= i
                       else float(prefix[last] - prefix[i + 1]))
     f64 = np.float64
+    own = _PRECISION_CODE.get(kernels.precision, -1) if kernels.precision else -1
     return {
         "kind": np.array([_KIND_CODE[layer.kind] for layer in layers], dtype=np.int64),
         "macs": np.array([layer.macs for layer in layers], dtype=f64),
@@ -224,9 +254,39 @@ def kernel_arrays(kernels: LayerGraph) -> dict[str, np.ndarray]:
         "input_elements": np.array([layer.input_elements for layer in layers], dtype=f64),
         "output_elements": np.array([layer.output_elements for layer in layers], dtype=f64),
         "edge_kernel": np.array(ek, dtype=np.int64), "edge_elements": np.array(ee, dtype=f64),
-        "edge_distance": np.array(ed, dtype=f64), "write_kernel": np.array(wk, dtype=np.int64),
-        "write_elements": np.array(we, dtype=f64), "write_distance": np.array(wd, dtype=f64),
+        "edge_element_bytes": np.array(eb, dtype=f64), "edge_distance": np.array(ed, dtype=f64),
+        "write_kernel": np.array(wk, dtype=np.int64), "write_elements": np.array(we, dtype=f64),
+        "write_element_bytes": np.array(wb, dtype=f64),
+        "write_distance": np.array(wd, dtype=f64),
+        "precision": np.array([own], dtype=np.int64),
     }
+
+
+class KernelSet:
+    """The models to price, as one :class:`KernelTable` per kernel view, built on first use.
+
+    From graphs (op or kernel view; fused per view as each device's runtime would), or from
+    per-model kernel arrays (as the on-disk cache holds them: ``arrays(view)`` returns one
+    :func:`kernel_arrays` mapping per model), which price but carry no kernel names.
+    """
+
+    def __init__(self, graphs: Sequence[LayerGraph] = (), *,
+                 arrays: Callable[[View], Sequence[Mapping[str, np.ndarray]]] | None = None,
+                 count: int | None = None):
+        if arrays is None and count is not None and count != len(graphs):
+            raise ValueError("count must match the graphs given")
+        self.graphs = tuple(graphs)
+        self._arrays = arrays
+        self.count = len(self.graphs) if arrays is None else int(count or 0)
+        self._tables: dict[View, KernelTable] = {}
+
+    def table(self, view: View) -> KernelTable:
+        if view not in self._tables:
+            if self._arrays is not None:
+                self._tables[view] = KernelTable.from_arrays(self._arrays(view))
+            else:
+                self._tables[view] = KernelTable.for_view(self.graphs, view)
+        return self._tables[view]
 
 
 # -- evaluation -----------------------------------------------------------------------------------
@@ -244,7 +304,7 @@ class KernelCosts:
     input_bytes: np.ndarray
     output_bytes: np.ndarray
     dram_bytes: np.ndarray
-    supported: np.ndarray  # bool
+    supported: np.ndarray  # bool: the device itself runs the kernel
     graph_latency_s: np.ndarray  # per graph, NaN where a kernel is unsupported (no fallback)
     graph_supported: np.ndarray
 
@@ -283,20 +343,59 @@ def utilisation(gemm: np.ndarray, kind: np.ndarray, hw: HardwareProfile) -> np.n
     return util
 
 
-def evaluate(table: KernelTable, hw: HardwareProfile, precision: str | None = None,
-             *, fallback: HardwareProfile | None = None) -> KernelCosts:
-    """Price every kernel of ``table`` on ``hw`` at ``precision`` (default: the profile's)."""
-    precision = check_precision(precision or hw.default_precision)
-    peak = hw.peak(precision)
-    b = float(bytes_per_element(precision))
-    bb = float(bias_bytes_per_element(precision))
+def resolve_precision(hw: HardwareProfile, precision: str | None = None,
+                      graph_precision: str | None = None) -> str:
+    """The precision a graph is priced at on ``hw``: ``precision`` if given, else the graph's
+    own, else the profile's default. A precision the profile has no peak for is an
+    UnknownNameError naming the ones it has."""
+    chosen = precision or graph_precision or hw.default_precision
+    hw.peak(chosen)
+    return chosen
+
+
+def _codes(table: KernelTable, hw: HardwareProfile,
+           precision: str | Sequence[str | None] | None) -> np.ndarray:
+    """The precision code each graph of ``table`` is priced at on ``hw``."""
+    if precision is None or isinstance(precision, str):
+        given = [precision] * table.n_graphs
+    else:
+        given = list(precision)
+        if len(given) != table.n_graphs:
+            raise ValueError(f"{len(given)} precisions for {table.n_graphs} models")
+    out = np.empty(table.n_graphs, dtype=np.int64)
+    for g, p in enumerate(given):
+        own = int(table.graph_precision[g]) if table.graph_precision.size else -1
+        out[g] = _PRECISION_CODE[resolve_precision(
+            hw, p, PRECISION_ORDER[own] if own >= 0 else None)]
+    return out
+
+
+def evaluate(table: KernelTable, hw: HardwareProfile,
+             precision: str | Sequence[str | None] | None = None) -> KernelCosts:
+    """Price every kernel of ``table`` on ``hw``: at ``precision`` (one for all graphs, or one
+    per graph; None: each graph's own, else the profile's), with unsupported kernels on the
+    profile's fallback device when it names one (see the module docstring)."""
+    codes = _codes(table, hw, precision)
+    fallback = load_hardware(hw.support.fallback) if hw.support.fallback else None
+    return _evaluate(table, hw, codes, fallback)
+
+
+def _evaluate(table: KernelTable, hw: HardwareProfile, graph_codes: np.ndarray,
+              fallback: HardwareProfile | None) -> KernelCosts:
+    kernel_codes = graph_codes[table.graph]
+    peaks = np.array([hw.peak_macs_per_s.get(p, math.nan)  # type: ignore[call-overload]
+                      for p in PRECISION_ORDER])
+    peak = peaks[kernel_codes]
+    b = _ELEMENT_BYTES[kernel_codes]
+    bb = _BIAS_BYTES[kernel_codes]
 
     # Compute: MACs over the lanes the geometry fills, at the op kind's efficiency.
     base = np.array([hw.efficiency_of(k) for k in KIND_ORDER])[table.kind]
     util = utilisation(table.gemm, table.kind, hw)  # (kernels, 2)
     gemm_macs = np.prod(table.gemm, axis=2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        gemm_s = np.where(gemm_macs > 0, gemm_macs / (peak * base[:, None] * util), 0.0)
+        gemm_s = np.where(gemm_macs > 0,
+                          gemm_macs / (peak[:, None] * base[:, None] * util), 0.0)
     compute_s = gemm_s.sum(axis=1)
     # Kernels with MACs but no GEMM geometry (unknown ops) run at the kind's efficiency.
     no_geo = (gemm_macs.sum(axis=1) == 0) & (table.macs > 0)
@@ -312,17 +411,28 @@ def evaluate(table: KernelTable, hw: HardwareProfile, precision: str | None = No
     served = np.zeros((n_kernels, n_levels))
     act_caps = np.array([lv.capacity_bytes if lv.holds != "weights" else -1.0
                          for lv in levels] + [math.inf])
-    if table.edge_kernel.size:
-        need = (table.edge_distance + table.edge_elements) * b
+    input_bytes = np.zeros(n_kernels)
+    output_bytes = np.zeros(n_kernels)
+    for kernel, elements, fixed, distance, moved in (
+            (table.edge_kernel, table.edge_elements, table.edge_element_bytes,
+             table.edge_distance, input_bytes),
+            (table.write_kernel, table.write_elements, table.write_element_bytes,
+             table.write_distance, output_bytes)):
+        if not kernel.size:
+            continue
+        per_element = b[kernel]
+        nbytes = elements * np.where(fixed > 0, fixed, per_element)
+        # Served by (or, for a write, landing in) the smallest level that keeps the tensor
+        # until its reader: the tensor plus what was touched in between must fit.
+        need = distance * per_element + nbytes
         level = np.argmax(need[:, None] <= act_caps[None, :], axis=1)
-        np.add.at(served, (table.edge_kernel, level), table.edge_elements * b)
-    if table.write_kernel.size:
-        need = (table.write_distance + table.write_elements) * b
-        # The write lands in the smallest level that keeps it until its last reader.
-        level = np.argmax(need[:, None] <= act_caps[None, :], axis=1)
-        np.add.at(served, (table.write_kernel, level), table.write_elements * b)
+        np.add.at(served, (kernel, level), nbytes)
+        np.add.at(moved, kernel, nbytes)
     weight_bytes = table.weight_elements * b + table.bias_elements * bb
-    model_weight_bytes = (table.graph_weight_elements * b + table.graph_bias_elements * bb)
+    graph_b = _ELEMENT_BYTES[graph_codes]
+    graph_bb = _BIAS_BYTES[graph_codes]
+    model_weight_bytes = (table.graph_weight_elements * graph_b
+                          + table.graph_bias_elements * graph_bb)
     weight_caps = np.array([lv.capacity_bytes if lv.holds != "activations" else -1.0
                             for lv in levels] + [math.inf])
     weight_level = np.argmax(model_weight_bytes[:, None] <= weight_caps[None, :], axis=1)
@@ -341,8 +451,12 @@ def evaluate(table: KernelTable, hw: HardwareProfile, precision: str | None = No
     unsupported_codes = [_KIND_CODE[OpKind(k)] for k in hw.support.unsupported]
     supported = ~np.isin(table.kind, unsupported_codes)
     if fallback is not None and not supported.all():
-        # NB: the fallback device prices the same kernels (this device's kernel view).
-        fb = evaluate(table, fallback, _fallback_precision(fallback, precision))
+        # NB: the fallback device prices the same kernels (this device's kernel view), at the
+        # same precision where it has it, else at its own default.
+        fb_codes = np.array([_PRECISION_CODE[resolve_precision(
+            fallback, PRECISION_ORDER[c] if PRECISION_ORDER[c] in fallback.peak_macs_per_s
+            else None)] for c in graph_codes], dtype=np.int64)
+        fb = _evaluate(table, fallback, fb_codes, None)
         latency_s = np.where(supported, latency_s, fb.latency_s)
         compute_s = np.where(supported, compute_s, fb.compute_s)
         memory_s = np.where(supported, memory_s, fb.memory_s)
@@ -361,14 +475,9 @@ def evaluate(table: KernelTable, hw: HardwareProfile, precision: str | None = No
         graph_latency = np.where(bad, np.nan, graph_latency)
     return KernelCosts(
         compute_s=compute_s, memory_s=memory_s, overhead_s=overhead_s, latency_s=latency_s,
-        efficiency=efficiency, weight_bytes=weight_bytes,
-        input_bytes=table.input_elements * b, output_bytes=table.output_elements * b,
-        dram_bytes=served[:, dram], supported=supported,
+        efficiency=efficiency, weight_bytes=weight_bytes, input_bytes=input_bytes,
+        output_bytes=output_bytes, dram_bytes=served[:, dram], supported=supported,
         graph_latency_s=graph_latency, graph_supported=graph_supported)
-
-
-def _fallback_precision(fallback: HardwareProfile, precision: str) -> str:
-    return precision if precision in fallback.peak_macs_per_s else fallback.default_precision
 
 
 def _switch_counts(table: KernelTable, supported: np.ndarray) -> np.ndarray:
@@ -381,6 +490,93 @@ def _switch_counts(table: KernelTable, supported: np.ndarray) -> np.ndarray:
     starts = np.r_[True, table.graph[1:] != table.graph[:-1]]
     np.add.at(counts, table.graph[starts & ~supported], 1.0)
     return counts
+
+
+# -- the pricing function -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Pricing:
+    """Every model priced on every profile: ``latency_s[h, g]`` (NaN where model ``g`` cannot
+    run on profile ``h``), the precision each was priced at, and, per profile, the per-kernel
+    costs and the kernel table they index."""
+
+    models: KernelSet
+    hardware: tuple[HardwareProfile, ...]
+    precisions: tuple[tuple[str, ...], ...]  # [h][g]
+    latency_s: np.ndarray
+    supported: np.ndarray
+    costs: tuple[KernelCosts, ...]
+    tables: tuple[KernelTable, ...]
+
+    @property
+    def latency_ms(self) -> np.ndarray:
+        return self.latency_s * 1e3
+
+    def prediction(self, h: int, g: int) -> Prediction:
+        """Model ``g`` on profile ``h`` with its per-kernel breakdown (needs graphs)."""
+        table = self.tables[h]
+        if not table.graphs:
+            raise ValueError("these models were priced from kernel arrays: there are no "
+                             "kernel names to build a Prediction from")
+        hw = self.hardware[h]
+        starts = table.starts
+        ok = bool(self.supported[h, g])
+        return Prediction(
+            graph=table.graphs[g], hardware=hw, precision=self.precisions[h][g],
+            latency_ms=float(self.latency_s[h, g] * 1e3) if ok else None, supported=ok,
+            per_inference_ms=hw.overhead.per_inference_s * 1e3,
+            _costs=self.costs[h], _rows=slice(int(starts[g]), int(starts[g + 1])))
+
+    def predictions(self) -> list[list[Prediction]]:
+        """``result[h][g]``: every model on every profile."""
+        return [[self.prediction(h, g) for g in range(self.models.count)]
+                for h in range(len(self.hardware))]
+
+
+def _as_profile(hardware: HardwareProfile | str) -> HardwareProfile:
+    return hardware if isinstance(hardware, HardwareProfile) else load_hardware(hardware)
+
+
+def price(models: Sequence[LayerGraph] | KernelSet,
+          hardware: Sequence[HardwareProfile | str],
+          precision: str | Sequence[str | None] | None = None) -> Pricing:
+    """Price every model on every profile: the one path from kernels to latency.
+
+    ``models``: graphs (op or kernel view) or a :class:`KernelSet`. ``precision``: one for
+    every model, one per model, or None (each model's own, else each profile's default).
+    """
+    kernels = models if isinstance(models, KernelSet) else KernelSet(models)
+    profiles = tuple(_as_profile(h) for h in hardware)
+    latency = np.full((len(profiles), kernels.count), np.nan)
+    supported = np.zeros((len(profiles), kernels.count), dtype=bool)
+    costs, tables, precisions = [], [], []
+    for h, hw in enumerate(profiles):
+        table = kernels.table(hw.kernel_view())
+        codes = _codes(table, hw, precision)
+        fallback = load_hardware(hw.support.fallback) if hw.support.fallback else None
+        result = _evaluate(table, hw, codes, fallback)
+        latency[h] = result.graph_latency_s
+        supported[h] = result.graph_supported
+        costs.append(result)
+        tables.append(table)
+        precisions.append(tuple(PRECISION_ORDER[c] for c in codes))
+    return Pricing(models=kernels, hardware=profiles, precisions=tuple(precisions),
+                   latency_s=latency, supported=supported, costs=tuple(costs),
+                   tables=tuple(tables))
+
+
+def predict(graph: LayerGraph, hardware: HardwareProfile | str,
+            precision: str | None = None) -> Prediction:
+    """Predict the latency of ``graph`` (fused first if needed) on ``hardware``, at
+    ``precision`` (default: the graph's own, else the profile's ``default_precision``)."""
+    return price([graph], [hardware], precision).prediction(0, 0)
+
+
+def predict_many(graphs: Sequence[LayerGraph], hardware: Sequence[HardwareProfile | str],
+                 precision: str | Sequence[str | None] | None = None
+                 ) -> list[list[Prediction]]:
+    """Predictions for every graph on every profile: ``result[h][g]``."""
+    return price(graphs, hardware, precision).predictions()
 
 
 # -- results --------------------------------------------------------------------------------------
@@ -408,6 +604,8 @@ class Prediction:
 
     @cached_property
     def unsupported_kinds(self) -> list[str]:
+        """Op kinds among the kernels that the device itself cannot run (run on the fallback
+        device when it has one)."""
         sup = self._costs.supported[self._rows]
         return sorted({layer.kind.value for layer, ok in zip(self.graph.layers, sup,
                                                              strict=True) if not ok})
@@ -478,54 +676,3 @@ class Prediction:
         import pandas as pd
 
         return pd.DataFrame.from_records(self.kernel_records())
-
-
-def _as_profile(hardware: HardwareProfile | str) -> HardwareProfile:
-    return hardware if isinstance(hardware, HardwareProfile) else load_hardware(hardware)
-
-
-def _fallback_for(hw: HardwareProfile) -> HardwareProfile | None:
-    return load_hardware(hw.support.fallback) if hw.support.fallback else None
-
-
-def predictions_from_table(table: KernelTable, hw: HardwareProfile,
-                           precision: str | None = None) -> list[Prediction]:
-    """One Prediction per graph of ``table`` on ``hw`` (the table must be built for ``hw``'s
-    kernel view: :meth:`KernelTable.for_profile`)."""
-    precision = check_precision(precision or hw.default_precision)
-    costs = evaluate(table, hw, precision, fallback=_fallback_for(hw))
-    starts = np.concatenate([[0], np.cumsum(table.graph_kernels)])
-    out = []
-    for gi, graph in enumerate(table.graphs):
-        latency = costs.graph_latency_s[gi]
-        ok = bool(costs.graph_supported[gi])
-        out.append(Prediction(
-            graph=graph, hardware=hw, precision=precision,
-            latency_ms=float(latency * 1e3) if ok else None, supported=ok,
-            per_inference_ms=hw.overhead.per_inference_s * 1e3,
-            _costs=costs, _rows=slice(int(starts[gi]), int(starts[gi + 1]))))
-    return out
-
-
-def predict(graph: LayerGraph, hardware: HardwareProfile | str,
-            precision: str | None = None) -> Prediction:
-    """Predict the latency of ``graph`` (fused first if needed) on ``hardware``.
-
-    ``precision`` defaults to the profile's ``default_precision``.
-    """
-    hw = _as_profile(hardware)
-    return predictions_from_table(KernelTable.for_profile([graph], hw), hw, precision)[0]
-
-
-def predict_many(graphs: Sequence[LayerGraph], hardware: Sequence[HardwareProfile | str],
-                 precision: str | None = None) -> list[list[Prediction]]:
-    """Predictions for every graph on every profile: ``result[h][g]``."""
-    tables: dict[tuple[bool, frozenset[str]], KernelTable] = {}
-    out = []
-    for h in hardware:
-        hw = _as_profile(h)
-        view = hw.kernel_view()
-        if view not in tables:
-            tables[view] = KernelTable.for_profile(graphs, hw)
-        out.append(predictions_from_table(tables[view], hw, precision))
-    return out

@@ -13,7 +13,11 @@ A ``LayerGraph`` has two views of the same model:
   kernel absorbed; bytes count only tensors that cross the kernel's boundary.
 
 Sizes are stored as element counts, so the same graph can be priced at any precision
-(:meth:`LayerGraph.at_precision`); ``*_bytes`` are derived from them.
+(:meth:`LayerGraph.at_precision`); ``*_bytes`` are derived from them. A graph traced without a
+precision (``precision is None``) is priced at each device's own precision; its ``*_bytes`` are
+shown at fp32, the precision a model is traced in. A tensor whose type is fixed whatever the
+precision (int64 token ids, a quantised ONNX graph's int8 tensors) says so in
+``TensorUse.element_bytes``.
 """
 
 from __future__ import annotations
@@ -32,7 +36,17 @@ from ..units import bias_bytes_per_element, bytes_per_element, check_precision
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["OpKind", "TensorUse", "Gemm", "Layer", "Ledger", "LayerGraph", "UnknownOpWarning"]
+__all__ = ["OpKind", "TensorUse", "InputSpec", "Gemm", "Layer", "Ledger", "LayerGraph",
+           "UnknownOpWarning", "TRACED_PRECISION", "DTYPE_BYTES"]
+
+#: The precision a graph without one of its own shows its bytes at: PyTorch traces in fp32.
+TRACED_PRECISION = "fp32"
+
+#: Bytes per element of the tensor types a model input may have (``InputSpec.dtype``).
+DTYPE_BYTES: dict[str, int] = {
+    "float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int64": 8, "int32": 4,
+    "int16": 2, "int8": 1, "uint8": 1, "bool": 1,
+}
 
 
 class UnknownOpWarning(UserWarning):
@@ -64,10 +78,38 @@ MAC_KINDS = frozenset({OpKind.CONV, OpKind.DEPTHWISE_CONV, OpKind.POINTWISE_CONV
 
 
 class TensorUse(NamedTuple):
-    """One activation tensor read or written by a layer: its graph-wide id and element count."""
+    """One activation tensor read or written by a layer: its graph-wide id and element count.
+
+    ``element_bytes`` is 0 for a tensor stored at the precision the graph is priced at (every
+    float activation), else its fixed size per element: 8 for int64 token ids, 1 for a bool
+    mask or a quantised graph's int8 tensor.
+    """
 
     id: int
     elements: int
+    element_bytes: int = 0
+
+    def bytes_at(self, precision_bytes: int) -> int:
+        return self.elements * (self.element_bytes or precision_bytes)
+
+
+class InputSpec(NamedTuple):
+    """One model input: its shape, its type (a key of :data:`DTYPE_BYTES`) and, where the
+    model's forward takes it by keyword, its name."""
+
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    name: str = ""
+
+    @property
+    def is_float(self) -> bool:
+        return self.dtype.startswith(("float", "bfloat"))
+
+    def __str__(self) -> str:
+        text = "x".join(str(d) for d in self.shape)
+        if self.dtype != "float32":
+            text += f":{self.dtype}"
+        return f"{self.name}={text}" if self.name else text
 
 
 class Gemm(NamedTuple):
@@ -112,13 +154,18 @@ class Layer:
     outputs: tuple[TensorUse, ...]  # activation tensors written
     gemms: tuple[Gemm, ...] = ()
     fused_ops: tuple[str, ...] = ()  # kernel view: names of the ops run inside this kernel
-    precision: str = "fp32"
+    precision: str | None = None  # None: the graph's bytes are shown at TRACED_PRECISION
+
+    @property
+    def byte_precision(self) -> str:
+        """The precision this layer's bytes are counted at."""
+        return self.precision or TRACED_PRECISION
 
     @property
     def weight_bytes(self) -> int:
         """Bytes of weights, biases and other constants read."""
-        return (self.weight_elements * bytes_per_element(self.precision)
-                + self.bias_elements * bias_bytes_per_element(self.precision))
+        return (self.weight_elements * bytes_per_element(self.byte_precision)
+                + self.bias_elements * bias_bytes_per_element(self.byte_precision))
 
     @property
     def input_elements(self) -> int:
@@ -131,12 +178,14 @@ class Layer:
     @property
     def input_bytes(self) -> int:
         """Bytes of activations read."""
-        return self.input_elements * bytes_per_element(self.precision)
+        b = bytes_per_element(self.byte_precision)
+        return sum(t.bytes_at(b) for t in self.inputs)
 
     @property
     def output_bytes(self) -> int:
         """Bytes of activations written."""
-        return self.output_elements * bytes_per_element(self.precision)
+        b = bytes_per_element(self.byte_precision)
+        return sum(t.bytes_at(b) for t in self.outputs)
 
     @property
     def total_bytes(self) -> int:
@@ -181,11 +230,11 @@ class LayerGraph:
     """
 
     layers: tuple[Layer, ...]
-    input_shape: tuple[int, ...]
-    precision: str
+    input_specs: tuple[InputSpec, ...]  # the model's inputs, in the order it takes them
+    precision: str | None  # None: priced at each device's own precision
     ledger: Ledger
     params: int  # trainable parameters the model read, each tensor counted once
-    inputs: tuple[TensorUse, ...] = ()  # the model's input activations
+    inputs: tuple[TensorUse, ...] = ()  # the model's input activations, as input_specs
     outputs: tuple[TensorUse, ...] = ()  # the model's output activations
     fused: bool = False
     model_name: str = ""
@@ -220,12 +269,22 @@ class LayerGraph:
         return self.weight_bytes + self.activation_bytes
 
     @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The first input's shape (() for a model without inputs)."""
+        return self.input_specs[0].shape if self.input_specs else ()
+
+    @property
+    def byte_precision(self) -> str:
+        """The precision this graph's bytes are counted at."""
+        return self.precision or TRACED_PRECISION
+
+    @property
     def batch(self) -> int:
         return self.input_shape[0] if self.input_shape else 1
 
     @property
     def resolution(self) -> int | None:
-        """The input's height when it is an image batch (N, C, H, W) with H == W."""
+        """The first input's height when it is an image batch (N, C, H, W) with H == W."""
         if len(self.input_shape) == 4 and self.input_shape[2] == self.input_shape[3]:
             return self.input_shape[2]
         return None
@@ -260,9 +319,11 @@ class LayerGraph:
             raise KeyError(key)
         return self.layers[key]
 
-    def at_precision(self, precision: str) -> LayerGraph:
-        """The same graph priced at another precision (no re-tracing)."""
-        check_precision(precision)
+    def at_precision(self, precision: str | None) -> LayerGraph:
+        """The same graph priced at another precision (no re-tracing); None: at each device's
+        own."""
+        if precision is not None:
+            check_precision(precision)
         if precision == self.precision:
             return self
         layers = tuple(dataclasses.replace(layer, precision=precision) for layer in self.layers)
@@ -288,6 +349,8 @@ class LayerGraph:
             "layers": len(self.layers),
             "precision": self.precision,
             "input_shape": list(self.input_shape),
+            "inputs": [{"shape": list(spec.shape), "dtype": spec.dtype, "name": spec.name}
+                       for spec in self.input_specs],
             "fused": self.fused,
             "macs": self.macs,
             "params": self.params,
@@ -303,7 +366,8 @@ class LayerGraph:
         """Plain data that :meth:`from_dict` turns back into an equal graph."""
         return {
             "format": GRAPH_FORMAT,
-            "input_shape": list(self.input_shape),
+            "input_specs": [[list(spec.shape), spec.dtype, spec.name]
+                            for spec in self.input_specs],
             "precision": self.precision,
             "params": self.params,
             "fused": self.fused,
@@ -342,7 +406,10 @@ class LayerGraph:
                 precision=precision))
         ledger = data["ledger"]
         return cls(
-            layers=tuple(layers), input_shape=tuple(data["input_shape"]), precision=precision,
+            layers=tuple(layers),
+            input_specs=tuple(InputSpec(tuple(shape), dtype, name)
+                              for shape, dtype, name in data["input_specs"]),
+            precision=precision,
             ledger=Ledger(counted=dict(ledger["counted"]),
                           ignored={k: (v[0], v[1]) for k, v in ledger["ignored"].items()},
                           unknown=dict(ledger["unknown"])),
@@ -352,7 +419,7 @@ class LayerGraph:
 
 
 #: Version of the layout ``LayerGraph.to_dict`` writes.
-GRAPH_FORMAT = 1
+GRAPH_FORMAT = 2
 
 RECORD_COLUMNS: Sequence[str] = (
     "name", "module", "module_type", "op", "kind", "input_shapes", "output_shape", "macs",

@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.engine import KernelTable, evaluate
+from ..core.engine import KernelSet, evaluate
+from ..core.engine import io_on_chip as _io_on_chip
 from ..core.hardware import HardwareProfile
 from ..errors import MeasurementError, ProfileError, RooflineError, UsageError
 from ..units import PRECISIONS
@@ -461,31 +462,21 @@ class FitResult:
 
 
 class _Problem:
-    """Measurements grouped by precision, each group a KernelTable traced once."""
+    """The measured models as one kernel table in the base profile's kernel view, priced by
+    :func:`roofline.core.engine.evaluate` (each at its measured precision, unsupported kernels
+    on the fallback device as everywhere else)."""
 
     def __init__(self, base: HardwareProfile, measurements: Sequence[Measurement],
                  graphs: Sequence[Any], io_on_chip: bool = False):
-        from ..core.engine import io_on_chip as _on_chip
-
         self.base = base
         self.measured = np.array([m.latency_ms for m in measurements]) / 1e3
-        groups: dict[str, list[int]] = {}
-        for i, m in enumerate(measurements):
-            groups.setdefault(m.precision or base.default_precision, []).append(i)
-        for precision in groups:
-            base.peak(precision)  # the profile must know every measured precision
-        self.groups = []
-        for precision, idx in groups.items():
-            table = KernelTable.for_profile([graphs[i] for i in idx], base)
-            self.groups.append((precision, np.array(idx), _on_chip(table) if io_on_chip
-                                else table))
+        self.precisions = [m.precision for m in measurements]
+        table = KernelSet(graphs).table(base.kernel_view())
+        self.table = _io_on_chip(table) if io_on_chip else table
+        evaluate(self.table, base, self.precisions)  # every precision must be the profile's
 
     def predict(self, profile: HardwareProfile) -> np.ndarray:
-        out = np.full(len(self.measured), np.nan)
-        for precision, idx, table in self.groups:
-            costs = evaluate(table, profile, precision)
-            out[idx] = costs.graph_latency_s
-        return out
+        return evaluate(self.table, profile, self.precisions).graph_latency_s
 
 
 def _least_squares(problem: _Problem, space: ParameterSpace, rows: np.ndarray) -> list[float]:

@@ -159,10 +159,10 @@ def _arrays_path(key: str, view: tuple[bool, frozenset[str]]) -> Path:
 # the element count of each array in _ARRAY_ORDER, then the arrays one after another. One small
 # read per file, no header to parse, no pickle: a sweep reads thousands of them.
 _ARRAY_ORDER = ("kind", "macs", "weight_elements", "bias_elements", "gemm", "input_elements",
-                "output_elements", "edge_kernel", "edge_elements", "edge_distance",
-                "write_kernel", "write_elements", "write_distance", "graph_macs",
-                "graph_params")
-_INTEGER_ARRAYS = {"kind", "edge_kernel", "write_kernel"}
+                "output_elements", "edge_kernel", "edge_elements", "edge_element_bytes",
+                "edge_distance", "write_kernel", "write_elements", "write_element_bytes",
+                "write_distance", "precision", "graph_macs", "graph_params")
+_INTEGER_ARRAYS = {"kind", "edge_kernel", "write_kernel", "precision"}
 
 
 def load_arrays(key: str, view: tuple[bool, frozenset[str]]) -> dict[str, Any] | None:

@@ -195,9 +195,10 @@ class Variant:
             return create_model(self.name, width=self.effective_width)
         return load_user_model(self.name, self.width)
 
-    def trace(self, precision: str = "fp32", *, cache: bool = True) -> LayerGraph:
-        """The op view of this variant at ``precision``, from the on-disk graph cache when
-        it holds it (see ``roofline.sources.cache``), else built on the meta device and traced."""
+    def trace(self, precision: str | None = None, *, cache: bool = True) -> LayerGraph:
+        """The op view of this variant, from the on-disk graph cache when it holds it (see
+        ``roofline.sources.cache``), else built on the meta device and traced. With a
+        ``precision`` the graph is priced at it everywhere; without, at each device's own."""
         if cache:
             from .cache import cached_trace
 
@@ -209,11 +210,11 @@ class Variant:
         return graph.at_precision(precision)
 
     def trace_uncached(self) -> LayerGraph:
-        """Build (on the meta device) and trace this variant at fp32."""
+        """Build (on the meta device) and trace this variant, without a precision."""
         from .pytorch.tracer import trace
 
         model = self.build(meta=True)
-        return trace(model, self.input_shape, "fp32", name=self.label)
+        return trace(model, self.input_shape, name=self.label)
 
 
 def parse_variant(spec: str, *, width: float | None = None, resolution: int | None = None,

@@ -24,7 +24,15 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ...core.graph import Layer, LayerGraph, Ledger, OpKind, TensorUse, UnknownOpWarning  # noqa: F401 (re-exported)
+from ...core.graph import (  # noqa: F401 (UnknownOpWarning re-exported)
+    InputSpec,
+    Layer,
+    LayerGraph,
+    Ledger,
+    OpKind,
+    TensorUse,
+    UnknownOpWarning,
+)  # noqa: F401 (re-exported)
 from ...errors import TraceError, UsageError
 from ...units import check_precision
 from .ops import IGNORE_RULES, OpRule, _NeedsMeta, conv_kind, rule_for
@@ -425,7 +433,7 @@ def _check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
 
 
 def trace(model: nn.Module, input_shape: Sequence[int] = (1, 3, 224, 224),
-          precision: str = "fp32", *, name: str = "") -> LayerGraph:
+          precision: str | None = None, *, name: str = "") -> LayerGraph:
     """Trace one forward pass of ``model`` on an input of ``input_shape`` into a LayerGraph.
 
     The model runs in eval mode under ``torch.inference_mode`` on shape-only tensors; its
@@ -436,7 +444,8 @@ def trace(model: nn.Module, input_shape: Sequence[int] = (1, 3, 224, 224),
     """
     if not isinstance(model, nn.Module):
         raise UsageError(f"trace() needs a torch.nn.Module, got {type(model).__name__}")
-    check_precision(precision)
+    if precision is not None:
+        check_precision(precision)
     shape = _check_shape(input_shape)
     recorder = _Recorder(model)
     training = [(m, m.training) for m in model.modules()]
@@ -476,7 +485,7 @@ def _ignored_entries(ignored: Counter[tuple[str, str]]) -> dict[str, tuple[int, 
             for (op, why), n in sorted(ignored.items())}
 
 
-def _build_graph(rec: _Recorder, shape: tuple[int, ...], precision: str,
+def _build_graph(rec: _Recorder, shape: tuple[int, ...], precision: str | None,
                  outputs: tuple[TensorUse, ...], model_name: str) -> LayerGraph:
     per_module = Counter(r["module"] for r in rec.raw)
     per_module_op = Counter((r["module"], r["op"]) for r in rec.raw)
@@ -499,7 +508,7 @@ def _build_graph(rec: _Recorder, shape: tuple[int, ...], precision: str,
     )
     params = sum(rec.param_numel[k] for k in rec.params_read)
     inputs = (TensorUse(0, math.prod(shape)),)
-    return LayerGraph(layers=tuple(layers), input_shape=shape, precision=precision,
+    return LayerGraph(layers=tuple(layers), input_specs=(InputSpec(shape),), precision=precision,
                       ledger=ledger, params=params, inputs=inputs, outputs=outputs,
                       model_name=model_name)
 

@@ -71,6 +71,9 @@ class OpRule:
     normalisation statistics are not written at inference). ``may_alias`` ops are views when
     PyTorch can make them views and copies otherwise (reshape, contiguous, flatten): the
     tracer runs them on meta tensors and checks whether the result shares its input's storage.
+    ``host_args`` name arguments PyTorch needs as CPU tensors even with meta inputs (a packed
+    sequence's lengths and batch sizes): the tracer leaves them on the CPU when it runs the op
+    on meta.
     """
 
     name: str
@@ -85,6 +88,7 @@ class OpRule:
     activations: int | None = None
     may_alias: bool = False
     ignore: str | None = None
+    host_args: tuple[str, ...] = ()
 
     def cost(self, a: Args, out: list[Shape]) -> tuple[int, tuple[Gemm, ...]]:
         """(MACs, GEMMs) of one call."""
@@ -150,7 +154,7 @@ def register_op_rule(
     bias: str | BiasFn | None = None, reads: ReadsFn | None = None,
     dtype: Callable[[Args], Any] | None = None, replace: bool = False,
     ignore: str | None = None, conv_kind: bool = False, linear_if_weight: bool = False,
-    activations: int | None = None, may_alias: bool = False,
+    activations: int | None = None, may_alias: bool = False, host_args: Sequence[str] = (),
 ) -> OpRule:
     """Register how the tracer costs the op ``name``; the next :func:`~roofline.trace` uses it.
 
@@ -188,7 +192,7 @@ def register_op_rule(
     names = [name] if isinstance(name, str) or not isinstance(name, Sequence) else list(name)
     keys = [op_key(n) for n in names]
     if kind is not None and not isinstance(kind, OpKind):
-        valid = [k.value for k in OpKind if k is not OpKind.UNKNOWN]
+        valid = [k.value for k in OpKind]
         if kind not in valid:
             raise UnknownNameError("op kind", str(kind), valid)
         kind = OpKind(kind)
@@ -223,7 +227,7 @@ def register_op_rule(
     rule = None
     for key in keys:
         rule = OpRule(key, kind, shape, macs, biases, reads, dtype, conv_kind,
-                      linear_if_weight, activations, may_alias, ignore)
+                      linear_if_weight, activations, may_alias, ignore, tuple(host_args))
         RULES[key] = rule
     assert rule is not None
     return rule
@@ -624,11 +628,10 @@ class _RnnGeometry:
         features = self.directions * self.recurrent
         stacked = self.layers * self.directions
         if self.packed:
-            output: Shape = (self.x[0], features)
             raise _NeedsMeta  # the batch of h_n is batch_sizes[0]: a value
         if self.batch == 1 and len(self.x) == 2:
-            output, h, c = (self.steps, features), (stacked, self.recurrent), \
-                (stacked, self.hidden)
+            output: Shape = (self.steps, features)
+            h, c = (stacked, self.recurrent), (stacked, self.hidden)
         else:
             b = self.batch
             output = (b, self.steps, features) if self.batch_first else (self.steps, b, features)
@@ -651,7 +654,11 @@ def _rnn_biases(op: str, a: Args) -> list[Any]:
 def _rnn_reads(a: Args, out: list[Shape]) -> dict[str, int]:
     # The initial state nn.LSTM/GRU/RNN makes when none is given is zeros, not a weight: the
     # layer's weights are its parameters. (A state passed in is an activation, read whole.)
-    return {"hx": 0}
+    return {"hx": 0, "batch_sizes": 0} if "batch_sizes" in a else {"hx": 0}
+
+
+def _sizes_only(name: str, a: Args, out: list[Shape]) -> dict[str, int]:
+    return {name: 0}  # sequence lengths: a few integers of metadata, not data moved
 
 
 def _cell_shape(op: str, a: Args) -> list[Shape]:
@@ -814,7 +821,13 @@ def _register_builtin_rules() -> None:
 
     for op in RNN_GATES:  # kind linear: activations × weight matrices (see _RnnGeometry.gemms)
         add(op, L, shape=partial(_rnn_shape, op), macs=partial(_rnn_macs, op),
-            bias=partial(_rnn_biases, op), reads=_rnn_reads)
+            bias=partial(_rnn_biases, op), reads=_rnn_reads, host_args=("batch_sizes",))
+    # Packed sequences: the lengths are values PyTorch reads on the CPU (enforce_sorted=True,
+    # with the lengths a CPU tensor of the model); the data is the activation.
+    add("_pack_padded_sequence", OpKind.DATA_MOVEMENT, activations=1, host_args=("lengths",),
+        reads=partial(_sizes_only, "lengths"))
+    add("_pad_packed_sequence", OpKind.DATA_MOVEMENT, activations=1,
+        host_args=("batch_sizes",), reads=partial(_sizes_only, "batch_sizes"))
     for op in ("lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell"):
         add(op, L, shape=partial(_cell_shape, op), macs=partial(_cell_macs, op),
             bias=_cell_biases, reads=_rnn_reads)

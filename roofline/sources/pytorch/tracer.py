@@ -195,8 +195,14 @@ class _Recorder(TorchDispatchMode):
 
     def run_on_meta(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any],
                     hint: str = "") -> Any:
-        margs = [self.to_meta(a) for a in args]
-        mkwargs = {k: self.to_meta(v) for k, v in kwargs.items()}
+        host = self.op(func).rule.host_args if self.op(func).rule is not None else ()
+        if host:  # CPU tensors PyTorch reads even on meta inputs (a packed sequence's sizes)
+            names = [arg.name for arg in func._schema.arguments]
+            margs = [a if names[i] in host else self.to_meta(a) for i, a in enumerate(args)]
+            mkwargs = {k: v if k in host else self.to_meta(v) for k, v in kwargs.items()}
+        else:
+            margs = [self.to_meta(a) for a in args]
+            mkwargs = {k: self.to_meta(v) for k, v in kwargs.items()}
         if "device" in mkwargs:
             mkwargs["device"] = _META
         try:
@@ -224,7 +230,8 @@ class _Recorder(TorchDispatchMode):
             # Every input is a weight or constant: inference runtimes fold this ahead of time.
             # The parameters it reads are still the model's (a bias table read by an index).
             self.ignored[(op.name, "constant")] += 1
-            out = self.run_on_meta(func, args, kwargs)
+            out = (func(*args, **kwargs) if _small_host_integers(tensors)
+                   else self.run_on_meta(func, args, kwargs))
             sources = frozenset().union(*(i.sources for i in infos if isinstance(i, _Const)))
             self.params_read |= sources
             for leaf in _leaves(out):
@@ -373,6 +380,19 @@ class _Recorder(TorchDispatchMode):
             "weight_elements": weight_elements, "bias_elements": bias_elements,
             "inputs": tuple(inputs), "outputs": tuple(outputs), "gemms": tuple(gemms),
         })
+
+
+#: Integer constants up to this many elements are folded on the CPU, for real.
+_HOST_FOLD_ELEMENTS = 1 << 16
+
+
+def _small_host_integers(tensors: list[Any]) -> bool:
+    """Constants folded for real rather than on meta: small integer tensors on the CPU
+    (index buffers, a packed sequence's lengths), whose values PyTorch may need later (a
+    packed LSTM reads its batch sizes). Never an activation, never a float weight."""
+    return sum(t.numel() for t in tensors) <= _HOST_FOLD_ELEMENTS and all(
+        t.device.type == "cpu" and not t.dtype.is_floating_point and not t.dtype.is_complex
+        for t in tensors)
 
 
 #: Ops whose result is a boolean mask whatever their inputs' type.

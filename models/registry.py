@@ -162,7 +162,7 @@ def get_model_info(name: str) -> ModelInfo:
 
 def create_model(name: str, width: float = 1.0, num_classes: int = 1000) -> nn.Module:
     """Build the zoo model ``name`` at width multiplier ``width`` (no weights)."""
-    from roofline.sources.variant import check_width
+    from roofline.sources.spec import check_width
 
     info = get_model_info(name)
     value = check_width(width)

@@ -16,11 +16,9 @@ import pytest
 from roofline.analyses.compare import (
     ROW_FIELDS,
     compare,
-    default_variants,
     kernel_frame,
     report_name,
     resolve_hardware,
-    resolve_models,
     ridge_data,
     ridge_movers,
     roofs,
@@ -31,7 +29,7 @@ from roofline.analyses.compare import (
 from roofline.cli import main
 from roofline.core.hardware import profile_from_dict, profile_to_toml
 from roofline.errors import UnknownNameError, UsageError
-from roofline.sources.variant import Variant
+from roofline.sources.variant import Variant, default_variants, resolve_models
 
 # Published top-1 (%) and MACs of published_models.csv used below (V1 paper Table 6/7,
 # V2 paper Table 4): V1 0.25@128 41.5% 13.6M, V1 0.5@128 56.3% 49.2M, V1 0.5@160 60.2% 76.5M,

@@ -1,31 +1,24 @@
 """Comparing models across devices: which model to ship on each device, and why it is fast or slow.
 
-Owns the default model set, resolving ``--models`` / ``--hw`` lists, running every model on
-every device (each variant traced once), the tidy result table, the Pareto frontier per
-device, ranking changes between devices, and the data behind the report's per-kernel roofline,
-per-stage breakdown and ridge-point sweep. Pure logic: imports no plotly (``roofline.report.page``
-draws) and imports torch only through tracing.
-
-Model list grammar (comma-separated, in order, duplicates dropped):
-    ``all``             the default set: every zoo model at every published width and
-                        resolution that has a published ImageNet top-1
-    ``NAME``            a zoo model at width 1.0 and its default resolution
-    ``NAME@WIDTH:RES``  a zoo model at that width and resolution (either part optional)
-    ``NAME@*``          a zoo model at each of its published variants with a top-1
-    ``file.py:fn``      a user model (``pkg.mod:fn`` too; ``@WIDTH`` and ``:RES`` apply)
+Owns running every model on every device (each variant traced once), the tidy result table, the
+Pareto frontier per device, ranking changes between devices, and the data behind the report's
+per-kernel roofline, per-stage breakdown and ridge-point sweep. Pure logic: imports no plotly
+(``roofline.report.compare_page`` draws) and imports torch only through tracing. Which models
+``--models`` names is ``roofline.sources.variant.resolve_models``'.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.hardware import HardwareProfile, load_hardware
-from ..errors import UnknownNameError, UsageError
+from ..errors import UsageError
+from ..sources.base import USER_FAMILY
 from ..units import bytes_per_element, check_precision
 from .pareto import pareto_mask
 
@@ -37,15 +30,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..sources.variant import Variant
 
 __all__ = [
-    "Comparison", "Roofs", "compare", "short_labels", "default_variants", "resolve_models",
+    "Comparison", "Roofs", "compare", "short_labels",
     "resolve_hardware", "report_name",
     "stage_of", "kernel_frame", "stage_breakdown", "roofs", "ridge_data", "RidgeMarker",
     "ridge_movers",
     "USER_FAMILY", "ROW_FIELDS", "RIDGE_PRECISION", "PICK_TARGETS", "pick_targets",
 ]
 
-#: The family shown for models outside the zoo.
-USER_FAMILY = "user model"
+
 
 #: Fields of every result row (``--json`` / ``--csv``), in order. ``bound`` is the bound the
 #: most milliseconds are spent in; ``<bound>_bound_ms`` the milliseconds of kernels with that
@@ -59,68 +51,6 @@ ROW_FIELDS: tuple[str, ...] = (
 #: The ridge-point sweep prices bytes at int8, the precision the MobileNetV4 paper fitted its
 #: ridge points to (Qin et al. 2024, Table 16).
 RIDGE_PRECISION = "int8"
-
-
-# -- the model set ---------------------------------------------------------------------------------
-
-def default_variants() -> list[Variant]:
-    """Every zoo model at every published (width, resolution) with a published top-1, in zoo
-    order then as listed in ``published_models.csv``."""
-    from ..sources.variant import Variant
-    from ..zoo import get_model_info, list_models
-
-    out: list[Variant] = []
-    for name in list_models():
-        for fig in get_model_info(name).published:
-            if fig.top1 is not None:
-                out.append(Variant(name, fig.width, fig.resolution))
-    return out
-
-
-def _published_variants(name: str) -> list[Variant]:
-    from ..sources.variant import Variant
-    from ..zoo import get_model_info, list_models
-
-    if name not in list_models():
-        raise UnknownNameError("model", name, list_models())
-    figs = [f for f in get_model_info(name).published if f.top1 is not None]
-    if not figs:
-        raise UsageError(f"{name!r} has no published variant with a top-1; name a width and "
-                         f"resolution instead (NAME@WIDTH:RES)")
-    return [Variant(name, f.width, f.resolution) for f in figs]
-
-
-def resolve_models(specs: str | Iterable[str] | None) -> list[Variant]:
-    """The variants named by ``specs`` (see the module docstring); None means ``all``.
-
-    Raises UsageError / UnknownNameError / ModelLoadError for a bad name, width or resolution.
-    """
-    from ..sources.variant import parse_variant
-
-    if specs is None:
-        items = ["all"]
-    elif isinstance(specs, str):
-        items = [s.strip() for s in specs.split(",")]
-    else:
-        items = [str(s).strip() for s in specs]
-    items = [s for s in items if s]
-    if not items:
-        raise UsageError("empty model list; give 'all' or one or more model names separated "
-                         "by commas")
-    out: list[Variant] = []
-    seen: set[str] = set()
-    for item in items:
-        if item == "all":
-            found = default_variants()
-        elif item.endswith("@*"):
-            found = _published_variants(item[:-2])
-        else:
-            found = [parse_variant(item)]
-        for v in found:
-            if v.label not in seen:
-                seen.add(v.label)
-                out.append(v)
-    return out
 
 
 def resolve_hardware(names: Sequence[HardwareProfile | str], precision: str | None = None
@@ -151,27 +81,11 @@ def resolve_hardware(names: Sequence[HardwareProfile | str], precision: str | No
 
 # -- the comparison --------------------------------------------------------------------------------
 
-def _family(variant: Variant) -> str:
-    if not variant.is_zoo:
-        return USER_FAMILY
-    from ..zoo import get_model_info
-
-    return get_model_info(variant.name).family
-
-
 def short_labels(variants: Sequence[Variant]) -> list[str]:
     """Labels fit for a chart: a user model by its file name and callable
     (``nets/tiny.py:build`` → ``tiny.py:build:224``), a zoo model by its label. Where two
     short labels would collide, both keep their full labels."""
-    short = []
-    for v in variants:
-        if v.is_zoo:
-            short.append(v.label)
-            continue
-        target, _, attr = v.name.rpartition(":")
-        name = f"{Path(target).name}:{attr}" if target.endswith(".py") else v.name
-        width = "" if v.width is None else f"@{v.width:g}"
-        short.append(f"{name}{width}:{v.effective_resolution}")
+    short = [v.short_label for v in variants]
     counts: dict[str, int] = {}
     for s in short:
         counts[s] = counts.get(s, 0) + 1
@@ -415,7 +329,7 @@ def compare(variants: Sequence[Variant], hardware: Sequence[HardwareProfile | st
     return Comparison(
         variants=tuple(variants), graphs=graphs, hardware=tuple(hws),
         precisions=tuple(precision or hw.default_precision for hw in hws),
-        predictions=predictions, families=tuple(_family(v) for v in variants))
+        predictions=predictions, families=tuple(v.family for v in variants))
 
 
 # -- one model's kernels ---------------------------------------------------------------------------

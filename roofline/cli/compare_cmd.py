@@ -59,9 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analyses.compare import compare, report_name, resolve_hardware, resolve_models
+    from ..analyses.compare import compare, report_name, resolve_hardware
     from ..errors import UsageError
     from ..io import check_writable
+    from ..sources.variant import resolve_models
 
     if args.no_report and args.out:
         raise UsageError("--out and --no-report contradict each other; give one")

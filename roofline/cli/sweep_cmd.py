@@ -202,8 +202,7 @@ def _ridge_points(text: str) -> list[float]:
 
 
 def _ridge_models(specs: list[str] | None) -> list[Any]:
-    from ..analyses.compare import resolve_models
-    from ..sources.variant import Variant
+    from ..sources.variant import Variant, resolve_models
     from ..zoo import list_models
 
     if specs is None:

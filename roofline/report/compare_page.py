@@ -559,20 +559,12 @@ def _provenance(comparison: Any, command: str, hardware_args: Sequence[str]) -> 
             info.append("not fitted to measurements (datasheet numbers)")
         info += [f"source of {k}: {v}" for k, v in hw.sources.items()]
         prov[f"profile {hw.name}"] = info
-    sources = sorted({src for v in comparison.variants if v.is_zoo
-                      for src in [_top1_source(v)] if src})
+    sources = sorted({src for v in comparison.variants for src in [v.top1_source()] if src})
     prov["models compared"] = [v.label for v in comparison.variants]
     prov["top-1 sources"] = sources or ["none (no zoo model at a published variant)"]
     prov["ridge points of the paper"] = ("Qin et al., MobileNetV4: Universal Models for the "
                                          "Mobile Ecosystem (ECCV 2024), Table 16")
     return prov
-
-
-def _top1_source(variant: Any) -> str | None:
-    from ..zoo import get_model_info
-
-    return get_model_info(variant.name).top1_source(variant.effective_width,
-                                                    variant.effective_resolution)
 
 
 def compare_page(comparison: Any, *, focus: str | None, command: str,

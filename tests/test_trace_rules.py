@@ -309,6 +309,12 @@ def test_input_forms():
                                  InputSpec((2, 1), "float32", "scale"))
     assert [t.element_bytes for t in graph.inputs] == [0, 0, 0]  # floats: priced at precision
     assert trace(net, [(2, 3), (2, 3)], kwargs={"scale": (1,)}).input_shape == (2, 3)
+    # a named InputSpec is a keyword input (what a model source hands over): positional first
+    named = trace(net, [InputSpec((2, 1), name="scale"), (2, 3), (1, 3)])
+    assert [(s.shape, s.name) for s in named.input_specs] == [((2, 3), ""), ((1, 3), ""),
+                                                              ((2, 1), "scale")]
+    with pytest.raises(UsageError, match="input names must be unique"):
+        trace(net, [(2, 3), (2, 3), InputSpec((1,), name="scale")], kwargs={"scale": (1,)})
     assert trace(nn.ReLU(), ((4, 5), "float64")).input_specs == (InputSpec((4, 5), "float64"),)
     with pytest.raises(UnknownNameError, match="unknown input dtype 'int65'"):
         trace(nn.ReLU(), ((4, 5), "int65"))

@@ -547,7 +547,8 @@ def input_specs(inputs: InputLike | Sequence[InputLike],
     """The model's inputs, positional then keyword (named), from :func:`trace`'s arguments.
 
     ``inputs`` is one input (a shape, ``(shape, dtype)``, an InputSpec, a tensor) or a list
-    of them; an empty list means no positional input.
+    of them; an empty list means no positional input. An InputSpec with a name is passed by
+    keyword, like an entry of ``kwargs``.
     """
     if isinstance(inputs, (InputSpec, torch.Tensor)) or _is_shape(inputs) and len(inputs) \
             or _is_pair(inputs):
@@ -562,7 +563,11 @@ def input_specs(inputs: InputLike | Sequence[InputLike],
     specs += [input_spec(v, str(k)) for k, v in (kwargs or {}).items()]
     if not specs:
         raise UsageError("trace() needs at least one input: a shape, (shape, dtype) or a list")
-    return tuple(specs)
+    names = [s.name for s in specs if s.name]
+    if len(set(names)) != len(names):
+        raise UsageError(f"input names must be unique, got {names}")
+    # A named InputSpec is passed by keyword: positional inputs first, in their order.
+    return tuple(sorted(specs, key=lambda s: bool(s.name)))
 
 
 def _meta_input(spec: InputSpec) -> torch.Tensor:

@@ -336,40 +336,9 @@ class HardwareProfile(_Strict):
         return self
 
     def _numbers_without_source(self) -> Iterator[str]:
-        covered = set(self.sources)
+        from .fields import unsourced
 
-        def has(path: str) -> bool:
-            parts = path.split(".")
-            return any(".".join(parts[:i]) in covered for i in range(1, len(parts) + 1))
-
-        for precision in self.peak_macs_per_s:
-            if not has(f"peak_macs_per_s.{precision}"):
-                yield f"peak_macs_per_s.{precision}"
-        for level in self.memory:
-            if not has(f"memory.{level.name}"):
-                yield f"memory.{level.name}"
-        if not has("dram.bandwidth_bytes_per_s"):
-            yield "dram.bandwidth_bytes_per_s"
-        for name in ("per_kernel_s", "per_inference_s", "per_weight_byte_s"):
-            if getattr(self.overhead, name) and not has(f"overhead.{name}"):
-                yield f"overhead.{name}"
-        for kind in self.overhead.per_kind_s:
-            if not has(f"overhead.per_kind_s.{kind}"):
-                yield f"overhead.per_kind_s.{kind}"
-        for kind in self.efficiency:
-            if not has(f"efficiency.{kind}"):
-                yield f"efficiency.{kind}"
-        for kind in self.memory_efficiency:
-            if not has(f"memory_efficiency.{kind}"):
-                yield f"memory_efficiency.{kind}"
-        for name, value in self.geometry:
-            if value not in (0, 1) and not has(f"geometry.{name}"):
-                yield f"geometry.{name}"
-        if self.support.fallback_transfer_s and not has("support.fallback_transfer_s"):
-            yield "support.fallback_transfer_s"
-        for key, text in self.sources.items():
-            if not text.strip():
-                yield key
+        return unsourced(self)
 
     # -- derived ------------------------------------------------------------------------------
     def peak(self, precision: str) -> float:

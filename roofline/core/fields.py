@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ProfileError
 from ..units import PRECISIONS
@@ -93,9 +93,9 @@ FIELDS: tuple[Field, ...] = (
 
 
 def _kinds() -> tuple[str, ...]:
-    from .hardware import KindName
+    from .graph import OpKind
 
-    return get_args(KindName)
+    return tuple(kind.value for kind in OpKind)
 
 
 def _geometry_fields() -> tuple[str, ...]:

@@ -65,8 +65,9 @@ class OpRule:
     the elements read of constant arguments by name, where an op reads less than the whole
     tensor (an embedding reads its looked-up rows); ``dtype(a)`` the output dtype(s) when they
     differ from the inputs'. ``conv_kind`` rules (ops with ``input``, ``weight`` and
-    ``groups`` arguments) are refined into depthwise/pointwise from the weight shape; ``linear_if_weight`` rules are ``linear`` when an operand is a weight and
-    ``matmul`` when every operand is an activation. ``activations`` is how many leading
+    ``groups`` arguments) are refined into depthwise/pointwise from the weight shape;
+    ``linear_if_weight`` rules are ``linear`` when an operand is a weight and ``matmul`` when
+    every operand is an activation. ``activations`` is how many leading
     outputs of a multi-output op are activations (None: all; pooling indices and
     normalisation statistics are not written at inference). ``may_alias`` ops are views when
     PyTorch can make them views and copies otherwise (reshape, contiguous, flatten): the

@@ -7,8 +7,9 @@ per-stage breakdown and ridge-point sweep. Pure logic: imports no plotly (``roof
 draws) and imports torch only through tracing.
 
 Model list grammar (comma-separated, in order, duplicates dropped):
-    ``all``             the default set: every zoo model at every published width and
-                        resolution that has a published ImageNet top-1
+    ``all``             the default set: every zoo model marked ``compare_default`` in
+                        zoo.toml (the MobileNets) at every published width and resolution
+                        that has a published ImageNet top-1
     ``NAME``            a zoo model at width 1.0 and its default resolution
     ``NAME@WIDTH:RES``  a zoo model at that width and resolution (either part optional)
     ``NAME@*``          a zoo model at each of its published variants with a top-1
@@ -64,14 +65,18 @@ RIDGE_PRECISION = "int8"
 # -- the model set ---------------------------------------------------------------------------------
 
 def default_variants() -> list[Variant]:
-    """Every zoo model at every published (width, resolution) with a published top-1, in zoo
-    order then as listed in ``published_models.csv``."""
+    """Every zoo model whose catalogue entry has ``compare_default`` (the MobileNets), at every
+    published (width, resolution) with a published top-1, in zoo order then as listed in
+    ``published_models.csv``."""
     from ..sources.variant import Variant
     from ..zoo import get_model_info, list_models
 
     out: list[Variant] = []
     for name in list_models():
-        for fig in get_model_info(name).published:
+        info = get_model_info(name)
+        if not info.compare_default:
+            continue
+        for fig in info.published:
             if fig.top1 is not None:
                 out.append(Variant(name, fig.width, fig.resolution))
     return out

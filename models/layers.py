@@ -240,7 +240,7 @@ class FusedInvertedBottleneck(nn.Module):
 
     ``group_size`` > 0 makes the expansion a group convolution of ``hidden_channels //
     group_size`` groups (MobilenetEdgeTPU-V2's group-conv IBN; the expanded width sets the
-    group count, as in the reference code). Residual when stride 1 and C_in = C_out.
+    group count, as in timm's port). Residual when stride 1 and C_in = C_out.
     """
 
     def __init__(

@@ -23,7 +23,8 @@ Owns the A1 and B1 layer tables, the depth-multiplier rule and the ``mnasnet_a1`
 
 Every MBConv has ReLU after its expansion and depthwise convs and a linear projection; the
 squeeze-excite (A1) squeezes to int(0.25 · block input channels) with ReLU, gates with a
-sigmoid, and both its 1×1 convs have biases (tensorflow/tpu ``mnasnet_model.MnasBlock``).
+sigmoid, and both its 1×1 convs have biases (as in timm's port; the exact counts confirm the
+squeeze width).
 """
 
 from __future__ import annotations
@@ -68,8 +69,9 @@ B1_ROWS: tuple[Row, ...] = (
 )
 
 STEM_CHANNELS = 32
-# The 1×1 conv to 1280 before pooling is not scaled by the depth multiplier in the reference
-# (tensorflow/tpu ``mnasnet_model``, timm): 1280 at every width.
+# The 1×1 conv to 1280 before pooling is not scaled by the depth multiplier (timm's port of the
+# reference, whose counts published_models.csv gives; torchvision's MNASNet alike): 1280 at
+# every width.
 HEAD_CHANNELS = 1280
 SE_RATIO = 0.25
 DROPOUT = 0.2  # the reference's classifier dropout; identity in eval()

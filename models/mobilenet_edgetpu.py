@@ -1,6 +1,6 @@
-"""MobilenetEdgeTPU (Gupta & Akin 2019, Google AI blog "Introducing the Next Generation of
-On-Device Vision Models") and MobilenetEdgeTPU-V2 (tensorflow/models official/projects/edgetpu/
-vision) as their block tables.
+"""MobilenetEdgeTPU (Gupta & Akin; released with TF-slim in 2019, described in "Accelerator-aware
+Neural Network Design using AutoML") and MobilenetEdgeTPU-V2 (tensorflow/models official/
+projects/edgetpu/vision) as their block tables.
 
 Owns the V1 table, the V2 block pattern and per-variant widths, the width rule and the
 ``mobilenet_edgetpu`` and ``mobilenet_edgetpu_v2_{xs,s,m,l}`` factories.
@@ -11,7 +11,11 @@ Sources and checks:
   copied row for row into the Model Garden's ``MNV3EdgeTPU_BLOCK_SPECS`` (official/vision/
   modeling/backbones/mobilenet.py, tf-models-official 2.20.0, whose comment names the slim
   file as its origin). Counted against timm's ``mobilenet_edgetpu_100``: equal parameters and
-  MACs at 224 (4,091,432; 990,669,184; the slim README prints 990M MACs, 4.0M parameters).
+  MACs at 224 (4,091,432; 990,669,184; the slim README prints 990M MACs, 4.0M parameters)
+  and at width 0.75 (timm's generator at channel multiplier 0.75: 624,486,304 MACs; README
+  624M). Widths above 1 (the 1.25, 1.5 and 1.75 of the Pixel 6 rows of the EdgeTPU vision
+  README) follow the Model Garden's width rule below; we have no published size to check
+  them against, so published_models.csv has no rows for them.
 * V2: the block pattern and the widths of timm's ``mobilenet_edgetpu_v2_{xs,s,m,l}``, whose
   docstring says they follow official/projects/edgetpu/vision at tensorflow/models commit
   d2427a56. That project is not in the tf-models-official wheel, so the V2 tables could be

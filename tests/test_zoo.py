@@ -360,7 +360,7 @@ def test_public_latency_variants_build_and_run(variant):
 
 
 def test_compare_default_stays_the_published_mobilenets():
-    from roofline.analyses.compare import default_variants
+    from roofline.sources.variant import default_variants
 
     variants = default_variants()
     assert len(variants) == 33  # MobileNet V1 16 + V2 7 + V3 5 + V4 5 rows with a top-1

@@ -203,10 +203,11 @@ def _ridge_points(text: str) -> list[float]:
 
 def _ridge_models(specs: list[str] | None) -> list[Any]:
     from ..sources.variant import Variant, resolve_models
-    from ..zoo import list_models
+    from ..zoo import get_model_info, list_models
 
-    if specs is None:
-        return [Variant(name, 1.0) for name in list_models()]
+    if specs is None:  # the default comparison's models, each at width 1
+        return [Variant(name, 1.0) for name in list_models()
+                if get_model_info(name).compare_default]
     return resolve_models(specs)
 
 

@@ -67,7 +67,8 @@ def test_functions_keep_their_names_whatever_was_imported_first():
 
 def _module_imports() -> dict[str, set[str]]:
     """Every roofline module and the roofline modules it imports, at the top or inside a
-    function (a lazy import is still a dependency), read from the source."""
+    function (a lazy import is still a dependency), read from the source. Imports for type
+    checking only (under ``if TYPE_CHECKING:``) never run and are left out."""
     import ast
     from pathlib import Path
 
@@ -86,7 +87,13 @@ def _module_imports() -> dict[str, set[str]]:
         is_package = path.name == "__init__.py"
         package = module if is_package else module.rsplit(".", 1)[0]
         found: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                       and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+                       for stmt in block.body for n in ast.walk(stmt)}
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]

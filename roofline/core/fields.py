@@ -98,10 +98,6 @@ def _kinds() -> tuple[str, ...]:
     return tuple(kind.value for kind in OpKind)
 
 
-def _geometry_fields() -> tuple[str, ...]:
-    from .hardware import Geometry
-
-    return tuple(Geometry.model_fields)
 
 
 def _match(path: str, profile: HardwareProfile) -> tuple[Field, dict[str, str]] | None:
@@ -137,7 +133,7 @@ def _valid(bound: Mapping[str, str], profile: HardwareProfile) -> bool:
             return False
         if name == "kind" and value not in _kinds():
             return False
-        if name == "geometry" and value not in _geometry_fields():
+        if name == "geometry" and value not in type(profile.geometry).model_fields:
             return False
     return True
 
@@ -212,9 +208,7 @@ def with_values(profile: HardwareProfile, values: Mapping[str, float], *,
     if validate:
         dumped = profile.model_dump(exclude={"path"})
         _merge(dumped, data)
-        from .hardware import HardwareProfile
-
-        return HardwareProfile.model_validate(dumped)
+        return type(profile).model_validate(dumped)
     return _fast_update(profile, data)
 
 

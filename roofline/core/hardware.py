@@ -16,15 +16,15 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..errors import ProfileError, UnknownNameError
-from ..units import PRECISIONS
+from ..errors import ProfileError, UnknownNameError, UsageError
+from ..units import PRECISIONS, check_precision
 from .graph import OpKind
 
 if sys.version_info >= (3, 11):
@@ -34,7 +34,7 @@ else:  # pragma: no cover
 
 __all__ = ["HardwareProfile", "MemoryLevel", "Overhead", "Geometry", "Support", "FitInfo", "Fusion",
            "load_hardware", "list_hardware", "hardware_dirs", "profile_from_dict", "shipped_path",
-           "profile_to_toml", "KINDS"]
+           "profile_to_toml", "KINDS", "resolve_hardware"]
 
 KINDS = ("cpu", "dsp", "gpu", "edgetpu", "npu")
 # The names are defined once, where they belong (roofline.units, roofline.core.graph): a new
@@ -530,6 +530,32 @@ def _load_file(path: Path, mtime_ns: int, size: int) -> HardwareProfile:
     # Keyed by modification time and size too: a profile edited while the process runs is
     # read again.
     return profile_from_dict(_read_cached(path, mtime_ns, size), path)
+
+
+def resolve_hardware(names: Sequence[HardwareProfile | str], precision: str | None = None
+                     ) -> list[HardwareProfile]:
+    """Load each named profile (name, alias, .toml path or a profile), in order, once each.
+
+    An empty list is a UsageError; ``precision`` (if given) must be one every profile has.
+    Two different profiles with one name (two files) are a UsageError: rows are keyed by name.
+    """
+    if not names:
+        raise UsageError("empty hardware list; give one or more profile names separated by "
+                         "commas (see 'roofline list hardware')")
+    out: list[HardwareProfile] = []
+    for name in names:
+        hw = load_hardware(name)
+        same = [h for h in out if h.name == hw.name]
+        if same and same[0] != hw:
+            raise UsageError(f"two different profiles are named {hw.name!r} ({same[0].path} "
+                             f"and {hw.path}); rename one")
+        if not same:
+            out.append(hw)
+    if precision is not None:
+        check_precision(precision)
+        for hw in out:
+            hw.peak(precision)  # UnknownNameError naming the precisions the device has
+    return out
 
 
 def alias_target(name: str) -> str | None:

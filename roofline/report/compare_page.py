@@ -207,7 +207,8 @@ def roofline_figure(comparison: Any, hardware: str, label: str) -> go.Figure:
     import numpy as np
     import plotly.graph_objects as go
 
-    from ..analyses.compare import kernel_frame, roofs
+    from ..analyses.kernels import kernel_frame
+    from ..analyses.roofs import roofs
 
     h = comparison.hardware_names.index(hardware)
     pred = comparison.prediction(hardware, label)
@@ -273,7 +274,7 @@ def breakdown_figure(comparison: Any, hardware: str, label: str) -> go.Figure:
     trace per bound present (the per-inference overhead is its own stage)."""
     import plotly.graph_objects as go
 
-    from ..analyses.compare import stage_breakdown
+    from ..analyses.kernels import stage_breakdown
 
     pred = comparison.prediction(hardware, label)
     # The fixed per-inference cost is said in the title, not drawn: as a bar it would dwarf
@@ -451,7 +452,7 @@ def _verdict_html(comparison: Any) -> Markup:
 
 def _movers_html(comparison: Any, sweep: Any, n: int = 3) -> Markup:
     """The models whose relative latency changes most across the sweep, both ways."""
-    from ..analyses.compare import ridge_movers
+    from ..analyses.ridge import ridge_movers
 
     movers = ridge_movers(sweep)
     if len(movers) < 2:
@@ -570,7 +571,7 @@ def _provenance(comparison: Any, command: str, hardware_args: Sequence[str]) -> 
 def compare_page(comparison: Any, *, focus: str | None, command: str,
                  hardware_args: Sequence[str]) -> str:
     """The whole compare report (see ``roofline compare --help`` for what it holds)."""
-    from ..analyses.compare import ridge_data
+    from ..analyses.ridge import ridge_data
 
     names = comparison.hardware_names
     sections: list[Section] = []
@@ -631,7 +632,7 @@ def compare_page(comparison: Any, *, focus: str | None, command: str,
                 roof_figs.append(Chart(_empty_figure(
                     f"{hw}: {focus} is unsupported ({', '.join(pred.unsupported_kinds)})")))
                 continue
-            from ..analyses.compare import kernel_frame
+            from ..analyses.kernels import kernel_frame
 
             frame = kernel_frame(pred)
             hidden = frame[frame["attained_macs_per_s"].isna()]

@@ -203,11 +203,13 @@ def parse_variant(spec: str, *, width: float | None = None, resolution: int | No
 # -- lists of models -----------------------------------------------------------------------------
 
 def default_variants() -> list[Variant]:
-    """Every zoo model of the default comparison at every published (width, resolution) with a
-    published top-1, in zoo order then as listed in ``published_models.csv``."""
+    """Every zoo model of the default comparison (``compare_default`` in zoo.toml: the
+    MobileNets) at every published (width, resolution) with a published top-1, in zoo order
+    then as listed in ``published_models.csv``."""
     from ..zoo import get_model_info, list_models
 
     return [Variant(name, fig.width, fig.resolution) for name in list_models()
+            if get_model_info(name).compare_default
             for fig in get_model_info(name).published if fig.top1 is not None]
 
 

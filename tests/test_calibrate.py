@@ -9,7 +9,7 @@ import pytest
 from roofline.cli import main
 from roofline.core.engine import predict
 from roofline.core.hardware import load_hardware, profile_from_dict
-from roofline.errors import MeasurementError, ProfileError
+from roofline.errors import MeasurementError, ProfileError, UsageError
 from roofline.fitting.calibrate import (
     ParameterSpace,
     fit_profile,
@@ -134,7 +134,7 @@ def test_shipped_measurements_load():
 
 
 @pytest.mark.parametrize("text, where", [
-    ("model,width,latency_ms\nmobilenet_v2,1,5\n", "missing column(s) resolution"),
+    ("model,resolution,latency_ms\nmobilenet_v2,224,5\n", "missing column(s) width"),
     (HEADER + "mobilenet_v2,1,224,fast\n", "row 2, column 'latency_ms'"),
     (HEADER + "mobilenet_v2,1,224,-3\n", "row 2, column 'latency_ms'"),
     (HEADER + "mobilenet_v2,1,224,nan\n", "row 2, column 'latency_ms'"),
@@ -180,3 +180,27 @@ def test_calibrate_cli_bad_input(tmp_path, capsys):
     assert previous.read_text() == "untouched"
     assert main(["calibrate", "--hw", "cpu"]) == 2
     assert "missing --measurements, --out" in capsys.readouterr().err
+
+
+def test_published_tables_read_as_written(tmp_path):
+    """A row may leave the resolution to the model (published tables of fixed-size models),
+    name its runtime and threads, and give int8 by its quantisation scheme; the rounding of the
+    printed figure is kept."""
+    from roofline.fitting.measurements import parse_select, select
+
+    path = _csv(tmp_path, "model,width,resolution,device,precision,runtime,threads,latency_ms\n"
+                          "mobilenet_v4_conv_medium,1,,p3,int8-ptq,tflite-cpu,4,2.35\n"
+                          "mobilenet_v2,1,224,p3,fp32,tflite-gpu,,61\n")
+    rows = load_measurements(path)
+    first, second = rows
+    assert first.resolution is None and first.variant().effective_resolution == 256
+    assert first.precision == "int8" and first.threads == 4 and first.runtime == "tflite-cpu"
+    assert first.step_ms == pytest.approx(0.01) and second.step_ms == 1.0
+    # 0.01 ms step on 2.35 ms: uniform error of sd 0.01 / sqrt(12) / 2.35 = 0.123 %.
+    assert first.rounding_sd == pytest.approx(0.01 / 12 ** 0.5 / 2.35)
+    assert select(rows, parse_select("runtime=tflite-gpu,threads=")) == [second]
+    assert load_measurements(path, where={"threads": "4"}) == [first]
+    with pytest.raises(UsageError, match="KEY=VALUE"):
+        parse_select("colour=red")
+    with pytest.raises(MeasurementError, match="no measurements with device=p3, runtime=npu"):
+        load_measurements(path, where={"device": "p3", "runtime": "npu"})

@@ -21,11 +21,9 @@ The fit uses the kernel view (fused kernels), the convention the engine predicts
 
 from __future__ import annotations
 
-import csv
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,120 +32,13 @@ from ..core.engine import KernelSet, evaluate
 from ..core.engine import io_on_chip as _io_on_chip
 from ..core.fields import FitSpec, fit_spec, source_key, values_by_path, with_values
 from ..core.hardware import HardwareProfile
-from ..errors import MeasurementError, RooflineError, UsageError
-from ..units import PRECISIONS
+from ..errors import RooflineError, UsageError
+from .measurements import Measurement, load_measurements, trace_measurements
 
-__all__ = ["Measurement", "load_measurements", "FitResult", "fit_profile", "spearman",
-           "kendall", "ParameterSpace"]
+__all__ = ["FitResult", "fit_profile", "spearman", "kendall", "ParameterSpace",
+           # the measurements a fit reads (roofline.fitting.measurements), for its callers
+           "Measurement", "load_measurements", "trace_measurements"]
 
-REQUIRED_COLUMNS = ("model", "width", "resolution", "latency_ms")
-OPTIONAL_COLUMNS = ("precision", "device", "source", "batch")
-_MAX_OVERHEAD_S = 0.05
-_MIN_EFFICIENCY = 1e-3
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """One measured latency: a model variant on a device at a precision."""
-
-    model: str
-    width: float
-    resolution: int
-    latency_ms: float
-    precision: str | None = None
-    device: str | None = None
-    batch: int = 1
-    source: str = ""
-    row: int = 0  # line number in the file (1 = header)
-
-    @property
-    def label(self) -> str:
-        return f"{self.model}@{self.width:g}:{self.resolution}" + (
-            f" {self.precision}" if self.precision else "")
-
-
-def load_measurements(path: str | Path, *, device: str | None = None,
-                      known_models: Callable[[str], bool] | None = None) -> list[Measurement]:
-    """Read a measurement CSV; every problem is a MeasurementError naming the file and row.
-
-    Columns: model, width, resolution, latency_ms (required); precision, device, batch,
-    source (optional). With ``device``, only rows for that device are kept (a file without
-    a device column is taken to be for it). ``known_models`` validates model names.
-    """
-    from ..core.hardware import shipped_path
-
-    path = shipped_path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise MeasurementError(f"measurement file {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MeasurementError(f"{path}: cannot read: {exc}") from None
-    reader = csv.DictReader(text.splitlines())
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise MeasurementError(f"{path}: missing column(s) {', '.join(missing)}; need "
-                               f"{', '.join(REQUIRED_COLUMNS)} (optional: "
-                               f"{', '.join(OPTIONAL_COLUMNS)})")
-    unknown = [c for c in header if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
-    if unknown:
-        raise MeasurementError(f"{path}: unknown column(s) {', '.join(unknown)}; valid: "
-                               f"{', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}")
-    rows: list[Measurement] = []
-    for line, raw in enumerate(reader, start=2):
-        record = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k}
-        if None in raw:
-            raise MeasurementError(f"{path}: row {line}: more fields than columns")
-        rows.append(_parse_row(path, line, record, known_models))
-    if device is not None and "device" in header:
-        rows = [r for r in rows if r.device == device]
-    if not rows:
-        where = f" for device {device!r}" if device else ""
-        raise MeasurementError(f"{path}: no measurements{where}")
-    return rows
-
-
-def _parse_row(path: Path, line: int, record: dict[str, str],
-               known_models: Callable[[str], bool] | None) -> Measurement:
-    def fail(column: str, why: str) -> MeasurementError:
-        return MeasurementError(f"{path}: row {line}, column {column!r}: {why}")
-
-    model = record.get("model", "")
-    if not model:
-        raise fail("model", "empty")
-    if known_models is not None and not known_models(model):
-        raise fail("model", f"unknown model {model!r}")
-    number = {}
-    for column in ("width", "latency_ms"):
-        try:
-            value = float(record.get(column, ""))
-        except ValueError:
-            raise fail(column, f"not a number: {record.get(column)!r}") from None
-        if not math.isfinite(value) or value <= 0:
-            raise fail(column, f"must be a finite number > 0, got {record.get(column)!r}")
-        number[column] = value
-    try:
-        resolution = int(record.get("resolution", ""))
-    except ValueError:
-        raise fail("resolution", f"not a whole number: {record.get('resolution')!r}") from None
-    if not 8 <= resolution <= 8192:
-        raise fail("resolution", f"must be from 8 to 8192, got {resolution}")
-    precision = record.get("precision") or None
-    if precision is not None and precision not in PRECISIONS:
-        raise fail("precision", f"unknown precision {precision!r}; valid: "
-                                f"{', '.join(PRECISIONS)}")
-    batch_text = record.get("batch") or "1"
-    try:
-        batch = int(batch_text)
-    except ValueError:
-        raise fail("batch", f"not a whole number: {batch_text!r}") from None
-    if batch < 1:
-        raise fail("batch", f"must be >= 1, got {batch}")
-    return Measurement(model=model, width=number["width"], resolution=resolution,
-                       latency_ms=number["latency_ms"], precision=precision,
-                       device=record.get("device") or None, batch=batch,
-                       source=record.get("source", ""), row=line)
 
 
 # -- parameters -----------------------------------------------------------------------------------
@@ -413,17 +304,3 @@ def fit_profile(base: HardwareProfile, measurements: Sequence[Measurement],
                                                               for p in predicted),
                      loo_predicted_ms=tuple(loo),
                      start_values=tuple(space.start_values()))
-
-
-def trace_measurements(measurements: Sequence[Measurement]) -> list[Any]:
-    """Op-view graphs of every measured variant (each distinct variant traced once)."""
-    from ..sources.variant import Variant
-
-    cache: dict[tuple[str, float, int, int], Any] = {}
-    graphs = []
-    for m in measurements:
-        key = (m.model, m.width, m.resolution, m.batch)
-        if key not in cache:
-            cache[key] = Variant(m.model, m.width, m.resolution, m.batch).validate().trace()
-        graphs.append(cache[key])
-    return graphs

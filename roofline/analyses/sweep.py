@@ -113,9 +113,7 @@ View = tuple[bool, frozenset[str]]
 
 
 def _arrays_for(variant: Variant, views: list[View]) -> tuple[list[dict[str, Any]], bool]:
-    from ..sources.cache import cached_arrays
-
-    return cached_arrays(variant.cache_key, views, variant.trace_uncached)
+    return variant.kernel_arrays(views)
 
 
 @dataclass
@@ -158,7 +156,7 @@ def trace_all(variants: Sequence[Variant], views: Sequence[View], workers: int =
     stats = TraceStats()
     todo: list[int] = []
     for i, v in enumerate(variants):
-        key = v.cache_key if cache_enabled() else ""
+        key = v.cache_key if cache_enabled() and v.source.cacheable() else ""
         arrays = [load_arrays(key, view) for view in views] if key else [None]
         if all(a is not None for a in arrays):
             found[i] = arrays  # type: ignore[assignment]

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     precision = args.precision or hw.default_precision
     hw.peak(precision)  # an unknown precision for this device fails before tracing
     variant = parse_variant(args.model, width=args.width, resolution=args.resolution,
-                            batch=args.batch)
+                            batch=args.batch, inputs=args.input)
     graph = variant.trace()
     prediction = predict(graph, hw, precision)
     if args.json:

@@ -10,11 +10,15 @@ inside the group has a single reader, so that nothing outside sees an intermedia
   tracer's ``linear`` (ONNX Runtime fuses the pair too, MatMulAddFusion).
 * ``gelu``: ``aten::gelu`` before opset 20 is ``Mul(Mul(x, Add(Erf(Div(x, √2)), 1)), 0.5)``
   (or its tanh form, ``approximate="tanh"``). One activation, as ONNX Runtime's GeluFusion.
+* ``silu`` and ``mish`` before opsets 22/18: ``Mul(x, Sigmoid(x))`` and
+  ``Mul(x, Tanh(Softplus(x)))``. One activation each.
 * ``scaled_dot_product_attention``: ``Mul(q, √s)`` and ``Mul(kᵀ, √s)`` into ``MatMul``,
   an optional additive mask, ``Softmax`` over the last axis, then ``MatMul`` with v. One
   attention layer with the tracer's two GEMMs, Q·Kᵀ and A·V; the scores are not written out.
   Attention written out by hand (``q @ k.transpose(-2, -1) * scale``) scales after the product
   and stays as the separate ops the tracer sees too.
+* ``roll``: ``torch.roll`` over several dimensions is, per dimension, ``Concat`` of two
+  ``Slice`` of the previous result along it. One copy, as the tracer's ``roll``.
 """
 
 from __future__ import annotations
@@ -161,6 +165,31 @@ def _gelu_tanh(g: NodeGraph, tanh: Node) -> Idiom | None:
                  tuple(sorted(members)), (x,), half.outputs[0])
 
 
+def _gated(g: NodeGraph, first: Node, chain: Sequence[str], op: str) -> Idiom | None:
+    """``Mul(x, f(x))`` where ``f`` is the unary ops ``chain`` starting at ``first``."""
+    x = first.inputs[0]
+    nodes = [first]
+    for op_type in chain[1:]:
+        following = _next(g, nodes[-1].outputs[0], op_type)
+        if following is None:
+            return None
+        nodes.append(following)
+    mul = _next(g, nodes[-1].outputs[0], "Mul")
+    if mul is None or _other(mul, nodes[-1].outputs[0]) != x:
+        return None
+    members = tuple(n.index for n in nodes) + (mul.index,)
+    return Idiom(op, op, OpKind.ACTIVATION, f"{first.scope}/{op.capitalize()}", mul.index,
+                 members, (x,), mul.outputs[0])
+
+
+def _silu(g: NodeGraph, sigmoid: Node) -> Idiom | None:
+    return _gated(g, sigmoid, ("Sigmoid",), "silu")
+
+
+def _mish(g: NodeGraph, softplus: Node) -> Idiom | None:
+    return _gated(g, softplus, ("Softplus", "Tanh"), "mish")
+
+
 def _scaled(g: NodeGraph, name: str) -> tuple[Node, str] | None:
     """``name`` = Mul(act, const) read only by its consumer: (the Mul, the activation)."""
     mul = g.producer_node(name)
@@ -208,11 +237,67 @@ def _attention(g: NodeGraph, softmax: Node) -> Idiom | None:
                  tuple(sorted(members)), inputs, mix.outputs[0])
 
 
+def _roll_source(g: NodeGraph, concat: Node) -> tuple[str, list[int]] | None:
+    """The tensor a ``Concat`` of two pieces of it along the concatenated axis rolls (each
+    piece a Slice of it, or the tensor itself when the exporter dropped a full slice), and the
+    Slice nodes."""
+    present = [n for n in concat.inputs if n]
+    if len(present) != 2:
+        return None
+    pieces = []
+    for name in present:
+        node = g.producer_node(name)
+        if node is not None and node.op_type == "Slice" and g.only_consumer(name) is not None:
+            pieces.append((node.inputs[0], node))
+        else:
+            pieces.append((name, None))
+    sources = {source for source, _ in pieces}
+    slices = [node for _, node in pieces if node is not None]
+    if len(sources) != 1 or not slices:
+        return None
+    (source,) = sources
+    rank = len(g.shapes.get(source) or ())
+    if not rank:
+        return None
+    axis = int(concat.attrs.get("axis", 0)) % rank
+    for node in slices:
+        axes = g.const_value(node.inputs[3]) if len(node.inputs) > 3 and node.inputs[3] else None
+        steps = g.const_value(node.inputs[4]) if len(node.inputs) > 4 and node.inputs[4] else None
+        if axes is None or [int(a) % rank for a in axes.reshape(-1)] != [axis]:
+            return None
+        if steps is not None and [int(x) for x in steps.reshape(-1)] != [1]:
+            return None
+    return source, [node.index for node in slices]
+
+
+def _rolls(g: NodeGraph, taken: set[int]) -> list[Idiom]:
+    """Rolls, each chain of per-dimension Concats merged into one."""
+    by_output: dict[str, Idiom] = {}
+    for node in g.nodes:
+        if node.op_type != "Concat" or node.domain != "" or node.index in taken:
+            continue
+        found = _roll_source(g, node)
+        if found is None:
+            continue
+        source, slices = found
+        members = [node.index, *slices]
+        earlier = by_output.get(source)
+        if earlier is not None and set(g.consumers.get(source, [])) <= set(members):
+            del by_output[source]
+            members += earlier.members
+            source = earlier.inputs[0]
+        by_output[node.outputs[0]] = Idiom(
+            "roll", "roll", OpKind.DATA_MOVEMENT, f"{node.scope}/Roll", node.index,
+            tuple(sorted(members)), (source,), node.outputs[0])
+    return list(by_output.values())
+
+
 def find_idioms(g: NodeGraph) -> list[Idiom]:
     """Every idiom in ``g``; no node belongs to two."""
     found: list[Idiom] = []
     taken: set[int] = set()
-    matchers = {"Softmax": _attention, "Erf": _gelu_erf, "Tanh": _gelu_tanh}
+    matchers = {"Softmax": _attention, "Erf": _gelu_erf, "Tanh": _gelu_tanh,
+                "Sigmoid": _silu, "Softplus": _mish}
     # Attention and GELU first: their MatMuls are not linear layers.
     for node in g.nodes:
         matcher = matchers.get(node.op_type) if node.domain == "" else None
@@ -226,6 +311,11 @@ def find_idioms(g: NodeGraph) -> list[Idiom]:
             if idiom is not None and not taken.intersection(idiom.members):
                 found.append(idiom)
                 taken.update(idiom.members)
+    for idiom in _rolls(g, taken):
+        # A roll of one dimension is one Concat either way; only chains change the count.
+        if sum(g.nodes[i].op_type == "Concat" for i in idiom.members) > 1:
+            found.append(idiom)
+            taken.update(idiom.members)
     return found
 
 

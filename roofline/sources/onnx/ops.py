@@ -37,12 +37,14 @@ from ...core.graph import Gemm, OpKind
 from ..pytorch.ops import conv_kind, einsum_cost
 
 __all__ = ["OnnxRule", "RULES", "IGNORE_RULES", "rule_for", "snake_case", "op_name",
-           "DEFAULT_DOMAIN", "recurrent_gemms"]
+           "DEFAULT_DOMAIN", "recurrent_gemms", "matmul_gemm", "linear_gemm"]
 
 Shape = tuple[int, ...]
 Attrs = Mapping[str, Any]
-#: (attributes, shapes of the inputs by position (None: absent), output shapes) -> MACs, GEMMs
-CostFn = Callable[[Attrs, Sequence["Shape | None"], Sequence[Shape]], tuple[int, tuple[Gemm, ...]]]
+#: (attributes, shapes of the inputs by position (None: absent), output shapes, which inputs
+#: are constants) -> MACs, GEMMs
+CostFn = Callable[[Attrs, Sequence["Shape | None"], Sequence[Shape], Sequence[bool]],
+                  tuple[int, tuple[Gemm, ...]]]
 #: (attributes, input shapes, which inputs are constants) -> the layer's kind
 KindFn = Callable[[Attrs, Sequence["Shape | None"], Sequence[bool]], OpKind]
 
@@ -115,8 +117,8 @@ def snake_case(op_type: str) -> str:
 # -- costs ----------------------------------------------------------------------------------------
 
 def _conv(x_at: int, w_at: int, transposed: bool = False) -> CostFn:
-    def cost(attrs: Attrs, ins: Sequence[Shape | None],
-             outs: Sequence[Shape]) -> tuple[int, tuple[Gemm, ...]]:
+    def cost(attrs: Attrs, ins: Sequence[Shape | None], outs: Sequence[Shape],
+             const: Sequence[bool]) -> tuple[int, tuple[Gemm, ...]]:
         x, w = ins[x_at], ins[w_at]
         assert x is not None and w is not None
         groups = int(attrs.get("group", 1))
@@ -156,16 +158,24 @@ def matmul_gemm(a: Shape, b: Shape) -> Gemm:
     return Gemm(batch, a2[-2], b2[-1], a2[-1])
 
 
+def linear_gemm(x: Shape, w: Shape) -> Gemm:
+    """An activation times a constant matrix (K, N): one GEMM over every row of the activation,
+    as the tracer's ``linear`` (the weight is shared by the batch)."""
+    if len(w) != 2 or len(x) < 2:
+        return matmul_gemm(x, w)
+    return Gemm(1, math.prod(x[:-1]), w[1], w[0])
+
+
 def _matmul(a_at: int, b_at: int) -> CostFn:
-    def cost(attrs: Attrs, ins: Sequence[Shape | None],
-             outs: Sequence[Shape]) -> tuple[int, tuple[Gemm, ...]]:
+    def cost(attrs: Attrs, ins: Sequence[Shape | None], outs: Sequence[Shape],
+             const: Sequence[bool]) -> tuple[int, tuple[Gemm, ...]]:
         a, b = ins[a_at], ins[b_at]
         assert a is not None and b is not None
         if attrs.get("transA"):
             a = (*a[:-2], a[-1], a[-2])
         if attrs.get("transB"):
             b = (*b[:-2], b[-1], b[-2])
-        gemm = matmul_gemm(a, b)
+        gemm = linear_gemm(a, b) if const[b_at] and not const[a_at] else matmul_gemm(a, b)
         return gemm.macs, (gemm,)
 
     return cost
@@ -180,8 +190,8 @@ def _linear_or_matmul(a_at: int, b_at: int) -> KindFn:
     return classify
 
 
-def _einsum(attrs: Attrs, ins: Sequence[Shape | None],
-            outs: Sequence[Shape]) -> tuple[int, tuple[Gemm, ...]]:
+def _einsum(attrs: Attrs, ins: Sequence[Shape | None], outs: Sequence[Shape],
+            const: Sequence[bool]) -> tuple[int, tuple[Gemm, ...]]:
     equation = attrs["equation"]
     if isinstance(equation, bytes):
         equation = equation.decode()
@@ -210,8 +220,8 @@ def recurrent_gemms(x: Shape, w: Shape, r: Shape, layout: int) -> tuple[Gemm, ..
             Gemm(directions * steps, batch, gate_rows, hidden))
 
 
-def _recurrent(attrs: Attrs, ins: Sequence[Shape | None],
-               outs: Sequence[Shape]) -> tuple[int, tuple[Gemm, ...]]:
+def _recurrent(attrs: Attrs, ins: Sequence[Shape | None], outs: Sequence[Shape],
+               const: Sequence[bool]) -> tuple[int, tuple[Gemm, ...]]:
     x, w, r = ins[0], ins[1], ins[2]
     assert x is not None and w is not None and r is not None
     gemms = recurrent_gemms(x, w, r, int(attrs.get("layout", 0)))

@@ -39,7 +39,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import shape_inference
 
 from ...core.graph import (
     InputSpec,
@@ -54,8 +53,9 @@ from ...units import check_precision
 from . import layout
 from .idioms import Idiom, attention_gemms, find_idioms
 from .nodes import FLOAT_TYPES, QUANT_TYPES, Node, NodeGraph, dtype_bytes, dtype_name
-from .ops import IGNORE_RULES, OnnxRule, op_name, rule_for
+from .ops import IGNORE_RULES, OnnxRule, linear_gemm, matmul_gemm, op_name, rule_for
 from .qdq import QUANT_OPS, plan_qdq
+from .shapes import infer_static_shapes
 
 __all__ = ["read_onnx", "onnx_fingerprint", "onnx_input_specs", "module_path"]
 
@@ -311,12 +311,7 @@ def _infer(model: onnx.ModelProto, specs: Sequence[InputSpec]) -> onnx.ModelProt
     for info in graph.output:
         if info.type.HasField("tensor_type"):
             info.type.tensor_type.ClearField("shape")
-    try:
-        return shape_inference.infer_shapes(bound, check_type=False, strict_mode=False,
-                                            data_prop=True)
-    except Exception as exc:  # noqa: BLE001 - onnx's inference rejects a malformed graph
-        raise ModelLoadError(f"ONNX shape inference failed: {type(exc).__name__}: "
-                             f"{_first_line(exc)}") from None
+    return infer_static_shapes(bound)
 
 
 def module_path(node_name: str) -> str:
@@ -593,7 +588,7 @@ class _Walk:
         reads = [(p, node.inputs[p], ins[p]) for p in positions]
         bias = rule.bias if rule is not None else None
         buffers = rule.buffers if rule is not None else ()
-        macs, gemms = (rule.cost(node.attrs, shapes, self._out_shapes(node))
+        macs, gemms = (rule.cost(node.attrs, shapes, self._out_shapes(node), const)
                        if rule is not None and rule.cost else (0, ()))
         outputs = self._outputs(node, rule, [v for v in ins if isinstance(v, _Act)])
         self._append(node.name or f"{node.op_type}_{node.index}", module_path(node.name),
@@ -670,7 +665,7 @@ class _Walk:
             output_shapes=tuple(a.shape for _, a in outputs), macs=int(macs), params=params,
             weight_elements=weight_elements, bias_elements=bias_elements,
             inputs=tuple(inputs), outputs=tuple(self.use(a) for _, a in outputs),
-            gemms=gemms))
+            gemms=gemms, precision="int8" if self.int8 else None))
 
     def idiom(self, idiom: Idiom) -> None:
         g = self.g
@@ -685,11 +680,10 @@ class _Walk:
         shapes = [v.shape if v is not None else None for _, _, v in reads]
         gemms: tuple = ()
         if idiom.kind == "linear":
-            from .ops import matmul_gemm
-
             a, b = shapes[0], shapes[1]
             assert a is not None and b is not None
-            gemms = (matmul_gemm(a, b),)
+            b_const = isinstance(reads[1][2], _Const)
+            gemms = (linear_gemm(a, b) if b_const else matmul_gemm(a, b),)
         elif idiom.kind == "scaled_dot_product_attention":
             q, kt, v = shapes[0], shapes[1], shapes[2]
             assert q is not None and kt is not None and v is not None

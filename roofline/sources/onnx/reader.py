@@ -57,7 +57,8 @@ from .ops import IGNORE_RULES, OnnxRule, linear_gemm, matmul_gemm, op_name, rule
 from .qdq import QUANT_OPS, plan_qdq
 from .shapes import infer_static_shapes
 
-__all__ = ["read_onnx", "onnx_fingerprint", "onnx_input_specs", "module_path"]
+__all__ = ["read_onnx", "onnx_fingerprint", "onnx_input_specs", "bind_inputs", "bound_inputs",
+           "module_path"]
 
 Shape = tuple[int, ...]
 T = onnx.TensorProto
@@ -175,14 +176,33 @@ def _positive(value: object, what: str) -> int:
     return number
 
 
-def _bind(model: onnx.ModelProto, inputs: Sequence[InputSpec | Sequence[int]] | None,
-          dims: Mapping[str, int] | None, batch: int | None,
-          resolution: int | None) -> list[InputSpec]:
-    """Every model input's static shape, from the file and what the caller gave."""
+Declared = list[tuple[str, list[int | str | None], str]]
+
+
+def _declared(model: onnx.ModelProto) -> Declared:
+    """The model's inputs as the file declares them: (name, dims with names for dynamic ones,
+    dtype name)."""
     initializers = {t.name for t in model.graph.initializer}
-    graph_inputs = [i for i in model.graph.input if i.name not in initializers]
-    declared = {i.name: _dims(i) for i in graph_inputs}
-    bound: dict[str, list[int | str | None]] = {n: list(d) for n, d in declared.items()}
+    out: Declared = []
+    for info in model.graph.input:
+        if info.name in initializers:
+            continue
+        elem = info.type.tensor_type.elem_type
+        dtype = dtype_name(elem)
+        if dtype is None:
+            raise ModelLoadError(f"input {info.name!r} has ONNX type "
+                                 f"{T.DataType.Name(elem)}, which roofline cannot size")
+        out.append((info.name, _dims(info), dtype))
+    return out
+
+
+def bind_inputs(declared: Declared, inputs: Sequence[InputSpec | Sequence[int]] | None = None,
+                dims: Mapping[str, int] | None = None, batch: int | None = None,
+                resolution: int | None = None) -> list[InputSpec]:
+    """Every declared input's static shape, from the file and what the caller gave (see
+    :func:`read_onnx`)."""
+    declared_dims = {name: d for name, d, _ in declared}
+    bound: dict[str, list[int | str | None]] = {n: list(d) for n, d in declared_dims.items()}
     named: dict[str, int] = {}
 
     def bind_param(param: str, value: int, where: str) -> None:
@@ -191,13 +211,15 @@ def _bind(model: onnx.ModelProto, inputs: Sequence[InputSpec | Sequence[int]] | 
                              f"{value} ({where})")
         named[param] = value
 
-    names = [i.name for i in graph_inputs]
+    names = [name for name, _, _ in declared]
+    dtypes = {name: dtype for name, _, dtype in declared}
+    given_keys: set[str] = set()
     for position, spec in enumerate(inputs or ()):
         if isinstance(spec, InputSpec):
             shape, key = spec.shape, spec.name
         else:
             shape, key = tuple(spec), ""
-        if key and key not in declared:
+        if key and key not in declared_dims:
             raise UsageError(f"the model has no input {key!r}; its inputs are "
                              f"{', '.join(names) or 'none'}")
         if not key:
@@ -205,7 +227,10 @@ def _bind(model: onnx.ModelProto, inputs: Sequence[InputSpec | Sequence[int]] | 
                 raise UsageError(f"{len(inputs or ())} input shapes given; the model takes "
                                  f"{len(names)} ({', '.join(names)})")
             key = names[position]
-        want = declared[key]
+        given_keys.add(key)
+        if isinstance(spec, InputSpec) and spec.dtype not in ("float32", dtypes[key]):
+            raise UsageError(f"input {key!r} is {dtypes[key]} in the file, not {spec.dtype}")
+        want = declared_dims[key]
         shape = tuple(_positive(d, f"dimension {i} of input {key!r}") for i, d in enumerate(shape))
         if len(shape) != len(want):
             raise UsageError(f"input {key!r} is {len(want)}-d {_shape_text(want)}, got shape "
@@ -223,19 +248,21 @@ def _bind(model: onnx.ModelProto, inputs: Sequence[InputSpec | Sequence[int]] | 
         batch = _positive(batch, "batch")
     if resolution is not None:
         resolution = _positive(resolution, "resolution")
-        if not any(len(d) == 4 for d in declared.values()):
+        if not any(len(d) == 4 for d in declared_dims.values()):
             raise UsageError("a resolution needs an image input (N, C, H, W); the model's "
                              "inputs are " + ", ".join(f"{n} {_shape_text(d)}"
-                                                       for n, d in declared.items()))
+                                                       for n, d in declared_dims.items()))
     for key, shape in bound.items():
+        declared_shape = declared_dims[key]
         for i, d in enumerate(shape):
             if isinstance(d, int):
-                if i == 0 and batch is not None and declared[key][0] == d \
-                        and isinstance(declared[key][0], int) and d != batch:
+                if key in given_keys:
+                    continue
+                if i == 0 and batch is not None and d != batch:
                     raise UsageError(f"input {key!r} has a fixed batch of {d}; the file cannot "
                                      f"run at batch {batch}")
                 if resolution is not None and len(shape) == 4 and i in (2, 3) \
-                        and isinstance(declared[key][i], int) and d != resolution:
+                        and d != resolution:
                     raise UsageError(f"input {key!r} has a fixed {'height' if i == 2 else 'width'}"
                                      f" of {d}; the file cannot run at resolution {resolution}")
                 continue
@@ -249,31 +276,27 @@ def _bind(model: onnx.ModelProto, inputs: Sequence[InputSpec | Sequence[int]] | 
             else:
                 label = f" ({d!r})" if isinstance(d, str) else ""
                 raise UsageError(
-                    f"dynamic dimension {i}{label} of input {key!r} {_shape_text(declared[key])} "
-                    f"is not bound: give the input's shape"
-                    + (" or a resolution" if len(shape) == 4 and i in (2, 3) else "")
-                    + (f" or dims={{{d!r}: N}}" if isinstance(d, str) else ""))
+                    f"dynamic dimension {i}{label} of input {key!r} {_shape_text(declared_shape)}"
+                    f" is not bound: give the input's shape"
+                    + (", a resolution" if len(shape) == 4 and i in (2, 3) else "")
+                    + (f" or dims={{{d!r}: size}}" if isinstance(d, str) else ""))
             if isinstance(d, str):
                 named.setdefault(d, int(shape[i]))  # type: ignore[arg-type]
-    specs = []
-    for info in graph_inputs:
-        elem = info.type.tensor_type.elem_type
-        dtype = dtype_name(elem)
-        if dtype is None:
-            raise ModelLoadError(f"input {info.name!r} has ONNX type "
-                                 f"{T.DataType.Name(elem)}, which roofline cannot size")
-        specs.append(InputSpec(tuple(int(d) for d in bound[info.name]), dtype,  # type: ignore
-                               info.name))
-    return specs
+    return [InputSpec(tuple(int(d) for d in bound[name]), dtypes[name], name)  # type: ignore
+            for name in names]
 
 
-def onnx_input_specs(path: str | Path) -> list[tuple[str, list[int | str | None], str]]:
+def bound_inputs(path: str | Path, *, batch: int | None = None,
+                 resolution: int | None = None) -> list[InputSpec]:
+    """The file's inputs with a dynamic batch and image size bound (the source's default)."""
+    return bind_inputs(onnx_input_specs(path), batch=batch, resolution=resolution)
+
+
+def onnx_input_specs(path: str | Path) -> Declared:
     """The model's inputs as the file declares them: (name, dims with names for dynamic ones,
-    type)."""
+    dtype)."""
     model, _ = _load(path)
-    initializers = {t.name for t in model.graph.initializer}
-    return [(i.name, _dims(i), dtype_name(i.type.tensor_type.elem_type) or "?")
-            for i in model.graph.input if i.name not in initializers]
+    return _declared(model)
 
 
 #: Initializers with more elements than this go to shape inference as typed inputs without
@@ -732,7 +755,7 @@ def read_onnx(path: str | Path, inputs: Sequence[InputSpec | Sequence[int]] | No
     if precision is not None:
         check_precision(precision)
     model, base_dir = _load(path)
-    specs = _bind(model, inputs, dims, batch, resolution)
+    specs = bind_inputs(_declared(model), inputs, dims, batch, resolution)
     g = NodeGraph(model, _infer(model, specs), base_dir)
     int8 = any(n.op_type in QUANT_OPS for n in g.nodes)
     walk = _Walk(g, int8)

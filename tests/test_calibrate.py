@@ -58,7 +58,7 @@ def synthetic():
 def test_fit_recovers_known_parameters(synthetic):
     truth, rows, graphs = synthetic
     free = [GEMM, "efficiency.depthwise_conv", "overhead.per_kernel_s"]
-    result = fit_profile(base_profile(), rows, free, graphs=graphs)
+    result = fit_profile(base_profile(), rows, free, graphs=graphs, priors=False)
     values = dict(zip(free, result.values, strict=True))
     assert values[GEMM] == pytest.approx(0.6, rel=1e-3)
     assert values["efficiency.depthwise_conv"] == pytest.approx(0.1, rel=1e-3)
@@ -70,6 +70,54 @@ def test_fit_recovers_known_parameters(synthetic):
     fitted = result.profile
     assert fitted.efficiency["pointwise_conv"] == pytest.approx(0.6, rel=1e-3)
     assert "fitted" in fitted.sources["efficiency.depthwise_conv"]
+
+
+def _fit_info(**extra):
+    return {"measurements": "synthetic", "command": "test", **extra}
+
+
+def test_priors_pull_as_far_as_the_data_are_uncertain(synthetic):
+    """A MAP fit sits between the prior and the truth: near the truth when the engine's error
+    allowance is small, near the prior when it is large (the measurements then say little)."""
+    truth, rows, graphs = synthetic
+    free = [GEMM, "efficiency.depthwise_conv"]
+    # Prior: dense efficiency 0.3 (truth 0.6), depthwise 0.3 (truth 0.1), each x/÷ 2.
+    priors = {GEMM: {"typical": 0.3, "spread": 2.0},
+              "efficiency.depthwise_conv": {"typical": 0.3, "spread": 2.0}}
+    sources = {"fit": "test"}
+
+    def fitted(model_sigma):
+        base = base_profile(overhead={"per_kernel_s": 20e-6},
+                            fit=_fit_info(free=free, priors=priors, model_sigma=model_sigma),
+                            sources={**base_profile().sources, **sources})
+        result = fit_profile(base, rows, None, graphs=graphs, leave_one_out=False)
+        return dict(zip(free, result.values, strict=True)), result
+
+    precise, result = fitted(1e-4)
+    assert precise[GEMM] == pytest.approx(0.6, rel=1e-3)
+    assert precise["efficiency.depthwise_conv"] == pytest.approx(0.1, rel=1e-3)
+    assert result.used_priors and len(result.covariance) == 2
+    loose, _ = fitted(1.0)
+    import math
+
+    # With an error allowance of 100 % per row, seven rows move each parameter less than half
+    # way (in log units) from its prior of 0.3 towards the truth.
+    for path in free:
+        assert abs(math.log(loose[path] / 0.3)) < 0.5 * abs(math.log(precise[path] / 0.3))
+
+
+def test_a_floor_is_a_hard_bound_and_bounds_are_flagged(synthetic):
+    _, rows, graphs = synthetic
+    # The data want 10 GB/s of a 20 GB/s datasheet figure (they were made by a compute-bound
+    # profile); a floor at 0.9 x the datasheet stops the fit there and says so.
+    base = base_profile(fit=_fit_info(free=["dram.bandwidth_bytes_per_s"], priors={
+        "dram.bandwidth_bytes_per_s": {"typical": 0.95, "spread": 1.5, "floor": 0.9,
+                                       "relative": True}}),
+        sources={**base_profile().sources, "fit": "test"},
+        peak_macs_per_s={"int8": 400e9})
+    result = fit_profile(base, rows, None, graphs=graphs, leave_one_out=False)
+    assert result.profile.dram.bandwidth_bytes_per_s >= 0.9 * 20e9 * (1 - 1e-9)
+    assert any("dram.bandwidth_bytes_per_s is at its" in f for f in result.flags)
 
 
 def test_fit_respects_bounds(synthetic):

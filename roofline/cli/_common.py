@@ -183,8 +183,10 @@ def seconds_between(low: float, high: float) -> Callable[[str], float]:
 
 def write_rows_csv(path: str, rows: Sequence[dict[str, Any]],
                    fields: Sequence[str] | None = None) -> None:
-    """Write ``rows`` (dicts) to ``path`` as CSV, atomically."""
+    """Write ``rows`` (dicts) to ``path`` as CSV, atomically. A list cell (a latency range,
+    unsupported op kinds) is written as its JSON text, ``[0.93, 1.21]``, so it reads back."""
     import csv
+    import json
 
     from ..io import atomic_open
 
@@ -192,7 +194,8 @@ def write_rows_csv(path: str, rows: Sequence[dict[str, Any]],
     with atomic_open(path, "w") as handle:
         writer = csv.DictWriter(handle, fieldnames=names)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: json.dumps(v) if isinstance(v, (list, tuple)) else v
+                          for k, v in row.items()} for row in rows)
 
 
 class ProgressBar:

@@ -69,6 +69,8 @@ def profile_json(variant: Any, graph: Any, prediction: Any) -> dict[str, Any]:
         "macs": graph.macs,
         "top1": variant.top1(),
         "latency_ms": prediction.latency_ms,
+        "latency_range_ms": (list(prediction.latency_range_ms)
+                             if prediction.latency_range_ms else None),
         "supported": prediction.supported,
         "unsupported_kinds": prediction.unsupported_kinds,
         "bound_ms": prediction.bound_breakdown(),

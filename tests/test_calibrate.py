@@ -247,8 +247,9 @@ def test_published_tables_read_as_written(tmp_path):
     # 0.01 ms step on 2.35 ms: uniform error of sd 0.01 / sqrt(12) / 2.35 = 0.123 %.
     assert first.rounding_sd == pytest.approx(0.01 / 12 ** 0.5 / 2.35)
     assert select(rows, parse_select("runtime=tflite-gpu,threads=")) == [second]
+    assert select(rows, parse_select("threads=4;runtime=tflite-gpu")) == rows  # either
     assert load_measurements(path, where={"threads": "4"}) == [first]
     with pytest.raises(UsageError, match="KEY=VALUE"):
         parse_select("colour=red")
-    with pytest.raises(MeasurementError, match="no measurements with device=p3, runtime=npu"):
+    with pytest.raises(MeasurementError, match="no measurements with device=p3,runtime=npu"):
         load_measurements(path, where={"device": "p3", "runtime": "npu"})

@@ -26,7 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..core.graph import LayerGraph
     from ..sources.variant import Variant
 
-__all__ = ["Measurement", "load_measurements", "select", "parse_select", "trace_measurements",
+__all__ = ["Measurement", "load_measurements", "select", "parse_select", "format_select",
+           "trace_measurements",
            "REQUIRED_COLUMNS", "OPTIONAL_COLUMNS"]
 
 REQUIRED_COLUMNS = ("model", "width", "latency_ms")
@@ -86,14 +87,18 @@ def _step(text: str) -> float:
     return 10.0 ** -len(decimals)
 
 
+Criteria = Mapping[str, str] | Sequence[Mapping[str, str]]
+
+
 def load_measurements(path: str | Path, *, device: str | None = None,
-                      where: Mapping[str, str] | None = None,
+                      where: Criteria | None = None,
                       known_models: Callable[[str], bool] | None = None,
                       aliases: Mapping[str, str] | None = None) -> list[Measurement]:
     """Read a measurement CSV; every problem is a MeasurementError naming the file and row.
 
     ``device`` keeps the rows of one device (a file without a device column is taken to be
-    for it); ``where`` keeps rows whose columns equal the given values (see :func:`select`).
+    for it); ``where`` keeps rows whose columns equal the given values, or that match any of
+    several such sets (see :func:`select`).
     ``aliases`` renames models (a published name to a model spec roofline knows);
     ``known_models`` validates the names that remain.
     """
@@ -125,39 +130,60 @@ def load_measurements(path: str | Path, *, device: str | None = None,
         if aliases and record.get("model") in aliases:
             record["model"] = aliases[record["model"]]
         rows.append(_parse_row(path, line, record, known_models))
-    criteria = dict(where or {})
+    alternatives = _alternatives(where)
     if device is not None and "device" in header:
-        criteria.setdefault("device", device)
-    rows = select(rows, criteria)
+        alternatives = [{**c, "device": c.get("device", device)} for c in alternatives]
+    rows = select(rows, alternatives)
     if not rows:
-        shown = ", ".join(f"{k}={v}" for k, v in criteria.items())
+        shown = format_select(alternatives)
         raise MeasurementError(f"{path}: no measurements" + (f" with {shown}" if shown else ""))
     return rows
 
 
-def parse_select(text: str) -> dict[str, str]:
-    """``KEY=VALUE[,KEY=VALUE...]`` with keys from :data:`SELECT_KEYS`."""
-    out: dict[str, str] = {}
-    for item in (p.strip() for p in str(text).split(",")):
-        if not item:
-            continue
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or key not in SELECT_KEYS:
-            raise UsageError(f"--select {text!r}: expected KEY=VALUE with KEY one of "
-                             f"{', '.join(SELECT_KEYS)}")
-        out[key] = value.strip()
+def _alternatives(where: Criteria | None) -> list[dict[str, str]]:
+    if not where:
+        return [{}]
+    if isinstance(where, Mapping):
+        return [dict(where)]
+    return [dict(c) for c in where] or [{}]
+
+
+def format_select(alternatives: Criteria) -> str:
+    """The ``--select`` text of criteria: ``a=1,b=2;c=3``."""
+    return ";".join(",".join(f"{k}={v}" for k, v in c.items())
+                    for c in _alternatives(alternatives))
+
+
+def parse_select(text: str) -> list[dict[str, str]]:
+    """``KEY=VALUE[,KEY=VALUE...]`` with keys from :data:`SELECT_KEYS`; several such sets
+    separated by ``;`` select the rows that match any of them."""
+    out: list[dict[str, str]] = []
+    for group in str(text).split(";"):
+        criteria: dict[str, str] = {}
+        for item in (p.strip() for p in group.split(",")):
+            if not item:
+                continue
+            key, sep, value = item.partition("=")
+            key = key.strip()
+            if not sep or key not in SELECT_KEYS:
+                raise UsageError(f"--select {text!r}: expected KEY=VALUE with KEY one of "
+                                 f"{', '.join(SELECT_KEYS)}")
+            criteria[key] = value.strip()
+        if criteria:
+            out.append(criteria)
     return out
 
 
-def select(rows: Iterable[Measurement], criteria: Mapping[str, str]) -> list[Measurement]:
-    """The rows whose attributes equal ``criteria`` (threads compared as numbers; an empty
-    value matches a row that leaves the column empty)."""
+def select(rows: Iterable[Measurement], criteria: Criteria) -> list[Measurement]:
+    """The rows whose attributes equal ``criteria``, or any of several sets of criteria
+    (values compared as text; an empty value matches a row that leaves the column empty)."""
     def value(row: Measurement, key: str) -> str:
         got = getattr(row, key)
         return "" if got is None else str(got)
 
-    return [r for r in rows if all(value(r, k) == str(v).strip() for k, v in criteria.items())]
+    alternatives = _alternatives(criteria)
+    return [r for r in rows if any(all(value(r, k) == str(v).strip() for k, v in c.items())
+                                   for c in alternatives)]
 
 
 def _parse_row(path: Path, line: int, record: dict[str, str],

@@ -86,26 +86,9 @@ def _run_measurements(args: argparse.Namespace) -> int:
     source = (f"fitted to {len(measurements)} measured latencies ({shown}) in "
               f"{args.measurements} (the command is in [fit])")
     result = fit_profile(base, measurements, free, leave_one_out=args.loo, source=source)
-    stated_fit = base.fit.model_dump() if base.fit else {}
-    fit_info = {
-        "measurements": str(args.measurements),
-        "select": shown,
-        "command": command,
-        "convention": "fused kernels",
-        "date": _dt.date.today().isoformat(),
-        "free": list(result.free),
-        "models": len(measurements),
-        "median_abs_error_pct": round(result.median_abs_error_pct, 2),
-        "spearman": _round(result.spearman),
-        "model_sigma": stated_fit.get("model_sigma"),
-        "priors": stated_fit.get("priors", {}),
-        "covariance": [[float(f"{v:.6g}") for v in row] for row in result.covariance],
-        "structural_sigma": stated_fit.get("structural_sigma"),
-        "flags": list(result.flags),
-    }
-    if result.loo_predicted_ms:
-        fit_info["loo_median_abs_error_pct"] = round(result.loo_median_abs_error_pct, 2)
-        fit_info["loo_spearman"] = _round(result.loo_spearman)
+    fit_info = result.fit_record(base, measurements=str(args.measurements), select=shown,
+                                 command=command, convention="fused kernels",
+                                 date=_dt.date.today().isoformat())
     changes: dict[str, object] = {"fit": fit_info}
     if args.name:
         changes["name"] = args.name
@@ -120,12 +103,6 @@ def _run_measurements(args: argparse.Namespace) -> int:
         return 0
     _print_fit(result, fitted.name, args.out)
     return 0
-
-
-def _round(value: float) -> float | None:
-    import math
-
-    return None if value is None or math.isnan(value) else round(value, 4)
 
 
 def _print_fit(result, name: str, out: str) -> None:

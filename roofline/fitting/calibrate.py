@@ -183,6 +183,10 @@ def kendall(a: Sequence[float], b: Sequence[float]) -> float:
 
 # -- the fit --------------------------------------------------------------------------------------
 
+def _round(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else round(value, 4)
+
+
 @dataclass(frozen=True)
 class FitResult:
     """A fitted profile and how well it explains the measurements."""
@@ -242,6 +246,25 @@ class FitResult:
                 row["loo_error_pct"] = self.loo_errors_pct[i]
             out.append(row)
         return out
+
+    def fit_record(self, base: HardwareProfile, **stated: Any) -> dict[str, Any]:
+        """The profile's ``[fit]`` table: what the base profile stated about its fit (priors,
+        error allowances, the rows it uses), what this fit found (free parameters, posterior
+        covariance, flags, how well it fits) and ``stated`` (measurements, command, date)."""
+        record: dict[str, Any] = base.fit.model_dump() if base.fit else {
+            "measurements": "", "command": ""}
+        record.update(free=list(self.free), models=len(self.measurements),
+                      median_abs_error_pct=round(self.median_abs_error_pct, 2),
+                      spearman=_round(self.spearman),
+                      covariance=[[float(f"{v:.6g}") for v in row] for row in self.covariance],
+                      flags=list(self.flags))
+        record.pop("loo_median_abs_error_pct", None)
+        record.pop("loo_spearman", None)
+        if self.loo_predicted_ms:
+            record["loo_median_abs_error_pct"] = round(self.loo_median_abs_error_pct, 2)
+            record["loo_spearman"] = _round(self.loo_spearman)
+        record.update(stated)
+        return record
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -458,12 +481,16 @@ def fit_profile(base: HardwareProfile, measurements: Sequence[Measurement],
             rest = everything[everything != i]
             profile_i = space.apply(_least_squares(problem, space, rest, objective).values)
             loo.append(float(problem.predict(profile_i)[i]) * 1e3)
-    if fit_info is not None:
-        fitted = fitted.with_changes(fit=fit_info)
-    return FitResult(profile=fitted, measurements=tuple(measurements), free=tuple(free),
-                     values=tuple(values), predicted_ms=tuple(float(p) * 1e3
-                                                              for p in predicted),
-                     loo_predicted_ms=tuple(loo),
-                     start_values=tuple(space.start_values()),
-                     covariance=tuple(tuple(float(v) for v in row) for row in covariance),
-                     flags=tuple(flags), used_priors=objective.uses_priors)
+    result = FitResult(profile=fitted, measurements=tuple(measurements), free=tuple(free),
+                       values=tuple(values), predicted_ms=tuple(float(p) * 1e3
+                                                                for p in predicted),
+                       loo_predicted_ms=tuple(loo),
+                       start_values=tuple(space.start_values()),
+                       covariance=tuple(tuple(float(v) for v in row) for row in covariance),
+                       flags=tuple(flags), used_priors=objective.uses_priors)
+    # The fitted profile carries its fit (the covariance gives its predictions their range).
+    record = fit_info if fit_info is not None else (
+        result.fit_record(base) if objective.uses_priors else None)
+    if record is not None:
+        result = dataclasses.replace(result, profile=fitted.with_changes(fit=record))
+    return result

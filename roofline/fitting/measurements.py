@@ -73,9 +73,12 @@ class Measurement:
         return self.step_ms / math.sqrt(12) / self.latency_ms
 
     def variant(self) -> Variant:
+        """The measured model; width 1 is the model's own (a factory without a width
+        argument is called without one)."""
         from ..sources.variant import Variant
 
-        return Variant(self.model, self.width, self.resolution, self.batch)
+        width = None if self.width == 1.0 else self.width
+        return Variant(self.model, width, self.resolution, self.batch)
 
 
 def _step(text: str) -> float:

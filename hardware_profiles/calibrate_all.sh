@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Re-fit every shipped device profile from its datasheet prior (priors/) to the measured
-# latencies (measurements/measured_latency.csv). Run from the repository root:
+# latencies its [fit] table names (measurements/). Run from the repository root:
 #   bash hardware_profiles/calibrate_all.sh
+# Each prior's [fit] says which files and rows (select) it is fitted to and what is free; the
+# command below is the one written into each profile's [fit] command.
 set -euo pipefail
-M=hardware_profiles/measurements/measured_latency.csv
-for device in pixel6-cpu s23-cpu pixel1-cpu pixel2-cpu pixel3-cpu pixel4-dsp pixel7-gpu s23-gpu \
-              pixel8-edgetpu iphone13-coreml; do
-  python -m roofline calibrate --measurements "$M" --hw "hardware_profiles/priors/$device.toml" \
-    --out "hardware_profiles/$device.toml"
+cd "$(dirname "$0")/.."
+for prior in hardware_profiles/priors/*.toml; do
+  device=$(basename "$prior" .toml)
+  files=$(python -c "import sys, tomllib; print(tomllib.load(open(sys.argv[1], 'rb'))['fit']['measurements'])" "$prior")
+  loo=()
+  # Two measurements only: no leave-one-out.
+  if [ "$device" = coral-edgetpu ]; then loo=(--no-loo); fi
+  case "$files" in *public_latency*) loo+=(--skip-unknown);; esac
+  python -m roofline calibrate --measurements "$files" --hw "$prior" \
+    --out "hardware_profiles/$device.toml" "${loo[@]}"
 done
-# Two measurements only: no leave-one-out.
-python -m roofline calibrate --measurements "$M" --hw hardware_profiles/priors/coral-edgetpu.toml \
-  --device coral-edgetpu-usb3 --out hardware_profiles/coral-edgetpu.toml --no-loo

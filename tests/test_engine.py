@@ -421,7 +421,34 @@ def test_an_unfitted_profile_has_a_wide_range():
     # The bare profile is unsure of what a cpu fit would move, by the generic priors: its
     # dense efficiency by a factor of 3 (ln 3 = 1.0986 in ln latency: efficiency 0.5 -> 1/6),
     # its per-kernel cost by 30 us (65.536 -> 95.536 us: ln 1.4578 = 0.3769), its depthwise
-    # efficiency not at all (no depthwise kernel); then the cpu kind's structural 0.15.
-    sigma = math.sqrt(math.log(3.0) ** 2 + math.log(95.536 / 65.536) ** 2 + 0.15 ** 2)
+    # efficiency not at all (no depthwise kernel); then the cpu kind's structural error.
+    from roofline.core.engine import STRUCTURAL_SIGMA
+
+    sigma = math.sqrt(math.log(3.0) ** 2 + math.log(95.536 / 65.536) ** 2
+                      + STRUCTURAL_SIGMA["cpu"] ** 2)
     assert high / low == pytest.approx(math.exp(2 * 1.2815515655446004 * sigma), rel=1e-6)
     assert high / low > 3 * (tight_high / tight_low)
+
+
+def test_winograd_divides_only_dense_3x3_stride_1_convolutions():
+    class Three(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.same = nn.Conv2d(8, 8, 3, padding=1)              # Winograd-eligible
+            self.down = nn.Conv2d(8, 8, 3, stride=2, padding=1)    # stride 2: direct
+            self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)      # depthwise: direct
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.dw(self.down(self.same(x)))
+
+    graph = trace(Three(), (1, 8, 16, 16))
+    # Compute-bound (1e15 B/s): a kernel takes MACs / 1e9 s, the eligible one / 2 of that.
+    direct = _compute_bound(efficiency={})
+    wino = _compute_bound(efficiency={}, algorithms={"winograd_3x3": 2.0},
+                          sources={**direct.sources, "algorithms": "t"})
+    a = {r["name"]: r["compute_ms"] for r in predict(graph, direct).kernel_records()}
+    b = {r["name"]: r["compute_ms"] for r in predict(graph, wino).kernel_records()}
+    # same: 16*16*8 outputs x 72 MACs = 147,456 MACs: 147.456 us direct, 73.728 us Winograd.
+    assert a["same"] == pytest.approx(147.456e-3)
+    assert b["same"] == pytest.approx(73.728e-3)
+    assert b["down"] == pytest.approx(a["down"]) and b["dw"] == pytest.approx(a["dw"])

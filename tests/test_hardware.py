@@ -93,15 +93,26 @@ def test_hybrid_models_are_unsupported_on_the_dsp(zoo_graphs, dsp):
 
 # -- the fitted profiles reproduce the measured orderings ------------------------------------------
 
-# Pairs measured less than 10 % apart are not asserted: they are within the precision of the
-# published figures (rounded to 0.1 ms, a few percent run to run). Pairs from different
+# Pairs measured less than 10 % apart, after the rounding of the printed figures, are not
+# asserted: they are within the precision of the published figures (a few percent run to run). Pairs from different
 # sources (different runtime versions) are not compared either.
 MIN_GAP = 0.10
 
 
+def _fitted_rows(device: str):
+    """The measurements a shipped profile was fitted to, as its [fit] names them (models
+    roofline does not have left out, as calibrate --skip-unknown does)."""
+    from roofline.fitting.measurements import parse_select
+
+    fit = load_hardware(device).fit
+    where = parse_select(fit.select) if fit.select else [{"device": device}]
+    zoo = set(list_models())
+    return [m for file in fit.measurements.split(",")
+            for m in load_measurements(ROOT / file, where=where) if m.model in zoo]
+
+
 def _orderings(device: str):
-    measured_as = MEASURED_AS.get(device, device)
-    rows = load_measurements(MEASUREMENTS, device=measured_as)
+    rows = _fitted_rows(device)
     graphs = trace_measurements(rows)
     hw = load_hardware(device)
     predicted = [predict(g, hw, m.precision).latency_ms for g, m in zip(graphs, rows,
@@ -110,23 +121,31 @@ def _orderings(device: str):
     for (i, a), (j, b) in itertools.combinations(enumerate(rows), 2):
         if a.source != b.source:
             continue
-        gap = abs(a.latency_ms - b.latency_ms) / min(a.latency_ms, b.latency_ms)
+        # The gap that is certain whatever the rounding of the printed figures: 0.7 and 0.8
+        # (each rounded to 0.1) may be 0.75 apart by nothing.
+        low, high = sorted((a, b), key=lambda m: m.latency_ms)
+        gap = ((high.latency_ms - high.step_ms / 2) / (low.latency_ms + low.step_ms / 2) - 1)
         if gap >= MIN_GAP:
             pairs.append((a, b, predicted[i], predicted[j]))
     return pairs
 
 
-MEASURED_DEVICES = [d for d in REQUIRED if d != "coral-edgetpu"] + [
-    "pixel1-cpu", "pixel2-cpu", "pixel3-cpu"]
+# Every fitted profile with pairs far enough apart (Coral has two measurements 4.5 % apart).
+MEASURED_DEVICES = [name for name in list_hardware() if (PROFILES / "priors" / f"{name}.toml")
+                    .exists() and name != "coral-edgetpu"]
 
 
-def test_coral_two_point_fit_reproduces_both_measurements():
-    # Coral's two measurements (V1 2.2 ms, V2 2.3 ms) are 4.5 % apart, below MIN_GAP; its
-    # profile is fitted to exactly these two with two free parameters, so both are matched.
+def test_coral_two_point_fit_explains_both_measurements():
+    # Coral's two measurements (V1 2.2 ms, V2 2.3 ms) are 4.5 % apart, below MIN_GAP; its two
+    # free parameters are fitted to them under their priors (a MAP fit, not an exact solve):
+    # both within the engine's allowed error of the fit (8 %) and inside their ranges.
     rows = load_measurements(MEASUREMENTS, device="coral-edgetpu-usb3")
     hw = load_hardware("coral-edgetpu")
     for row, graph in zip(rows, trace_measurements(rows), strict=True):
-        assert predict(graph, hw).latency_ms == pytest.approx(row.latency_ms, rel=0.01)
+        prediction = predict(graph, hw)
+        assert prediction.latency_ms == pytest.approx(row.latency_ms, rel=0.08)
+        low, high = prediction.latency_range_ms
+        assert low < row.latency_ms < high
 
 
 @pytest.mark.parametrize("device", MEASURED_DEVICES)

@@ -40,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--free", metavar="P1,P2", type=lambda s: split_list(s, "parameter"),
                    help="parameters to fit instead of BASE's [fit] free list")
     p.add_argument("--name", help="name of the written profile (default: BASE's name)")
+    p.add_argument("--skip-unknown", action="store_true",
+                   help="leave out rows naming a model roofline does not have (published "
+                        "tables list networks the zoo lacks) instead of stopping; they are "
+                        "counted in the output")
     p.add_argument("--no-loo", dest="loo", action="store_false",
                    help="skip the leave-one-out refits")
     p.add_argument("--json", action="store_true", help="print the fit as JSON")
@@ -62,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_measurements(args: argparse.Namespace) -> int:
     from ..core.hardware import load_hardware, profile_to_toml
+    from ..errors import UsageError
     from ..fitting.calibrate import fit_profile
     from ..fitting.measurements import format_select, load_measurements, parse_select
     from ..io import atomic_write_text, check_writable
@@ -76,10 +81,23 @@ def _run_measurements(args: argparse.Namespace) -> int:
     elif not stated and args.select is None:
         where = [{**c, "device": base.name} for c in where]
     zoo = set(list_models())
+
+    def known(model: str) -> bool:
+        return model in zoo or ":" in model
+
     measurements = []
+    skipped: dict[str, int] = {}
     for path in split_list(args.measurements, "measurement file"):
-        measurements += load_measurements(path, where=where,
-                                          known_models=lambda m: m in zoo or ":" in m)
+        rows = load_measurements(path, where=where,
+                                 known_models=None if args.skip_unknown else known)
+        for m in rows:
+            if known(m.model):
+                measurements.append(m)
+            else:
+                skipped[m.model] = skipped.get(m.model, 0) + 1
+    if not measurements:
+        raise UsageError(f"no measurements of models roofline has in {args.measurements} "
+                         f"({format_select(where)})")
     free = args.free or (list(base.fit.free) if base.fit else [])
     command = "python -m roofline " + shlex.join(args.argv)
     shown = format_select(where)
@@ -99,9 +117,12 @@ def _run_measurements(args: argparse.Namespace) -> int:
     atomic_write_text(args.out, profile_to_toml(fitted, header))
     if args.json:
         print_json({**result.summary(), "hardware": fitted.name, "out": str(args.out),
-                    "rows": result.rows()})
+                    "rows": result.rows(), "skipped": skipped})
         return 0
     _print_fit(result, fitted.name, args.out)
+    if skipped:
+        console().print("left out (not roofline models): " + ", ".join(
+            f"{name} x{n}" for name, n in sorted(skipped.items())))
     return 0
 
 

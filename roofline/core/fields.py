@@ -103,6 +103,7 @@ FIELDS: tuple[Field, ...] = (
           grid=_POWERS),
     Field("support.fallback_transfer_s", "s", "support.fallback_transfer_s", 0.0, "linear",
           0.0, 0.05, 1e3, prior=(0.0, 1e-3, False)),
+    Field("algorithms.winograd_3x3", "x fewer multiplies", "algorithms.winograd_3x3", 1.0),
 )
 
 
@@ -282,6 +283,7 @@ def _present(profile: HardwareProfile) -> Iterator[tuple[str, float]]:
     for name, value in profile.geometry:
         yield f"geometry.{name}", value
     yield "support.fallback_transfer_s", profile.support.fallback_transfer_s
+    yield "algorithms.winograd_3x3", profile.algorithms.winograd_3x3
 
 
 def _fit_numbers(profile: HardwareProfile) -> Iterator[str]:

@@ -152,6 +152,27 @@ class Overhead(_Strict):
         return v
 
 
+class Algorithms(_Strict):
+    """Algorithms a runtime uses that change the arithmetic a kernel does.
+
+    ``winograd_3x3``: how many times fewer multiplies a dense 3×3 convolution at stride 1
+    takes where the runtime computes it with Winograd's minimal filtering (Lavin & Gray 2016:
+    F(4×4, 3×3) takes 36 multiplies per 16 outputs where direct convolution takes 144, 4× in
+    theory; the transforms cost part of it back). 1: direct convolution (XNNPACK, ruy).
+    """
+
+    winograd_3x3: float = 1.0
+
+    _num = field_validator("winograd_3x3", mode="before")(_number)
+
+    @field_validator("winograd_3x3")
+    @classmethod
+    def _at_least_one(cls, v: float) -> float:
+        if not math.isfinite(v) or not 1 <= v <= 4:
+            raise ValueError(f"must be from 1 (none) to 4 (the F(4x4, 3x3) bound), got {v!r}")
+        return v
+
+
 class Geometry(_Strict):
     """How many MAC lanes each GEMM dimension must fill (1 = no rounding waste).
 
@@ -330,6 +351,7 @@ class HardwareProfile(_Strict):
     # layout-converting kernels stream slower); default 1.
     memory_efficiency: dict[KindName, float] = Field(default_factory=dict)
     geometry: Geometry = Geometry()
+    algorithms: Algorithms = Algorithms()
     support: Support = Support()
     sources: dict[str, str]
     fit: FitInfo | None = None
@@ -659,7 +681,7 @@ def profile_to_toml(profile: HardwareProfile, header: str = "") -> str:
                 lines.append(f"{k} = {_toml_value(v)}")
         lines.append("")
     for table in ("fusion", "overhead", "efficiency", "memory_efficiency", "geometry",
-                  "support"):
+                  "algorithms", "support"):
         lines.append(f"[{table}]")
         nested = []
         for k, v in data[table].items():

@@ -409,7 +409,8 @@ def _posterior(space: ParameterSpace, best: _Best, objective: _Objective
         span = hi[i] - lo[i]
         value = space.from_x(best.x, best.choice)[space.params.index(p)] if best.x.size \
             else math.nan
-        if math.isfinite(x) and x <= lo[i] + 1e-6 * span:
+        if math.isfinite(x) and x <= lo[i] + 1e-6 * span and not (
+                p.transform == "linear" and p.lower == 0):  # a fixed cost of 0 is physical
             flags.append(f"{p.path} is at its lower bound ({value:.3g}): the measurements "
                          f"push it below what physics allows; suspect the model, not the bound")
         elif math.isfinite(x) and x >= hi[i] - 1e-6 * span:

@@ -94,8 +94,8 @@ def test_hybrid_models_are_unsupported_on_the_dsp(zoo_graphs, dsp):
 # -- the fitted profiles reproduce the measured orderings ------------------------------------------
 
 # Pairs measured less than 10 % apart, after the rounding of the printed figures, are not
-# asserted: they are within the precision of the published figures (a few percent run to run). Pairs from different
-# sources (different runtime versions) are not compared either.
+# asserted: they are within the precision of the published figures (a few percent run to
+# run). Pairs from different sources (different runtime versions) are not compared either.
 MIN_GAP = 0.10
 
 

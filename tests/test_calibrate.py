@@ -180,3 +180,31 @@ def test_calibrate_cli_bad_input(tmp_path, capsys):
     assert previous.read_text() == "untouched"
     assert main(["calibrate", "--hw", "cpu"]) == 2
     assert "missing --measurements, --out" in capsys.readouterr().err
+
+
+def test_calibrated_profile_is_named_after_its_file(tmp_path, capsys, monkeypatch):
+    """README's first example: --hw cpu (pixel6-cpu) --out <folder>/my-phone.toml writes a
+    profile named my-phone, which `list hardware` and --hw my-phone then find."""
+    import json
+
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    monkeypatch.setenv("ROOFLINE_HARDWARE_PATH", str(folder))
+    out = folder / "my-phone.toml"
+    assert main(["calibrate", "--measurements", str(MEASUREMENTS), "--hw", "cpu",
+                 "--device", "pixel6-cpu", "--out", str(out), "--no-loo"]) == 0
+    capsys.readouterr()
+    fitted = load_hardware("my-phone")
+    assert fitted.name == "my-phone" and "pixel6-cpu" in fitted.description
+    assert main(["list", "hardware", "--json"]) == 0
+    names = [r["name"] for r in json.loads(capsys.readouterr().out)]
+    assert names.count("my-phone") == 1 and names.count("pixel6-cpu") == 1
+    # --name must agree with the file; a file name that cannot name a profile is refused.
+    for argv, message in (
+            (["--out", str(folder / "a.toml"), "--name", "b"], "--name 'b' differs"),
+            (["--out", str(folder / "-x.toml")], "cannot name a profile")):
+        assert main(["calibrate", "--measurements", str(MEASUREMENTS), "--hw", "cpu",
+                     *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["my-phone.toml"]

@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "has a device column")
     p.add_argument("--free", metavar="P1,P2", type=lambda s: split_list(s, "parameter"),
                    help="parameters to fit instead of BASE's [fit] free list")
-    p.add_argument("--name", help="name of the written profile (default: BASE's name)")
+    p.add_argument("--name", help="name of the written profile (default: the --out file's name "
+                                  "without .toml, which is how 'roofline list hardware' and "
+                                  "--hw find it; a different name is an error)")
     p.add_argument("--no-loo", dest="loo", action="store_false",
                    help="skip the leave-one-out refits")
     p.add_argument("--json", action="store_true", help="print the fit as JSON")
@@ -43,9 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import UsageError
+
+    if args.out:
+        args.name = profile_name(args.out, args.name)
     if args.local:
         return _calibrate_local.run(args)
-    from ..errors import UsageError
 
     missing = [flag for flag, value in (("--measurements", args.measurements),
                                         ("--hw", args.hw), ("--out", args.out)) if not value]
@@ -53,6 +58,30 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"missing {', '.join(missing)} (calibrate needs --measurements FILE "
                          f"--hw BASE --out NEW_PROFILE, or --local --out NEW_PROFILE)")
     return _run_measurements(args)
+
+
+def profile_name(out: str, name: str | None) -> str:
+    """The name of the profile written to ``out``: the file's name without ``.toml``.
+
+    A profile is found by its file name (``--hw my-phone`` reads ``my-phone.toml``, and a
+    profile folder whose file and ``name`` differ does not load), so the written profile never
+    keeps its base's name: ``--hw cpu --out my-phone.toml`` writes a profile named
+    ``my-phone``. ``name`` (``--name``), when given, must agree.
+    """
+    from pathlib import Path
+
+    from ..core.hardware import _NAME
+    from ..errors import UsageError
+
+    stem = Path(out).name.removesuffix(".toml")
+    if name is not None and name != stem:
+        raise UsageError(f"--name {name!r} differs from the file name {Path(out).name!r}: a "
+                         f"profile is found by its file name; write it to {name}.toml or drop "
+                         f"--name")
+    if not _NAME.fullmatch(stem):
+        raise UsageError(f"--out {out!r}: {stem!r} cannot name a profile (letters, digits and "
+                         f". _ + -, starting with a letter or digit, at most 64)")
+    return stem
 
 
 def _run_measurements(args: argparse.Namespace) -> int:
@@ -85,9 +114,10 @@ def _run_measurements(args: argparse.Namespace) -> int:
     if result.loo_predicted_ms:
         fit_info["loo_median_abs_error_pct"] = round(result.loo_median_abs_error_pct, 2)
         fit_info["loo_spearman"] = _round(result.loo_spearman)
-    changes: dict[str, object] = {"fit": fit_info}
-    if args.name:
-        changes["name"] = args.name
+    changes: dict[str, object] = {"fit": fit_info, "name": args.name}
+    if args.name != base.name:  # a new device: say what it was fitted from
+        changes["description"] = (f"{args.name}: {base.name} fitted to {args.measurements} "
+                                  f"({base.description})")
     fitted = result.profile.with_changes(**changes)
     header = (f"Written by `roofline calibrate` from {args.hw} and {args.measurements}.\n"
               f"Do not edit the fitted numbers by hand: change the prior and run the command in "

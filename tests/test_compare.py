@@ -16,10 +16,15 @@ import pytest
 from roofline.analyses.compare import ROW_FIELDS, compare, short_labels
 from roofline.analyses.kernels import kernel_frame, stage_breakdown, stage_of
 from roofline.analyses.ridge import ridge_data, ridge_movers
-from roofline.analyses.roofs import roofs
+from roofline.analyses.roofs import ridge_point, roofs
 from roofline.cli import main
 from roofline.cli.compare_cmd import report_name
-from roofline.core.hardware import profile_from_dict, profile_to_toml, resolve_hardware
+from roofline.core.hardware import (
+    load_hardware,
+    profile_from_dict,
+    profile_to_toml,
+    resolve_hardware,
+)
 from roofline.errors import UnknownNameError, UsageError
 from roofline.sources.variant import Variant, default_variants, resolve_models
 
@@ -172,7 +177,7 @@ def test_user_model_latency_from_first_principles(tmp_path: Path):
     for r in rows.values():
         assert r["top1"] is None and r["pareto"] is False and r["rank"] == 1
         assert r["family"] == "user model" and r["short_label"] == "lin.py:build:8"
-        assert r["supported"] is True and r["unsupported_kinds"] == ""
+        assert r["supported"] is True and r["unsupported_kinds"] == []
         assert list(r) == list(ROW_FIELDS)
 
 
@@ -204,7 +209,7 @@ def test_unsupported_models_are_listed_not_ranked(tmp_path: Path):
     rows = {r["short_label"]: r for r in c.rows()}
     v1 = rows["mobilenet_v1@0.25:128"]
     assert v1["supported"] is False and v1["latency_ms"] is None and v1["rank"] is None
-    assert v1["unsupported_kinds"] == "depthwise_conv" and v1["pareto"] is False
+    assert v1["unsupported_kinds"] == ["depthwise_conv"] and v1["pareto"] is False
     assert v1["bound"] is None and v1["compute_bound_ms"] is None
     assert rows["lin.py:build:8"]["rank"] == 1
     # The unsupported model is last in the device's table; nothing is on the frontier.
@@ -259,9 +264,30 @@ def test_roofs_from_the_profile():
     assert rf.peak_macs_per_s == 1e12
     assert [v for _, v in rf.compute] == [1e12, 5e11, 2.5e11]  # peak, x 0.5, x 0.25
     assert rf.compute[1][0].startswith("conv, pointwise conv")
-    # DRAM, then only the on-chip levels that have a bandwidth.
+    # DRAM, then the on-chip levels that have a bandwidth; the others are capacity only.
     assert rf.memory == (("DRAM", 1e10), ("L2", 1e11))
-    assert rf.ridge_point == 100.0  # 1e12 MACs/s / 1e10 B/s
+    assert rf.capacity_only == (("SLC", 8e6),)
+    assert rf.ridge_point == 100.0 == ridge_point(hw)  # 1e12 MACs/s / 1e10 B/s
+    # A memory efficiency below 1 lowers the DRAM slope of its kinds: 1e10 x 0.5.
+    slow = tiny("slow", peak=1e12, bandwidth=1e10, memory_efficiency={"depthwise_conv": 0.5},
+                sources={"peak_macs_per_s": "test", "dram": "test", "memory_efficiency": "test"})
+    assert roofs(slow).memory == (("DRAM", 1e10), ("DRAM, depthwise conv (50%)", 5e9))
+    assert roofs(slow).capacity_only == ()
+
+
+def test_one_ridge_point_everywhere(capsys):
+    """list hardware, the ridge-sweep markers and the roofs give one number per profile."""
+    import json
+
+    from roofline.cli import main
+
+    assert main(["list", "hardware", "--json"]) == 0
+    listed = {r["name"]: r["ridge_point"] for r in json.loads(capsys.readouterr().out)}
+    p6 = load_hardware("pixel6-cpu")
+    # 179.2e9 int8 MACs/s / 44.8e9 B/s = 4.0 MACs per byte
+    assert listed["pixel6-cpu"] == pytest.approx(4.0) == ridge_point(p6) == roofs(p6).ridge_point
+    assert main(["list", "hardware"]) == 0
+    assert "4.0" in capsys.readouterr().out
 
 
 def test_ridge_markers_and_range():
@@ -310,10 +336,15 @@ def test_json_csv_and_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca
         written = list(csv.DictReader(handle))
     assert [r["label"] for r in written] == [r["label"] for r in rows]
     assert float(written[0]["latency_ms"]) == pytest.approx(rows[0]["latency_ms"])
-    # The default report path, relative to the current folder, said on stderr under --json.
-    report = tmp_path / "reports" / "compare-mem-cmp.html"
-    assert report.is_file()
-    assert captured.err.strip() == "report: reports/compare-mem-cmp.html"
+    # The CSV spells a list of op kinds as the names joined by commas.
+    assert all(r["unsupported_kinds"] == "" for r in written)
+    # --json gives the rows: no report unless --out names one, and then its path on stderr.
+    assert not (tmp_path / "reports").exists() and captured.err == ""
+    assert main(["compare", "--hw", f"{a},{b}", "--models", "mobilenet_v1@0.25:128", "--json",
+                 "--out", "r.html"]) == 0
+    captured = capsys.readouterr()
+    assert (tmp_path / "r.html").is_file() and captured.err.strip() == "report: r.html"
+    assert json.loads(captured.out)[0]["unsupported_kinds"] == []
 
 
 def test_tables_mark_the_frontier(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
@@ -338,7 +369,7 @@ def test_unsupported_rows_in_the_table(tmp_path: Path, monkeypatch: pytest.Monke
     a = write_profile(tmp_path, tiny("no-dw", support={"unsupported": ["depthwise_conv"]}))
     assert main(["compare", "--hw", a, "--models", "mobilenet_v1@0.25:128", "--no-report"]) == 0
     out = capsys.readouterr().out
-    assert "unsupported" in out and "op kind: depthwise_conv" in out
+    assert "cannot run depthwise_conv" in out
     assert not (tmp_path / "reports").exists()
 
 

@@ -118,7 +118,7 @@ class Comparison:
                     "top1": top1[m],
                     "pareto": bool(frontier[m]),
                     "supported": bool(pred.supported),
-                    "unsupported_kinds": ",".join(pred.unsupported_kinds),
+                    "unsupported_kinds": list(pred.unsupported_kinds),
                     "bound": _dominant(bd) if bd else None,
                     "compute_bound_ms": bd["compute"] if bd else None,
                     "memory_bound_ms": bd["memory"] if bd else None,

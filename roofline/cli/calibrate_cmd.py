@@ -12,7 +12,7 @@ import datetime as _dt
 import shlex
 
 from . import _calibrate_local
-from ._common import console, fmt_ms, make_table, print_json, split_list
+from ._common import Col, console, fmt_ms, make_table, plural, print_json, split_list
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -140,10 +140,11 @@ def _round(value: float) -> float | None:
 def _print_fit(result, name: str, out: str) -> None:
     con = console()
     has_loo = bool(result.loo_predicted_ms)
-    columns = [("model", "left"), ("precision", "left"), ("measured ms", "right"),
-               ("predicted ms", "right"), ("error %", "right")]
+    columns = [Col("model", "left", wrap=True), Col("precision", "left", 2, "prec"),
+               Col("measured ms", short="meas ms"), Col("predicted ms", short="pred ms"),
+               Col("error %", short="err %")]
     if has_loo:
-        columns += [("LOO ms", "right"), ("LOO error %", "right")]
+        columns += [Col("LOO ms", priority=1), Col("LOO error %", short="LOO err %")]
     rows = []
     for r in result.rows():
         row = [f"{r['model']}@{r['width']:g}:{r['resolution']}", r["precision"],
@@ -151,8 +152,9 @@ def _print_fit(result, name: str, out: str) -> None:
         if has_loo:
             row += [fmt_ms(r["loo_predicted_ms"]), f"{r['loo_error_pct']:+.1f}"]
         rows.append(row)
-    con.print(make_table(columns, rows, title=f"fit of {name} ({len(rows)} measurements)"))
-    params = make_table([("parameter", "left"), ("start", "right"), ("fitted", "right")],
+    con.print(make_table(columns, rows,
+                         title=f"fit of {name} ({plural(len(rows), 'measurement')})"))
+    params = make_table([Col("parameter", "left", wrap=True), Col("start"), Col("fitted")],
                         [(p, f"{s:.4g}", f"{v:.4g}") for p, s, v in
                          zip(result.free, result.start_values, result.values, strict=True)])
     con.print(params)

@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from ._common import (
+    Alt,
+    Col,
     add_precision_option,
     console,
-    fmt_count,
+    count_cell,
     fmt_ms,
+    plural,
     make_table,
     print_json,
     split_list,
@@ -50,11 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: the fastest Pareto-optimal model on the first device)")
     p.add_argument("--out", metavar="FILE.html", default=None,
                    help="report path (default: reports/compare-<hw1>-<hw2>.html under the "
-                        "current folder)")
+                        "current folder; with --json, no report unless --out is given)")
     p.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     p.add_argument("--json", action="store_true",
-                   help="print the result rows as JSON instead of tables (the report path, if "
-                        "one is written, goes to stderr)")
+                   help="print the result rows as JSON instead of tables; no report is written "
+                        "unless --out names one (its path then goes to stderr)")
     p.add_argument("--csv", metavar="FILE", default=None, help="also write the rows to FILE")
     p.set_defaults(func=run)
 
@@ -78,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
                              f"it to --models")
     # Outputs are checked (and the report's folder made) before the long work starts.
     report_path = None
-    if not args.no_report:
+    # With --json the rows are the answer: a report only when --out asks for one.
+    if not args.no_report and (args.out or not args.json):
         report_path = Path(args.out) if args.out else Path("reports") / report_name(args.hw)
         check_writable(report_path)
     if args.csv:
@@ -96,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
                                              hardware_args=args.hw))
     rows = comparison.rows()
     if args.csv:
-        write_rows_csv(args.csv, rows)
+        write_rows_csv(args.csv, [{**r, "unsupported_kinds": ",".join(r["unsupported_kinds"])}
+                                  for r in rows])
     if args.json:
         print_json(rows)
         if report_path is not None:
@@ -108,13 +113,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bound_cell(row: dict[str, Any]) -> str:
+def _bound_cell(row: dict[str, Any]) -> Alt | str:
     if not row["supported"]:
-        return f"op kind: {row['unsupported_kinds']}"
+        return f"cannot run {','.join(row['unsupported_kinds'])}"
     total = row["latency_ms"]
-    shares = "/".join(f"{100 * row[f'{b}_bound_ms'] / total:.0f}" for b in ("compute", "memory",
-                                                                      "overhead"))
-    return f"{row['bound']} ({shares})"
+    shares = [100 * row[f"{b}_bound_ms"] / total if total else 0.0
+              for b in ("compute", "memory", "overhead")]
+    main = shares[("compute", "memory", "overhead").index(row["bound"])]
+    return Alt(f"{row['bound']} ({'/'.join(f'{x:.0f}' for x in shares)})",
+               f"{row['bound']} {main:.0f}%")
 
 
 def print_tables(comparison: Any) -> None:
@@ -122,24 +129,27 @@ def print_tables(comparison: Any) -> None:
     from ..analyses.compare import USER_FAMILY
 
     out = console()
-    columns = [("model", "left"), ("width", "right"), ("res", "right"), ("top-1", "right"),
-               ("MACs", "right"), ("params", "right"), ("latency ms", "right"),
-               ("bound (C/M/O %)", "left"), ("pareto", "left")]
+    # Narrow terminals: the label (mobilenet_v2@0.75:160) carries width and resolution, the
+    # bound shows its own share only, params go first, then the bound; a long name folds.
+    columns = [Col("model", "left", wrap=True), Col("width", full_only=True),
+               Col("res", full_only=True), Col("top-1"), Col("MACs"),
+               Col("params", priority=3), Col("latency ms", short="ms"),
+               Col("bound (C/M/O %)", "left", 1, short="bound"),
+               Col("pareto", "left", short="★")]
     for h, hw in enumerate(comparison.hardware):
         records = comparison.on(hw.name).to_dict(orient="records")
         rows = []
         for r in (comparison_row(x) for x in records):
             name = r["short_label"].rsplit(":", 1)[0] if r["family"] == USER_FAMILY \
                 else r["model"]
-            rows.append((name, f"{r['width']:g}",
-                         r["resolution"],
+            rows.append((Alt(name, r["short_label"]), f"{r['width']:g}", r["resolution"],
                          "-" if r["top1"] is None else f"{r['top1']:.1f}",
-                         fmt_count(r["macs"]), fmt_count(r["params"]),
-                         fmt_ms(r["latency_ms"]) if r["supported"] else "unsupported",
+                         count_cell(r["macs"]), count_cell(r["params"]),
+                         fmt_ms(r["latency_ms"]) if r["supported"] else "-",
                          _bound_cell(r), "★" if r["pareto"] else ""))
         front = sum(1 for r in records if r["pareto"])
-        title = (f"{hw.name} ({hw.kind}, {comparison.precisions[h]}): {len(records)} models, "
-                 f"{front} Pareto-optimal (★)")
+        title = (f"{hw.name} ({hw.kind}, {comparison.precisions[h]}): "
+                 f"{plural(len(records), 'model')}, {front} Pareto-optimal (★)")
         out.print(make_table(columns, rows, title=title))
     out.print("★ Pareto-optimal on that device: no other model is both faster and more "
               "accurate. Bound: where most of the latency goes, then the % in compute-, memory- "

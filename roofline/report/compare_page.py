@@ -93,7 +93,7 @@ def _hover(row: Mapping[str, Any]) -> str:
                                                        else ""))
     else:
         lines.append(f"unsupported on {plot_text(row['hardware'])}: "
-                     f"{plot_text(row['unsupported_kinds'])}")
+                     f"{plot_text(', '.join(row['unsupported_kinds']))}")
     return "<br>".join(lines)
 
 
@@ -415,7 +415,7 @@ def _verdict_html(comparison: Any) -> Markup:
             items.append(("Frontier", "empty: no supported model has a published top-1"))
         bad = rows[~rows["supported"]]
         if len(bad):
-            kinds = sorted({k for ks in bad["unsupported_kinds"] for k in ks.split(",") if k})
+            kinds = sorted({k for ks in bad["unsupported_kinds"] for k in ks})
             items.append(("Cannot run", f"{_plural(len(bad), 'model')} with "
                                         f"{', '.join(kinds)} kernels: "
                                         + ", ".join(bad["short_label"])))
@@ -522,7 +522,7 @@ def _results_table(comparison: Any) -> Markup:
                 row += [f"{star}{r['latency_ms']:.3g} ({int(r['rank'])})",
                         Markup(f"{escape(r['bound'])} <span class=\"sub\">{shares}</span>")]
             else:
-                row += ["unsupported", f"cannot run: {r['unsupported_kinds']}"]
+                row += ["unsupported", f"cannot run: {', '.join(r['unsupported_kinds'])}"]
         rows.append(row)
         classes.append("frontier" if part["pareto"].any() else
                        ("unsupported" if not part["supported"].any() else None))

@@ -24,7 +24,7 @@ from ..units import PRECISIONS
 __all__ = [
     "add_variant_options", "add_precision_option", "arg_type", "split_list", "console",
     "fmt_count", "fmt_bytes", "fmt_ms", "print_json", "make_table", "positive_int", "Col", "Alt",
-    "FitTable", "wide_tables", "count_cell", "bytes_cell", "kind_cell", "plural",
+    "FitTable", "wide_tables", "top1_pair", "add_top1_option", "count_cell", "bytes_cell", "kind_cell", "plural",
     "seconds_between", "write_rows_csv", "ProgressBar",
 ]
 
@@ -320,6 +320,30 @@ def fmt_ms(ms: float | None) -> str:
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, allow_nan=False)
     sys.stdout.write("\n")
+
+
+def top1_pair(text: str) -> tuple[str, float]:
+    """An argparse type: ``MODEL=PERCENT`` (the model as written in --models, 0-100 %)."""
+    spec, sep, value = str(text).rpartition("=")
+    if not sep or not spec.strip():
+        raise argparse.ArgumentTypeError(f"must be MODEL=PERCENT (e.g. mynet.py:build=75.0), "
+                                         f"got {text!r}")
+    from ..analyses.compare import check_top1
+
+    try:
+        return spec.strip(), check_top1(value.strip().removesuffix("%"), spec.strip())
+    except RooflineError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_top1_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """--top1 MODEL=PERCENT, repeatable."""
+    parser.add_argument("--top1", type=top1_pair, action="append", default=[],
+                        metavar="MODEL=PERCENT",
+                        help=f"ImageNet top-1 (0-100 %%) of {what}, as written in --models; "
+                             "repeat for more models. It puts a model the zoo has no figure "
+                             "for (your own) on the accuracy charts and the frontier, and "
+                             "replaces a published figure")
 
 
 def positive_int(text: str) -> int:

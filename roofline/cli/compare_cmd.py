@@ -17,6 +17,7 @@ from ._common import (
     Alt,
     Col,
     add_precision_option,
+    add_top1_option,
     console,
     count_cell,
     fmt_ms,
@@ -48,9 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", type=lambda s: split_list(s, "model"), default=["all"],
                    metavar="all|NAME,...", help="models to compare (default: all)")
     add_precision_option(p, None)
+    add_top1_option(p, "a compared model")
     p.add_argument("--focus", metavar="NAME", default=None,
                    help="model whose kernels the report's roofline and breakdown charts show "
-                        "(default: the fastest Pareto-optimal model on the first device)")
+                        "(default: on the first device's Pareto frontier, the model nearest "
+                        "the frontier's median latency)")
     p.add_argument("--out", metavar="FILE.html", default=None,
                    help="report path (default: reports/compare-<hw1>-<hw2>.html under the "
                         "current folder; with --json, no report unless --out is given)")
@@ -88,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     if args.csv:
         check_writable(args.csv)
 
-    comparison = compare(variants, hardware, args.precision)
+    comparison = compare(variants, hardware, args.precision, top1=dict(args.top1))
     focus = comparison.focus_label(args.focus)
 
     if report_path is not None:
@@ -97,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
 
         command = "roofline " + shlex.join(args.argv)
         write_page(report_path, compare_page(comparison, focus=focus, command=command,
-                                             hardware_args=args.hw))
+                                             hardware_args=args.hw,
+                                             focus_rule=comparison.focus_rule(focus)
+                                             if args.focus is None else None))
     rows = comparison.rows()
     if args.csv:
         write_rows_csv(args.csv, [{**r, "unsupported_kinds": ",".join(r["unsupported_kinds"])}

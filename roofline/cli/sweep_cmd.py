@@ -18,6 +18,7 @@ from ._common import (
     Col,
     ProgressBar,
     add_precision_option,
+    add_top1_option,
     console,
     count_cell,
     fmt_ms,
@@ -53,6 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    metavar="HW[,HW...]", help=f"hardware profiles (default {DEFAULT_HW})")
     p.add_argument("--batch", default="1", metavar="B", help="batch size (default 1)")
     add_precision_option(p, None)
+    add_top1_option(p, "one swept variant (MODEL, MODEL@WIDTH or MODEL@WIDTH:RES: a variant "
+                       "of the grid)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="processes tracing variants not in the cache (default min(cores, 4); "
                         "1 traces in this process)")
@@ -79,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
     if args.ridge is not None:
+        if args.top1:
+            raise UsageError("--top1 goes with a grid sweep: the ridge-point sweep ranks by "
+                             "cost, not accuracy")
         if args.model:
             raise UsageError("--ridge sweeps --models, not MODEL; drop MODEL or --ridge")
         return _ridge(args)
@@ -117,6 +123,7 @@ def _grid(args: argparse.Namespace) -> int:
         trace_all,
         views_of,
     )
+    from ..analyses.compare import given_top1
     from ..core.hardware import resolve_hardware
     from ..sources.variant import Variant, check_batch
 
@@ -128,6 +135,7 @@ def _grid(args: argparse.Namespace) -> int:
     else:
         resolutions = parse_grid(args.resolution, "--resolution", integer=True)
     variants = sweep_variants(args.model, widths, resolutions, batch)
+    top1 = given_top1(variants, dict(args.top1))
     report = _outputs(args, f"sweep-{_safe_name(args.model)}.html")
     workers = args.workers or default_workers()
 
@@ -136,7 +144,7 @@ def _grid(args: argparse.Namespace) -> int:
         arrays, stats = trace_all(variants, views_of(hardware), workers,
                                   lambda done, total: bar.update(done))
     traced_s = time.perf_counter() - started
-    result = evaluate_grid(variants, arrays, hardware, args.precision, stats)
+    result = evaluate_grid(variants, arrays, hardware, args.precision, stats, top1)
     engine_s = time.perf_counter() - started - traced_s
 
     rows = result.rows()
@@ -177,7 +185,7 @@ def _print_frontiers(result: Any) -> None:
         rows = []
         for m in order:
             v = result.variants[m]
-            top1 = v.top1()
+            top1 = result.top1(m)
             rows.append((f"{v.effective_width:g}", v.effective_resolution,
                          count_cell(result.macs[m]), count_cell(result.params[m]),
                          fmt_ms(result.latency_s[h, m] * 1e3),
@@ -190,7 +198,8 @@ def _print_frontiers(result: Any) -> None:
                               Col("latency ms", short="ms"), Col("top-1 %", short="top-1")],
                              rows, title=title))
     out.print("Frontier: no other variant is faster with at least as many MACs. ★: also on the "
-              "latency-top-1 frontier of the variants with a published top-1.")
+              "latency-top-1 frontier of the variants with a top-1 (published, or given with "
+              "--top1).")
 
 
 # -- the ridge-point sweep ------------------------------------------------------------------------

@@ -195,7 +195,12 @@ def test_frontier_on_a_compute_only_device():
         "mobilenet_v1@0.25:128", "mobilenet_v1@0.5:128", "mobilenet_v2@0.35:224",
         "mobilenet_v1@0.5:160"]
     assert [rows[lbl]["rank"] for lbl in SMALL_SET] == [1, 2, 4, 3]
-    assert c.default_focus() == "mobilenet_v1@0.25:128"
+    # The frontier's latencies are its MACs / 1e9: 13.6, 49.2 and 59.3 µs (V1 0.25@128,
+    # V1 0.5@128, V2 0.35); their median is 49.2, so the focus is V1 0.5@128, and says why.
+    assert c.default_focus() == "mobilenet_v1@0.5:128"
+    rule = c.focus_rule("mobilenet_v1@0.5:128")
+    assert rule.startswith("the model nearest the median latency") and "macs-only" in rule
+    assert c.focus_rule("mobilenet_v1@0.25:128") is None  # not the default: no rule to state
     picks = c.picks([56.0, 60.0, 99.0]).set_index("target")
     assert picks.loc[56.0, "label"] == "mobilenet_v1@0.5:128"  # 56.3% at 49.2M MACs
     assert picks.loc[60.0, "label"] == "mobilenet_v2@0.35:224"  # 60.3% at 59.3M MACs
@@ -453,3 +458,76 @@ def test_report_is_replaced_on_success(tmp_path):
     text = out.read_text()
     assert text.startswith("<!DOCTYPE html>") and "mobilenet_v1@0.25:128" in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]
+
+
+# -- a user's own top-1 ---------------------------------------------------------------------------
+
+def test_top1_puts_a_user_model_on_the_frontier(tmp_path: Path, monkeypatch, capsys):
+    """The issue's check: compare --models mobilenet_v2,mynet.py:build --top1
+    mynet.py:build=75.0 --json gives the user's model a top-1 of 75.0."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mynet.py").write_text(
+        "from torch import nn\n\n\n"
+        "def build():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),\n"
+        "                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))\n")
+    hw = write_profile(tmp_path, tiny("macs-only", peak=1e9))
+    assert main(["compare", "--hw", hw, "--models", "mobilenet_v2,mynet.py:build", "--top1",
+                 "mynet.py:build=75.0", "--json"]) == 0
+    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
+    mine, v2 = rows["mynet.py:build"], rows["mobilenet_v2"]
+    assert (mine["top1"], mine["top1_given"]) == (75.0, True)
+    assert (v2["top1"], v2["top1_given"]) == (72.0, False)  # V2 paper, Table 4
+    # mynet: 3·8·9·112² + 8·10 ≈ 2.7M MACs, far fewer than V2's 300.8M, and more accurate:
+    # it is the frontier alone.
+    assert mine["pareto"] and not v2["pareto"]
+
+
+def test_top1_in_the_api_the_verdict_and_the_chart(tmp_path: Path):
+    from roofline.report.compare_page import _verdict_html, pareto_figure
+
+    spec = linear_model(tmp_path)  # Linear(192 -> 10): 1,920 MACs
+    hw = tiny("macs-only", peak=1e9)
+    c = compare(resolve_models(f"mobilenet_v1@0.25:128,{spec}"), [hw], top1={spec: 30.0})
+    label = c.labels[1]
+    assert c.given_top1 == {label: 30.0} and c.top1_source_of(1) == "given"
+    rows = {r["label"]: r for r in c.rows()}
+    # 1,920 MACs / 1e9 = 1.9 µs beats V1 0.25@128's 13.6 µs; 30% < 41.5%: both on the frontier.
+    assert rows[label]["pareto"] and rows["mobilenet_v1@0.25:128"]["pareto"]
+    verdict = _verdict_html(c)
+    assert "Your model" in verdict and "on the Pareto frontier" in verdict
+    fig = pareto_figure(c, "macs-only")
+    mine = next(t for t in fig.data if t.name == "your models")
+    assert list(mine.marker.symbol) == ["star"] and list(mine.y) == [30.0]
+    # Without --top1 the verdict says how to give one.
+    plain = compare(resolve_models(spec), [hw])
+    assert "--top1" in _verdict_html(plain)
+
+
+@pytest.mark.parametrize("top1, message", [
+    ({"mobilenet_v2": 75.0}, "--top1 'mobilenet_v2' names no compared model"),
+    ({"mobilenet_v1@0.25:128": 101.0}, "must be a percentage from 0 to 100"),
+    ({"mobilenet_v1@0.25:128": float("nan")}, "must be a percentage from 0 to 100"),
+    ({"nets.py": 50.0}, "--top1 'nets.py'"),
+])
+def test_bad_top1_in_the_api(top1, message):
+    with pytest.raises(UsageError, match=message):
+        compare(resolve_models("mobilenet_v1@0.25:128"), [tiny("t")], top1=top1)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--top1", "mobilenet_v1@0.25:128"], "must be MODEL=PERCENT"),
+    (["--top1", "mobilenet_v1@0.25:128=-1"], "must be a percentage from 0 to 100, got '-1'"),
+    (["--top1", "mobilenet_v1@0.25:128=abc"], "must be a percentage from 0 to 100"),
+    (["--top1", "mobilenet_v3_small=70"], "names no compared model; add it to --models"),
+])
+def test_bad_top1_on_the_command_line(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    hw = write_profile(tmp_path, tiny("t"))
+    try:
+        code = main(["compare", "--hw", hw, "--models", "mobilenet_v1@0.25:128", "--no-report",
+                     *argv])
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err, err

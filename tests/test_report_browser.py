@@ -144,9 +144,12 @@ def _expected_traces(comparison, focus: str) -> list[int]:
     """Traces per figure, in page order, from what went in (see roofline.report.compare_page):
     per device, one per family with a supported model that has a top-1 plus the frontier
     line; one line per model running somewhere (2+ devices); per device, the roofs (DRAM, each
-    efficiency below 1, each on-chip level with a bandwidth) plus one marker trace per bound
-    among kernels with MACs; per device, one bar trace per bound of the kernels (the fixed
-    per-inference cost is stated, not drawn); one ridge line per model."""
+    efficiency below 1, each on-chip level with a bandwidth, each memory efficiency below 1;
+    a level without a bandwidth has none) plus one marker trace per bound among kernels with
+    MACs; per device, one bar trace per bound of the kernels (the fixed per-inference cost is
+    stated, not drawn); the ridge sweep: one line per model it shows
+    (roofline.report.compare_page._ridge_shown), one hidden trace per family for the others,
+    one vertical line per ridge-point marker (the paper's four, then each profile's)."""
     names = comparison.hardware_names
     table = comparison.table
     counts = []
@@ -159,12 +162,18 @@ def _expected_traces(comparison, focus: str) -> list[int]:
         pred = comparison.prediction(hw.name, focus)
         effs = {e for e in hw.efficiency.values() if e < 1}
         levels = [lv for lv in hw.memory if lv.bandwidth_bytes_per_s]
+        memory_effs = {e for e in hw.memory_efficiency.values() if e < 1}
         bounds = {r["bound"] for r in pred.kernel_records() if r["macs"] > 0}
-        counts.append(1 + len(effs) + len(levels) + len(bounds))
+        counts.append(1 + len(effs) + len(levels) + len(memory_effs) + len(bounds))
     for hw in comparison.hardware:
         pred = comparison.prediction(hw.name, focus)
         counts.append(len({r["bound"] for r in pred.kernel_records()}))
-    counts.append(len(comparison.variants))
+    from roofline.report.compare_page import _ridge_shown
+
+    shown = _ridge_shown(comparison)
+    others = {f for v, f in zip(comparison.labels, comparison.families, strict=True)
+              if v not in shown}
+    counts.append(len(shown) + len(others) + 4 + len(comparison.hardware))
     return counts
 
 

@@ -355,8 +355,8 @@ def given_top1(variants: Sequence[Variant], top1: Mapping[str, float] | None,
 
             hint = close_matches(label, labels)
             raise UsageError(f"{option} {spec!r} names no compared model"
-                             + (f"; did you mean {', '.join(hint)}?" if hint else
-                                "; add it to --models"))
+                             + (f" (did you mean {', '.join(hint)}?)" if hint else "")
+                             + "; add it to --models")
         out[label] = pct
     return out
 

@@ -100,9 +100,10 @@ def ridge_data(comparison: Comparison, ridge_points: Sequence[float] | None = No
     Returns ``roofline.analyses.ridge.ridge_sweep`` over the compared variants' graphs at int8
     (label as ``model``) and the markers: each device of the paper's Table 16 (fitted ridge
     points), then each compared profile's own ridge point
-    (:func:`roofline.analyses.roofs.ridge_point`: peak ÷ DRAM bandwidth at its precision). A profile priced at fp16 or fp32 moves 2 or 4 bytes per element where the sweep
-    counts 1, so its marker is its ridge point × bytes per element: the int8-byte ridge point
-    that gives the same Σ max(MACs, RP × bytes).
+    (:func:`roofline.analyses.roofs.ridge_point`: peak ÷ DRAM bandwidth at its precision). A
+    profile priced at fp16 or fp32 moves 2 or 4 bytes per element where the sweep counts 1, so
+    its marker is its ridge point × bytes per element: the int8-byte ridge point that gives
+    the same Σ max(MACs, RP × bytes).
     """
     graphs = [g.at_precision(RIDGE_PRECISION) for g in comparison.graphs]
     markers = [RidgeMarker(f"{name} (paper)", value,

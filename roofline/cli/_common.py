@@ -24,7 +24,8 @@ from ..units import PRECISIONS
 __all__ = [
     "add_variant_options", "add_precision_option", "arg_type", "split_list", "console",
     "fmt_count", "fmt_bytes", "fmt_ms", "print_json", "make_table", "positive_int", "Col", "Alt",
-    "FitTable", "wide_tables", "top1_pair", "add_top1_option", "count_cell", "bytes_cell", "kind_cell", "plural",
+    "FitTable", "wide_tables", "top1_pair", "add_top1_option", "count_cell", "bytes_cell",
+    "kind_cell", "plural",
     "seconds_between", "write_rows_csv", "ProgressBar",
 ]
 

@@ -22,8 +22,8 @@ from ._common import (
     console,
     count_cell,
     fmt_ms,
-    plural,
     make_table,
+    plural,
     print_json,
     split_list,
     write_rows_csv,
@@ -114,6 +114,7 @@ def _safe_name(text: str) -> str:
 # -- the grid -------------------------------------------------------------------------------------
 
 def _grid(args: argparse.Namespace) -> int:
+    from ..analyses.compare import given_top1
     from ..analyses.sweep import (
         ROW_FIELDS,
         default_workers,
@@ -123,7 +124,6 @@ def _grid(args: argparse.Namespace) -> int:
         trace_all,
         views_of,
     )
-    from ..analyses.compare import given_top1
     from ..core.hardware import resolve_hardware
     from ..sources.variant import Variant, check_batch
 

@@ -22,7 +22,6 @@ from .page import (
     html_list,
     html_table,
     log_axis,
-    log_ticks,
     paragraphs,
     place_labels,
     plot_text,
@@ -721,9 +720,8 @@ def _results_table(comparison: Any) -> Markup:
 def _provenance(comparison: Any, command: str, hardware_args: Sequence[str]) -> dict[str, Any]:
     import datetime
 
-    from ..analyses.roofs import ridge_point
-
     from .. import __version__
+    from ..analyses.roofs import ridge_point
 
     prov: dict[str, Any] = {
         "command": command,

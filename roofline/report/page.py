@@ -330,6 +330,8 @@ def log_ticks(lo: float, hi: float, *, most: int = 10) -> list[float]:
             return best
     if len(best) >= 2:
         return best
+    if hi <= lo * (1 + 1e-6):  # one value
+        return [float(f"{lo:.3g}")]
     step = _nice_step((hi - lo) / 3)
     start = math.ceil(lo / step - eps) * step
     out: list[float] = []

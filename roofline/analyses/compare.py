@@ -347,13 +347,12 @@ def given_top1(variants: Sequence[Variant], top1: Mapping[str, float] | None,
     for spec, value in (top1 or {}).items():
         pct = check_top1(value, f"{option} {spec}")
         try:
-            label = spec if spec in labels else parse_variant(spec).label
+            variant = parse_variant(spec)
         except RooflineError as exc:
             raise UsageError(f"{option} {spec!r}: {exc}") from None
-        if label not in labels:
-            from ..errors import close_matches
-
-            hint = close_matches(label, labels)
+        label = spec if spec in labels else variant.label
+        if label not in labels:  # hint: the compared variants of the same model
+            hint = [v.label for v in variants if v.name == variant.name][:3]
             raise UsageError(f"{option} {spec!r} names no compared model"
                              + (f" (did you mean {', '.join(hint)}?)" if hint else "")
                              + "; add it to --models")

@@ -148,7 +148,7 @@ def _expected_traces(comparison, focus: str) -> list[int]:
     a level without a bandwidth has none) plus one marker trace per bound among kernels with
     MACs; per device, one bar trace per bound of the kernels (the fixed per-inference cost is
     stated, not drawn); the ridge sweep: one line per model it shows
-    (roofline.report.compare_page._ridge_shown), one hidden trace per family for the others,
+    (roofline.report.compare_page.ridge_drawn), one hidden trace per family for the others,
     one vertical line per ridge-point marker (the paper's four, then each profile's)."""
     names = comparison.hardware_names
     table = comparison.table
@@ -168,9 +168,10 @@ def _expected_traces(comparison, focus: str) -> list[int]:
     for hw in comparison.hardware:
         pred = comparison.prediction(hw.name, focus)
         counts.append(len({r["bound"] for r in pred.kernel_records()}))
-    from roofline.report.compare_page import _ridge_shown
+    from roofline.analyses.ridge import ridge_data
+    from roofline.report.compare_page import ridge_drawn
 
-    shown = _ridge_shown(comparison)
+    shown = ridge_drawn(comparison, ridge_data(comparison)[0])
     others = {f for v, f in zip(comparison.labels, comparison.families, strict=True)
               if v not in shown}
     counts.append(len(shown) + len(others) + 4 + len(comparison.hardware))

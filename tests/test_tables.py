@@ -89,6 +89,16 @@ def test_calibrate_with_leave_one_out_fits_80(tmp_path, monkeypatch, capsys):
     assert max(cell_len(line) for line in out.splitlines()) <= 80
 
 
+def test_validate_table_fits_80(tmp_path, monkeypatch, capsys):
+    """validate measures with torch: one short run, at the narrowest width only."""
+    monkeypatch.setenv("COLUMNS", "80")
+    user = _user_model(tmp_path)
+    out = _run(capsys, ["validate", "--hw", "cpu", "--models", f"{user}:build:32",
+                        "--budget", "1"])
+    assert "predicted" in out and "…" not in out
+    assert max(cell_len(line) for line in out.splitlines()) <= 80
+
+
 def test_narrow_tables_keep_what_matters(tmp_path, monkeypatch, capsys):
     """At 80 columns: graph keeps MACs, profile keeps MACs, latency and the bound, compare
     keeps top-1 and MACs (the findings of issue #14); what is left out is named."""

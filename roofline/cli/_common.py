@@ -167,7 +167,9 @@ class FitTable:
 
     def __init__(self, columns: Sequence[Col | tuple[str, str]], rows: Iterable[Sequence[Any]],
                  title: str | None = None) -> None:
-        self.columns = [c if isinstance(c, Col) else Col(c[0], c[1]) for c in columns]
+        # (header, justify) columns: text (left) may fold, numbers (right) never do.
+        self.columns = [c if isinstance(c, Col) else Col(c[0], c[1], wrap=c[1] == "left")
+                        for c in columns]
         self.rows = [[c if isinstance(c, Alt) else str(c) for c in row] for row in rows]
         self.title = title
         self.hidden: list[str] = []

@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
 
 __all__ = ["compare_page", "pareto_figure", "rank_figure", "roofline_figure", "breakdown_figure",
+           "roofline_caption", "ridge_drawn", "unlabelled",
            "ridge_figure"]
 
 
@@ -370,10 +371,17 @@ def roofline_caption(comparison: Any, hardware: str, label: str) -> str:
     hidden = frame[frame["attained_macs_per_s"].isna()]
     if len(hidden):
         hidden_ms = float(hidden["latency_ms"].sum())
-        parts.append(f"{_plural(len(hidden), 'kernel')} without MACs (pooling, adds, "
-                     f"activations run alone) {'takes' if len(hidden) == 1 else 'take'} "
-                     f"{_ms(hidden_ms)} ({_share(hidden_ms / pred.latency_ms)} of the "
-                     "latency) and cannot be placed on this chart.")
+        what = (f"{_plural(len(hidden), 'kernel')} without MACs (pooling, adds, activations "
+                f"run alone)")
+        one = len(hidden) == 1
+        if hidden_ms > 0:
+            parts.append(f"{what} {'takes' if one else 'take'} {_ms(hidden_ms)} "
+                         f"({_share(hidden_ms / pred.latency_ms)} of the latency) and "
+                         f"{'has' if one else 'have'} no place on this chart.")
+        else:
+            parts.append(f"{what} {'costs' if one else 'cost'} no time in this prediction "
+                         f"(no per-kernel cost, bytes kept on chip) and "
+                         f"{'has' if one else 'have'} no place on this chart.")
     return " ".join(parts)
 
 
@@ -414,8 +422,8 @@ def breakdown_figure(comparison: Any, hardware: str, label: str) -> go.Figure:
              if pred.per_inference_ms > 0 else "")
     kernels_ms = pred.latency_ms - pred.per_inference_ms
     style_figure(fig, title=f"{hardware}: {_focus_name(comparison, label)} takes "
-                            f"{_ms(pred.latency_ms)} = {_ms(kernels_ms)} in kernels, by "
-                            f"stage{fixed}",
+                            f"{_ms(pred.latency_ms)}: {_ms(kernels_ms)} in kernels (by stage, "
+                            f"below){fixed}",
                  x_title="predicted latency (ms)", y_title="stage (top-level block)",
                  height=max(360, 17 * len(stages) + 150))
     fig.update_layout(barmode="stack", legend={**_TOP_LEGEND, "traceorder": "normal"})
@@ -427,13 +435,13 @@ def breakdown_figure(comparison: Any, hardware: str, label: str) -> go.Figure:
 def ridge_figure(comparison: Any, sweep: Any, markers: Sequence[Any]) -> go.Figure:
     """Relative latency (cost / best cost at each ridge point) against the ridge point.
 
-    Traces, legend grouped by family: one line per model of :func:`_ridge_shown` (the
-    frontier models); then per family one hidden (legend-only) trace holding all its other
+    Traces, legend grouped by family: one line per model of :func:`ridge_drawn` (the
+    frontier models and the fastest at each ridge point); then per family one hidden (legend-only) trace holding all its other
     models' lines; then one vertical line per device marker (group "ridge points"), its label
     written above the plot where it does not collide with another (else hover for it)."""
     import plotly.graph_objects as go
 
-    shown = _ridge_shown(comparison)
+    shown = ridge_drawn(comparison, sweep)
     symbols = _symbol_map(comparison)
     fig = go.Figure()
     rest: dict[str, list[tuple[str, Any]]] = {}
@@ -473,10 +481,12 @@ def ridge_figure(comparison: Any, sweep: Any, markers: Sequence[Any]) -> go.Figu
     stop = float(sweep["ridge_point"].max()) if len(sweep) else 500.0
     ymax = float(sweep["relative"].max()) if len(sweep) else 10.0
     texts = [f"{m.label} {m.ridge_point:.0f}" for m in markers]
-    rows = _label_rows([(m.ridge_point / stop, len(t)) for m, t in zip(markers, texts,
-                                                                      strict=True)])
+    rows = _label_rows([(m.ridge_point / stop, len(t) if m.ridge_point <= stop else 0)
+                        for m, t in zip(markers, texts, strict=True)])
     first = True
     for m, row, text in zip(markers, rows, texts, strict=True):
+        if m.ridge_point > stop:  # beyond the swept range: the page's caption names it
+            continue
         paper = m.label.endswith("(paper)")
         colour = "#6b7380" if paper else "#0b5cad"
         fig.add_trace(go.Scatter(
@@ -508,6 +518,13 @@ def ridge_figure(comparison: Any, sweep: Any, markers: Sequence[Any]) -> go.Figu
     fig.update_layout(legend={"font": {"size": 10}, "groupclick": "toggleitem",
                               "tracegroupgap": 6, "y": 1.0, "yanchor": "top"})
     return fig
+
+
+def ridge_drawn(comparison: Any, sweep: Any) -> set[str]:
+    """Labels the ridge sweep draws: :func:`_ridge_shown`, and every model that is the
+    fastest (relative latency 1) at some ridge point of ``sweep``."""
+    fastest = set(sweep.loc[sweep["relative"] <= 1.0 + 1e-12, "model"]) if len(sweep) else set()
+    return _ridge_shown(comparison) | fastest
 
 
 def _ridge_shown(comparison: Any) -> set[str]:
@@ -879,8 +896,8 @@ def compare_page(comparison: Any, *, focus: str | None, command: str,
             f"(Table 16): {paper}. Dashed blue lines: each compared profile's own ridge point "
             "(peak ÷ DRAM bandwidth, the definition used throughout this report; fp16 and "
             "fp32 profiles converted to MACs per int8 byte). Drawn: the models on every "
-            "device's Pareto frontier (or, when fewer than three are, on any device's); the "
-            "other models of each family are one legend entry, hidden until clicked. A "
+            "device's Pareto frontier (or, when fewer than three are, on any device's) and "
+            "the fastest at each ridge point; the other models of each family are one legend entry, hidden until clicked. A "
             "device label that would overlap another is in the legend and the hover.")
             + _movers_html(comparison, sweep)),
         figures=[ridge_figure(comparison, sweep, markers)]))

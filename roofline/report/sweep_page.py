@@ -139,7 +139,7 @@ def _frontier_table(result: Any, h: int) -> Any:
     return html_table(["width", "resolution", "MACs (M)", "latency", "top-1 %"], rows,
                       caption=f"{result.hardware[h].name}: the latency–MACs frontier, fastest "
                               f"first (★: also on the latency–top-1 frontier)",
-                      numeric=[True, True, True, True, True])
+                      numeric=[0, 1, 2, 3, 4])
 
 
 def sweep_page(result: Any, *, model: str, command: str) -> str:
@@ -198,4 +198,4 @@ def _summary_table(result: Any) -> Any:
                      len(lat) - len(finite)))
     return html_table(["device", "precision", "fastest variant", "min latency", "max latency",
                        "on frontier", "unsupported"], rows,
-                      numeric=[False, False, False, True, True, True, True])
+                      numeric=[3, 4, 5, 6])

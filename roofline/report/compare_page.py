@@ -436,8 +436,8 @@ def ridge_figure(comparison: Any, sweep: Any, markers: Sequence[Any]) -> go.Figu
     """Relative latency (cost / best cost at each ridge point) against the ridge point.
 
     Traces, legend grouped by family: one line per model of :func:`ridge_drawn` (the
-    frontier models and the fastest at each ridge point); then per family one hidden (legend-only) trace holding all its other
-    models' lines; then one vertical line per device marker (group "ridge points"), its label
+    frontier models and the fastest at each ridge point); then per family one hidden
+    (legend-only) trace holding all its other models' lines; then one vertical line per device marker (group "ridge points"), its label
     written above the plot where it does not collide with another (else hover for it)."""
     import plotly.graph_objects as go
 
@@ -897,8 +897,8 @@ def compare_page(comparison: Any, *, focus: str | None, command: str,
             "(peak ÷ DRAM bandwidth, the definition used throughout this report; fp16 and "
             "fp32 profiles converted to MACs per int8 byte). Drawn: the models on every "
             "device's Pareto frontier (or, when fewer than three are, on any device's) and "
-            "the fastest at each ridge point; the other models of each family are one legend entry, hidden until clicked. A "
-            "device label that would overlap another is in the legend and the hover.")
+            "the fastest at each ridge point; the other models of each family are one legend "
+            "entry, hidden until clicked. A device label that would overlap another is in the legend and the hover.")
             + _movers_html(comparison, sweep)),
         figures=[ridge_figure(comparison, sweep, markers)]))
 

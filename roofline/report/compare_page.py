@@ -437,8 +437,9 @@ def ridge_figure(comparison: Any, sweep: Any, markers: Sequence[Any]) -> go.Figu
 
     Traces, legend grouped by family: one line per model of :func:`ridge_drawn` (the
     frontier models and the fastest at each ridge point); then per family one hidden
-    (legend-only) trace holding all its other models' lines; then one vertical line per device marker (group "ridge points"), its label
-    written above the plot where it does not collide with another (else hover for it)."""
+    (legend-only) trace holding all its other models' lines; then one vertical line per
+    device marker (group "ridge points"), its label written above the plot where it does not
+    collide with another (else hover for it)."""
     import plotly.graph_objects as go
 
     shown = ridge_drawn(comparison, sweep)
@@ -898,7 +899,8 @@ def compare_page(comparison: Any, *, focus: str | None, command: str,
             "fp32 profiles converted to MACs per int8 byte). Drawn: the models on every "
             "device's Pareto frontier (or, when fewer than three are, on any device's) and "
             "the fastest at each ridge point; the other models of each family are one legend "
-            "entry, hidden until clicked. A device label that would overlap another is in the legend and the hover.")
+            "entry, hidden until clicked. A device label that would overlap another is in the "
+            "legend and the hover.")
             + _movers_html(comparison, sweep)),
         figures=[ridge_figure(comparison, sweep, markers)]))
 

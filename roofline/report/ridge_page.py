@@ -21,7 +21,8 @@ def _caption(markers: Sequence[Any], points: Sequence[float]) -> str:
               if not points[0] <= m.ridge_point <= points[-1]]
     return ("Drawn: the models on every device's Pareto frontier (or, when fewer than three "
             "are, on any device's) and the fastest at each ridge point; the other models of "
-            "each family are one legend entry, hidden until clicked. The ridge point is peak MACs/s ÷ DRAM bytes/s."
+            "each family are one legend entry, hidden until clicked. The ridge point is peak "
+            "MACs/s ÷ DRAM bytes/s."
             + (f" Beyond the swept range (not drawn): {', '.join(beyond)}." if beyond else ""))
 
 

@@ -871,7 +871,7 @@ def compare_page(comparison: Any, *, focus: str | None, command: str,
             f"Roofline of {_focus_name(comparison, focus)} on each device", anchor="roofline",
             intro=f"Focus: {_focus_name(comparison, focus)}, {why}; --focus chooses another. "
                   "The same model on each device shows why a device is fast or slow for it. "
-                  f"The ridge point is {RIDGE_POINT_DEFINITION}.",
+                  f"Here and throughout the report, {RIDGE_POINT_DEFINITION}.",
             figures=roof_figs))
         sections.append(Section(f"Where {_focus_name(comparison, focus)}'s latency goes",
                                 anchor="breakdown",

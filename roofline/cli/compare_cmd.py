@@ -157,8 +157,8 @@ def print_tables(comparison: Any) -> None:
                  f"{plural(len(records), 'model')}, {front} Pareto-optimal (★)")
         out.print(make_table(columns, rows, title=title))
     out.print("★ Pareto-optimal on that device: no other model is both faster and more "
-              "accurate. Bound: where most of the latency goes, then the % in compute-, memory- "
-              "and overhead-bound kernels.")
+              "accurate. Bound: where most of the latency goes and its share; in a wide table "
+              "the % in compute-, memory- and overhead-bound kernels (C/M/O).")
 
 
 def comparison_row(record: dict[str, Any]) -> dict[str, Any]:

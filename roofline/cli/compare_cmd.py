@@ -16,6 +16,7 @@ from typing import Any
 from ._common import (
     Alt,
     Col,
+    add_input_option,
     add_precision_option,
     add_top1_option,
     console,
@@ -49,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", type=lambda s: split_list(s, "model"), default=["all"],
                    metavar="all|NAME,...", help="models to compare (default: all)")
     add_precision_option(p, None)
+    add_input_option(p)
     add_top1_option(p, "a compared model")
     p.add_argument("--focus", metavar="NAME", default=None,
                    help="model whose kernels the report's roofline and breakdown charts show "
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if args.no_report and args.out:
         raise UsageError("--out and --no-report contradict each other; give one")
     hardware = resolve_hardware(args.hw, args.precision)
-    variants = resolve_models(args.models)
+    variants = resolve_models(args.models, args.input)
     if args.focus is not None:
         from ..sources.variant import parse_variant
 

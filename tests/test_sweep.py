@@ -273,3 +273,19 @@ def test_heatmap_colour_bar_has_ticks_within_one_decade():
     assert log_ticks(0.3, 80) == [0.5, 1, 2, 5, 10, 20, 50]
     assert log_ticks(1.0, 1.0) == [1.0]
     assert log_ticks(1e-3, 1e5) == [1e-3, 1e-2, 0.1, 1, 10, 100, 1e3, 1e4, 1e5]  # decades
+
+
+def test_every_heatmap_colour_bar_has_ticks(small_sweep):
+    """Whatever the range of a device's latencies, its colour bar has ticks, and each tick is
+    labelled with the latency it marks (the heatmap's z is log10 of ms)."""
+    from roofline.report.page import log_ticks
+    from roofline.report.sweep_page import heatmap_figure
+
+    _, hardware, result = small_sweep
+    for h in range(len(hardware)):
+        ms = result.latency_s[h] * 1e3
+        bar = heatmap_figure(result, h).data[0].colorbar
+        expected = log_ticks(float(np.nanmin(ms)), float(np.nanmax(ms)))
+        assert len(expected) >= 2
+        assert list(bar.ticktext) == [f"{t:g}" for t in expected]
+        assert list(bar.tickvals) == pytest.approx([np.log10(t) for t in expected])

@@ -531,3 +531,25 @@ def test_bad_top1_on_the_command_line(argv, message, tmp_path, monkeypatch, caps
         code = exc.code
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and message in err, err
+
+
+def test_roofline_caption_names_capacity_only_levels():
+    """An on-chip level without a bandwidth has no roof; the caption says what that means and
+    never claims the drawn roofs bound every kernel."""
+    from roofline.report.compare_page import roofline_caption, roofline_figure
+
+    sram = tiny("sram", peak=1e12, bandwidth=1e10,
+                memory=[{"name": "SRAM", "capacity_bytes": 8 * 2 ** 20}])
+    l2 = tiny("l2", peak=1e12, bandwidth=1e10,
+              memory=[{"name": "L2", "capacity_bytes": 2 ** 20, "bandwidth_bytes_per_s": 1e11}])
+    c = compare(resolve_models("mobilenet_v1@0.25:128"), [sram, l2])
+    label = c.labels[0]
+    text = roofline_caption(c, "sram", label)
+    assert "SRAM (8 MiB): no published bandwidth" in text and "above the DRAM slope" in text
+    assert "ridge point, peak ÷ DRAM bandwidth = 100 MACs/byte" in text  # 1e12 / 1e10
+    assert "Every kernel lies under" not in text
+    names = [t.name for t in roofline_figure(c, "sram", label).data]
+    assert not any("SRAM" in n for n in names)  # no roof without a bandwidth
+    text = roofline_caption(c, "l2", label)
+    assert "Dotted: L2 100 GB/s" in text and "Every kernel lies under the peak" in text
+    assert any("memory: L2 100 GB/s" in t.name for t in roofline_figure(c, "l2", label).data)

@@ -82,6 +82,31 @@ def test_family_colours_are_stable():
     assert first not in report.FAMILY_COLOURS.values()
 
 
+def test_labels_never_overlap():
+    """place_labels: each label takes the first free position around its point; labels of
+    points in a dense cluster that fit nowhere are left out (their hover stays)."""
+    # Two points 5 px apart on a 1000 × 360 plot, a third far away.
+    points = [(0.5, 0.5), (0.505, 0.5), (0.9, 0.2)]
+    texts = ["mobilenet_v1@0.75:224", "mobilenet_v1@0.75:192", "far"]
+    where = report.place_labels(points, texts)
+    assert where[0] is not None and where[2] == "top left"
+    assert where[1] != where[0]
+    # A cluster of twenty points within 10 px: most labels are left out, none overlap.
+    cluster = [(0.5 + 0.0005 * i, 0.5 + 0.001 * i) for i in range(20)]
+    placed = report.place_labels(cluster, [f"model {i}" for i in range(20)])
+    assert 0 < sum(p is not None for p in placed) < 20
+    assert set(placed) <= {*report.LABEL_POSITIONS, None}
+
+
+def test_log_axis_ticks_are_plain_numbers():
+    fig = go.Figure(go.Scatter(x=[0.4, 30], y=[2e9, 9e10]))
+    report.log_axis(fig, "x", 0.4, 30)
+    report.log_axis(fig, "y", 2e9, 9e10, prefixes=True, unit="MAC/s")
+    assert list(fig.layout.xaxis.ticktext) == ["0.5", "1", "2", "5", "10", "20"]
+    assert list(fig.layout.yaxis.ticktext) == ["2 GMAC/s", "5 GMAC/s", "10 GMAC/s",
+                                               "20 GMAC/s", "50 GMAC/s"]
+
+
 def test_write_page_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     target = tmp_path / "out" / "r.html"
     report.write_page(target, "first")

@@ -151,7 +151,7 @@ def pareto_figure(comparison: Any, hardware: str) -> go.Figure:
         span = max(hi - lo, 0.3)
         xr = (lo - 0.3 * span, hi + 0.08 * span)
         bottom, top = shown["top1"].min(), shown["top1"].max()
-        yr = (bottom - 1.5, top + 0.08 * max(top - bottom, 5))
+        yr = (bottom - 1.5, top + 0.12 * max(top - bottom, 5))  # room for the top label
     if len(front):
         texts = [plot_text(t) for t in front["short_label"]]
         positions: list[str | None] = [None] * len(texts)
@@ -161,17 +161,23 @@ def pareto_figure(comparison: Any, hardware: str) -> go.Figure:
                         (y - yr[0]) / (yr[1] - yr[0]))
 
             others = shown[~shown["pareto"]]
-            positions = place_labels(
-                [frac(x, y) for x, y in zip(front["latency_ms"], front["top1"], strict=True)],
-                list(front["short_label"]),
+            points = [frac(x, y) for x, y in zip(front["latency_ms"], front["top1"],
+                                                 strict=True)]
+            # The ends first (the most accurate, the fastest), then by latency.
+            n = len(points)
+            order = list(dict.fromkeys([n - 1, 0, *range(1, n - 1)]))
+            placed = place_labels(
+                [points[i] for i in order], [list(front["short_label"])[i] for i in order],
                 obstacles=[frac(x, y) for x, y in zip(others["latency_ms"], others["top1"],
                                                       strict=True)])
+            for i, where in zip(order, placed, strict=True):
+                positions[i] = where
         fig.add_trace(go.Scatter(
             x=front["latency_ms"], y=front["top1"], mode="lines+markers+text",
             name="Pareto frontier",
             line={"color": "#1d2330", "width": 1.5, "shape": "hv", "dash": "dot"},
-            # Invisible markers as large as the frontier's: plotly sets text off by them.
-            marker={"size": 14, "opacity": 0},
+            # Transparent markers as large as the frontier's: plotly sets text off by them.
+            marker={"size": 14, "color": "rgba(0,0,0,0)"},
             text=[t if where else "" for t, where in zip(texts, positions, strict=True)],
             textposition=[where or "top left" for where in positions],
             textfont={"size": 10, "color": "#3b4350"}, hoverinfo="skip"))

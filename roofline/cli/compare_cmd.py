@@ -30,6 +30,10 @@ from ._common import (
 )
 
 
+#: The devices compared when --hw is not given: a phone CPU and an accelerator.
+DEFAULT_HW = "cpu,edgetpu"
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare", help="models x devices: latency, Pareto frontier, HTML report",
@@ -43,10 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                "resolution), NAME@WIDTH:RES, NAME@* (every published variant of NAME), "
                "path/to/file.py:callable or package.module:callable; comma-separated, "
                "e.g. --models all,my_net.py:build. Example: roofline compare --hw cpu,edgetpu")
-    p.add_argument("--hw", required=True, type=lambda s: split_list(s, "hardware"),
+    p.add_argument("--hw", default=DEFAULT_HW, type=lambda s: split_list(s, "hardware"),
                    metavar="HW[,HW...]",
                    help="hardware profile names, aliases or .toml paths (see 'roofline list "
-                        "hardware')")
+                        f"hardware'; default {DEFAULT_HW})")
     p.add_argument("--models", type=lambda s: split_list(s, "model"), default=["all"],
                    metavar="all|NAME,...", help="models to compare (default: all)")
     add_precision_option(p, None)

@@ -281,3 +281,14 @@ def test_published_tables_read_as_written(tmp_path):
         parse_select("colour=red")
     with pytest.raises(MeasurementError, match="no measurements with device=p3,runtime=npu"):
         load_measurements(path, where={"device": "p3", "runtime": "npu"})
+
+
+def test_local_calibration_is_named_after_its_file_too(tmp_path, monkeypatch):
+    """calibrate --local --out my-cpu.toml hands the local mode the name my-cpu."""
+    from roofline.cli import _calibrate_local
+
+    seen = {}
+    monkeypatch.setattr(_calibrate_local, "run", lambda args: seen.setdefault("name", args.name)
+                        and 0)
+    assert main(["calibrate", "--local", "--out", str(tmp_path / "my-cpu.toml")]) == 0
+    assert seen["name"] == "my-cpu"

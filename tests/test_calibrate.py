@@ -230,6 +230,34 @@ def test_calibrate_cli_bad_input(tmp_path, capsys):
     assert "missing --measurements, --out" in capsys.readouterr().err
 
 
+def test_calibrated_profile_is_named_after_its_file(tmp_path, capsys, monkeypatch):
+    """README's first example: --hw cpu (pixel6-cpu) --out <folder>/my-phone.toml writes a
+    profile named my-phone, which `list hardware` and --hw my-phone then find."""
+    import json
+
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    monkeypatch.setenv("ROOFLINE_HARDWARE_PATH", str(folder))
+    out = folder / "my-phone.toml"
+    assert main(["calibrate", "--measurements", str(MEASUREMENTS), "--hw", "cpu",
+                 "--device", "pixel6-cpu", "--out", str(out), "--no-loo"]) == 0
+    capsys.readouterr()
+    fitted = load_hardware("my-phone")
+    assert fitted.name == "my-phone" and "pixel6-cpu" in fitted.description
+    assert main(["list", "hardware", "--json"]) == 0
+    names = [r["name"] for r in json.loads(capsys.readouterr().out)]
+    assert names.count("my-phone") == 1 and names.count("pixel6-cpu") == 1
+    # --name must agree with the file; a file name that cannot name a profile is refused.
+    for argv, message in (
+            (["--out", str(folder / "a.toml"), "--name", "b"], "--name 'b' differs"),
+            (["--out", str(folder / "-x.toml")], "cannot name a profile")):
+        assert main(["calibrate", "--measurements", str(MEASUREMENTS), "--hw", "cpu",
+                     *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["my-phone.toml"]
+
+
 def test_published_tables_read_as_written(tmp_path):
     """A row may leave the resolution to the model (published tables of fixed-size models),
     name its runtime and threads, and give int8 by its quantisation scheme; the rounding of the
@@ -253,3 +281,14 @@ def test_published_tables_read_as_written(tmp_path):
         parse_select("colour=red")
     with pytest.raises(MeasurementError, match="no measurements with device=p3,runtime=npu"):
         load_measurements(path, where={"device": "p3", "runtime": "npu"})
+
+
+def test_local_calibration_is_named_after_its_file_too(tmp_path, monkeypatch):
+    """calibrate --local --out my-cpu.toml hands the local mode the name my-cpu."""
+    from roofline.cli import _calibrate_local
+
+    seen = {}
+    monkeypatch.setattr(_calibrate_local, "run", lambda args: seen.setdefault("name", args.name)
+                        and 0)
+    assert main(["calibrate", "--local", "--out", str(tmp_path / "my-cpu.toml")]) == 0
+    assert seen["name"] == "my-cpu"

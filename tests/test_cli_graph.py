@@ -231,7 +231,7 @@ def test_user_model_file(capsys, tmp_path):
     assert kernel["fused_ops"] == ["1"] and kernel["output_shape"] == [1, 16, 16, 16]
     assert data["macs"] == 16 * 16 * 16 * 3 == 12_288  # round(8 · 2) = 16 channels
     out = ok(capsys, "graph", f"{path}:plain:16")
-    assert f"{path}:plain:16  batch 1  fp32  1 kernels" in out
+    assert f"{path}:plain:16  batch 1  fp32  1 kernel  " in out  # one kernel, not "1 kernels"
 
 
 def test_unknown_ops_are_reported_on_the_command_line(capsys, tmp_path):

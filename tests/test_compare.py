@@ -16,10 +16,15 @@ import pytest
 from roofline.analyses.compare import ROW_FIELDS, compare, short_labels
 from roofline.analyses.kernels import kernel_frame, stage_breakdown, stage_of
 from roofline.analyses.ridge import ridge_data, ridge_movers
-from roofline.analyses.roofs import roofs
+from roofline.analyses.roofs import ridge_point, roofs
 from roofline.cli import main
 from roofline.cli.compare_cmd import report_name
-from roofline.core.hardware import profile_from_dict, profile_to_toml, resolve_hardware
+from roofline.core.hardware import (
+    load_hardware,
+    profile_from_dict,
+    profile_to_toml,
+    resolve_hardware,
+)
 from roofline.errors import UnknownNameError, UsageError
 from roofline.sources.variant import Variant, default_variants, resolve_models
 
@@ -172,7 +177,7 @@ def test_user_model_latency_from_first_principles(tmp_path: Path):
     for r in rows.values():
         assert r["top1"] is None and r["pareto"] is False and r["rank"] == 1
         assert r["family"] == "user model" and r["short_label"] == "lin.py:build:8"
-        assert r["supported"] is True and r["unsupported_kinds"] == ""
+        assert r["supported"] is True and r["unsupported_kinds"] == []
         assert list(r) == list(ROW_FIELDS)
 
 
@@ -190,7 +195,12 @@ def test_frontier_on_a_compute_only_device():
         "mobilenet_v1@0.25:128", "mobilenet_v1@0.5:128", "mobilenet_v2@0.35:224",
         "mobilenet_v1@0.5:160"]
     assert [rows[lbl]["rank"] for lbl in SMALL_SET] == [1, 2, 4, 3]
-    assert c.default_focus() == "mobilenet_v1@0.25:128"
+    # The frontier's latencies are its MACs / 1e9: 13.6, 49.2 and 59.3 µs (V1 0.25@128,
+    # V1 0.5@128, V2 0.35); their median is 49.2, so the focus is V1 0.5@128, and says why.
+    assert c.default_focus() == "mobilenet_v1@0.5:128"
+    rule = c.focus_rule("mobilenet_v1@0.5:128")
+    assert rule.startswith("the model nearest the median latency") and "macs-only" in rule
+    assert c.focus_rule("mobilenet_v1@0.25:128") is None  # not the default: no rule to state
     picks = c.picks([56.0, 60.0, 99.0]).set_index("target")
     assert picks.loc[56.0, "label"] == "mobilenet_v1@0.5:128"  # 56.3% at 49.2M MACs
     assert picks.loc[60.0, "label"] == "mobilenet_v2@0.35:224"  # 60.3% at 59.3M MACs
@@ -204,7 +214,7 @@ def test_unsupported_models_are_listed_not_ranked(tmp_path: Path):
     rows = {r["short_label"]: r for r in c.rows()}
     v1 = rows["mobilenet_v1@0.25:128"]
     assert v1["supported"] is False and v1["latency_ms"] is None and v1["rank"] is None
-    assert v1["unsupported_kinds"] == "depthwise_conv" and v1["pareto"] is False
+    assert v1["unsupported_kinds"] == ["depthwise_conv"] and v1["pareto"] is False
     assert v1["bound"] is None and v1["compute_bound_ms"] is None
     assert rows["lin.py:build:8"]["rank"] == 1
     # The unsupported model is last in the device's table; nothing is on the frontier.
@@ -259,9 +269,30 @@ def test_roofs_from_the_profile():
     assert rf.peak_macs_per_s == 1e12
     assert [v for _, v in rf.compute] == [1e12, 5e11, 2.5e11]  # peak, x 0.5, x 0.25
     assert rf.compute[1][0].startswith("conv, pointwise conv")
-    # DRAM, then only the on-chip levels that have a bandwidth.
+    # DRAM, then the on-chip levels that have a bandwidth; the others are capacity only.
     assert rf.memory == (("DRAM", 1e10), ("L2", 1e11))
-    assert rf.ridge_point == 100.0  # 1e12 MACs/s / 1e10 B/s
+    assert rf.capacity_only == (("SLC", 8e6),)
+    assert rf.ridge_point == 100.0 == ridge_point(hw)  # 1e12 MACs/s / 1e10 B/s
+    # A memory efficiency below 1 lowers the DRAM slope of its kinds: 1e10 x 0.5.
+    slow = tiny("slow", peak=1e12, bandwidth=1e10, memory_efficiency={"depthwise_conv": 0.5},
+                sources={"peak_macs_per_s": "test", "dram": "test", "memory_efficiency": "test"})
+    assert roofs(slow).memory == (("DRAM", 1e10), ("DRAM, depthwise conv (50%)", 5e9))
+    assert roofs(slow).capacity_only == ()
+
+
+def test_one_ridge_point_everywhere(capsys):
+    """list hardware, the ridge-sweep markers and the roofs give one number per profile."""
+    import json
+
+    from roofline.cli import main
+
+    assert main(["list", "hardware", "--json"]) == 0
+    listed = {r["name"]: r["ridge_point"] for r in json.loads(capsys.readouterr().out)}
+    p6 = load_hardware("pixel6-cpu")
+    # 179.2e9 int8 MACs/s / 44.8e9 B/s = 4.0 MACs per byte
+    assert listed["pixel6-cpu"] == pytest.approx(4.0) == ridge_point(p6) == roofs(p6).ridge_point
+    assert main(["list", "hardware"]) == 0
+    assert "4.0" in capsys.readouterr().out
 
 
 def test_ridge_markers_and_range():
@@ -310,10 +341,15 @@ def test_json_csv_and_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca
         written = list(csv.DictReader(handle))
     assert [r["label"] for r in written] == [r["label"] for r in rows]
     assert float(written[0]["latency_ms"]) == pytest.approx(rows[0]["latency_ms"])
-    # The default report path, relative to the current folder, said on stderr under --json.
-    report = tmp_path / "reports" / "compare-mem-cmp.html"
-    assert report.is_file()
-    assert captured.err.strip() == "report: reports/compare-mem-cmp.html"
+    # The CSV spells a list of op kinds as the names joined by commas.
+    assert all(r["unsupported_kinds"] == "" for r in written)
+    # --json gives the rows: no report unless --out names one, and then its path on stderr.
+    assert not (tmp_path / "reports").exists() and captured.err == ""
+    assert main(["compare", "--hw", f"{a},{b}", "--models", "mobilenet_v1@0.25:128", "--json",
+                 "--out", "r.html"]) == 0
+    captured = capsys.readouterr()
+    assert (tmp_path / "r.html").is_file() and captured.err.strip() == "report: r.html"
+    assert json.loads(captured.out)[0]["unsupported_kinds"] == []
 
 
 def test_tables_mark_the_frontier(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
@@ -338,7 +374,7 @@ def test_unsupported_rows_in_the_table(tmp_path: Path, monkeypatch: pytest.Monke
     a = write_profile(tmp_path, tiny("no-dw", support={"unsupported": ["depthwise_conv"]}))
     assert main(["compare", "--hw", a, "--models", "mobilenet_v1@0.25:128", "--no-report"]) == 0
     out = capsys.readouterr().out
-    assert "unsupported" in out and "op kind: depthwise_conv" in out
+    assert "cannot run depthwise_conv" in out
     assert not (tmp_path / "reports").exists()
 
 
@@ -422,3 +458,98 @@ def test_report_is_replaced_on_success(tmp_path):
     text = out.read_text()
     assert text.startswith("<!DOCTYPE html>") and "mobilenet_v1@0.25:128" in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]
+
+
+# -- a user's own top-1 ---------------------------------------------------------------------------
+
+def test_top1_puts_a_user_model_on_the_frontier(tmp_path: Path, monkeypatch, capsys):
+    """The issue's check: compare --models mobilenet_v2,mynet.py:build --top1
+    mynet.py:build=75.0 --json gives the user's model a top-1 of 75.0."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mynet.py").write_text(
+        "from torch import nn\n\n\n"
+        "def build():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),\n"
+        "                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))\n")
+    hw = write_profile(tmp_path, tiny("macs-only", peak=1e9))
+    assert main(["compare", "--hw", hw, "--models", "mobilenet_v2,mynet.py:build", "--top1",
+                 "mynet.py:build=75.0", "--json"]) == 0
+    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
+    mine, v2 = rows["mynet.py:build"], rows["mobilenet_v2"]
+    assert (mine["top1"], mine["top1_given"]) == (75.0, True)
+    assert (v2["top1"], v2["top1_given"]) == (72.0, False)  # V2 paper, Table 4
+    # mynet: 3·8·9·112² + 8·10 ≈ 2.7M MACs, far fewer than V2's 300.8M, and more accurate:
+    # it is the frontier alone.
+    assert mine["pareto"] and not v2["pareto"]
+
+
+def test_top1_in_the_api_the_verdict_and_the_chart(tmp_path: Path):
+    from roofline.report.compare_page import _verdict_html, pareto_figure
+
+    spec = linear_model(tmp_path)  # Linear(192 -> 10): 1,920 MACs
+    hw = tiny("macs-only", peak=1e9)
+    c = compare(resolve_models(f"mobilenet_v1@0.25:128,{spec}"), [hw], top1={spec: 30.0})
+    label = c.labels[1]
+    assert c.given_top1 == {label: 30.0} and c.top1_source_of(1) == "given"
+    rows = {r["label"]: r for r in c.rows()}
+    # 1,920 MACs / 1e9 = 1.9 µs beats V1 0.25@128's 13.6 µs; 30% < 41.5%: both on the frontier.
+    assert rows[label]["pareto"] and rows["mobilenet_v1@0.25:128"]["pareto"]
+    verdict = _verdict_html(c)
+    assert "Your model" in verdict and "on the Pareto frontier" in verdict
+    fig = pareto_figure(c, "macs-only")
+    mine = next(t for t in fig.data if t.name == "your models")
+    assert list(mine.marker.symbol) == ["star"] and list(mine.y) == [30.0]
+    # Without --top1 the verdict says how to give one.
+    plain = compare(resolve_models(spec), [hw])
+    assert "--top1" in _verdict_html(plain)
+
+
+@pytest.mark.parametrize("top1, message", [
+    ({"mobilenet_v2": 75.0}, "--top1 'mobilenet_v2' names no compared model"),
+    ({"mobilenet_v1@0.25:128": 101.0}, "must be a percentage from 0 to 100"),
+    ({"mobilenet_v1@0.25:128": float("nan")}, "must be a percentage from 0 to 100"),
+    ({"nets.py": 50.0}, "--top1 'nets.py'"),
+])
+def test_bad_top1_in_the_api(top1, message):
+    with pytest.raises(UsageError, match=message):
+        compare(resolve_models("mobilenet_v1@0.25:128"), [tiny("t")], top1=top1)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--top1", "mobilenet_v1@0.25:128"], "must be MODEL=PERCENT"),
+    (["--top1", "mobilenet_v1@0.25:128=-1"], "must be a percentage from 0 to 100, got '-1'"),
+    (["--top1", "mobilenet_v1@0.25:128=abc"], "must be a percentage from 0 to 100"),
+    (["--top1", "mobilenet_v3_small=70"], "names no compared model; add it to --models"),
+])
+def test_bad_top1_on_the_command_line(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    hw = write_profile(tmp_path, tiny("t"))
+    try:
+        code = main(["compare", "--hw", hw, "--models", "mobilenet_v1@0.25:128", "--no-report",
+                     *argv])
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+
+
+def test_roofline_caption_names_capacity_only_levels():
+    """An on-chip level without a bandwidth has no roof; the caption says what that means and
+    never claims the drawn roofs bound every kernel."""
+    from roofline.report.compare_page import roofline_caption, roofline_figure
+
+    sram = tiny("sram", peak=1e12, bandwidth=1e10,
+                memory=[{"name": "SRAM", "capacity_bytes": 8 * 2 ** 20}])
+    l2 = tiny("l2", peak=1e12, bandwidth=1e10,
+              memory=[{"name": "L2", "capacity_bytes": 2 ** 20, "bandwidth_bytes_per_s": 1e11}])
+    c = compare(resolve_models("mobilenet_v1@0.25:128"), [sram, l2])
+    label = c.labels[0]
+    text = roofline_caption(c, "sram", label)
+    assert "SRAM (8 MiB): no published bandwidth" in text and "above the DRAM slope" in text
+    assert "ridge point, peak ÷ DRAM bandwidth = 100 MACs/byte" in text  # 1e12 / 1e10
+    assert "Every kernel lies under" not in text
+    names = [t.name for t in roofline_figure(c, "sram", label).data]
+    assert not any("SRAM" in n for n in names)  # no roof without a bandwidth
+    text = roofline_caption(c, "l2", label)
+    assert "Dotted: L2 100 GB/s" in text and "Every kernel lies under the peak" in text
+    assert any("memory: L2 100 GB/s" in t.name for t in roofline_figure(c, "l2", label).data)

@@ -82,6 +82,31 @@ def test_family_colours_are_stable():
     assert first not in report.FAMILY_COLOURS.values()
 
 
+def test_labels_never_overlap():
+    """place_labels: each label takes the first free position around its point; labels of
+    points in a dense cluster that fit nowhere are left out (their hover stays)."""
+    # Two points 5 px apart on a 1000 × 360 plot, a third far away.
+    points = [(0.5, 0.5), (0.505, 0.5), (0.9, 0.2)]
+    texts = ["mobilenet_v1@0.75:224", "mobilenet_v1@0.75:192", "far"]
+    where = report.place_labels(points, texts)
+    assert where[0] is not None and where[2] == "top left"
+    assert where[1] != where[0]
+    # A cluster of twenty points within 10 px: most labels are left out, none overlap.
+    cluster = [(0.5 + 0.0005 * i, 0.5 + 0.001 * i) for i in range(20)]
+    placed = report.place_labels(cluster, [f"model {i}" for i in range(20)])
+    assert 0 < sum(p is not None for p in placed) < 20
+    assert set(placed) <= {*report.LABEL_POSITIONS, None}
+
+
+def test_log_axis_ticks_are_plain_numbers():
+    fig = go.Figure(go.Scatter(x=[0.4, 30], y=[2e9, 9e10]))
+    report.log_axis(fig, "x", 0.4, 30)
+    report.log_axis(fig, "y", 2e9, 9e10, prefixes=True, unit="MAC/s")
+    assert list(fig.layout.xaxis.ticktext) == ["0.5", "1", "2", "5", "10", "20"]
+    assert list(fig.layout.yaxis.ticktext) == ["2 GMAC/s", "5 GMAC/s", "10 GMAC/s",
+                                               "20 GMAC/s", "50 GMAC/s"]
+
+
 def test_write_page_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     target = tmp_path / "out" / "r.html"
     report.write_page(target, "first")
@@ -144,9 +169,12 @@ def _expected_traces(comparison, focus: str) -> list[int]:
     """Traces per figure, in page order, from what went in (see roofline.report.compare_page):
     per device, one per family with a supported model that has a top-1 plus the frontier
     line; one line per model running somewhere (2+ devices); per device, the roofs (DRAM, each
-    efficiency below 1, each on-chip level with a bandwidth) plus one marker trace per bound
-    among kernels with MACs; per device, one bar trace per bound of the kernels (the fixed
-    per-inference cost is stated, not drawn); one ridge line per model."""
+    efficiency below 1, each on-chip level with a bandwidth, each memory efficiency below 1;
+    a level without a bandwidth has none) plus one marker trace per bound among kernels with
+    MACs; per device, one bar trace per bound of the kernels (the fixed per-inference cost is
+    stated, not drawn); the ridge sweep: one line per model it shows
+    (roofline.report.compare_page.ridge_drawn), one hidden trace per family for the others,
+    one vertical line per ridge-point marker (the paper's four, then each profile's)."""
     names = comparison.hardware_names
     table = comparison.table
     counts = []
@@ -159,12 +187,19 @@ def _expected_traces(comparison, focus: str) -> list[int]:
         pred = comparison.prediction(hw.name, focus)
         effs = {e for e in hw.efficiency.values() if e < 1}
         levels = [lv for lv in hw.memory if lv.bandwidth_bytes_per_s]
+        memory_effs = {e for e in hw.memory_efficiency.values() if e < 1}
         bounds = {r["bound"] for r in pred.kernel_records() if r["macs"] > 0}
-        counts.append(1 + len(effs) + len(levels) + len(bounds))
+        counts.append(1 + len(effs) + len(levels) + len(memory_effs) + len(bounds))
     for hw in comparison.hardware:
         pred = comparison.prediction(hw.name, focus)
         counts.append(len({r["bound"] for r in pred.kernel_records()}))
-    counts.append(len(comparison.variants))
+    from roofline.analyses.ridge import ridge_data
+    from roofline.report.compare_page import ridge_drawn
+
+    shown = ridge_drawn(comparison, ridge_data(comparison)[0])
+    others = {f for v, f in zip(comparison.labels, comparison.families, strict=True)
+              if v not in shown}
+    counts.append(len(shown) + len(others) + 4 + len(comparison.hardware))
     return counts
 
 

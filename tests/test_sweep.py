@@ -247,3 +247,45 @@ def test_ridge_sweep(capsys, tmp_path):
     assert at_zero["mobilenet_v2:224"] == Variant("mobilenet_v2").trace().macs
     assert min(r["relative"] for r in rows) == 1.0
     assert "Figure 2" in (tmp_path / "ridge.html").read_text()
+
+
+def test_sweep_top1_for_one_variant(capsys, tmp_path):
+    """--top1 names one variant of the grid (as its label says it); that variant then counts on
+    the latency-top-1 frontier like a published one."""
+    csv_path = tmp_path / "rows.csv"
+    code, out, err = run(capsys, "sweep", "mobilenet_v2", "--width", "0.3,0.5",
+                         "--resolution", "224", "--hw", "cpu", "--workers", "1", "--no-report",
+                         "--top1", "mobilenet_v2@0.3=55", "--csv", str(csv_path))
+    assert code == 0, err
+    with csv_path.open() as handle:
+        rows = {r["width"]: r for r in csv.DictReader(handle)}
+    assert rows["0.3"]["top1"] == "55.0" and rows["0.3"]["pareto_top1"] == "True"
+    assert rows["0.5"]["top1"] == "65.4"  # published, V2 paper Table 4
+    code, out, err = run(capsys, "sweep", "mobilenet_v2", "--width", "0.3", "--hw", "cpu",
+                         "--no-report", "--top1", "mobilenet_v2@0.4=55")
+    assert code == 2 and "names no compared model" in err
+
+
+def test_heatmap_colour_bar_has_ticks_within_one_decade():
+    from roofline.report.page import log_ticks
+
+    assert log_ticks(0.69, 0.97) == [0.7, 0.8, 0.9]  # the issue's range: 1, 2, 5 give none
+    assert log_ticks(0.3, 80) == [0.5, 1, 2, 5, 10, 20, 50]
+    assert log_ticks(1.0, 1.0) == [1.0]
+    assert log_ticks(1e-3, 1e5) == [1e-3, 1e-2, 0.1, 1, 10, 100, 1e3, 1e4, 1e5]  # decades
+
+
+def test_every_heatmap_colour_bar_has_ticks(small_sweep):
+    """Whatever the range of a device's latencies, its colour bar has ticks, and each tick is
+    labelled with the latency it marks (the heatmap's z is log10 of ms)."""
+    from roofline.report.page import log_ticks
+    from roofline.report.sweep_page import heatmap_figure
+
+    _, hardware, result = small_sweep
+    for h in range(len(hardware)):
+        ms = result.latency_s[h] * 1e3
+        bar = heatmap_figure(result, h).data[0].colorbar
+        expected = log_ticks(float(np.nanmin(ms)), float(np.nanmax(ms)))
+        assert len(expected) >= 2
+        assert list(bar.ticktext) == [f"{t:g}" for t in expected]
+        assert list(bar.tickvals) == pytest.approx([np.log10(t) for t in expected])

@@ -10,13 +10,13 @@ per-kernel roofline, per-stage breakdown and ridge-point sweep. Pure logic: impo
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ..core.hardware import HardwareProfile, resolve_hardware
-from ..errors import UsageError
+from ..errors import RooflineError, UsageError
 from ..sources.base import USER_FAMILY
 from .pareto import pareto_mask
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..sources.variant import Variant
 
 __all__ = ["Comparison", "compare", "short_labels", "USER_FAMILY", "ROW_FIELDS",
-           "PICK_TARGETS", "pick_targets"]
+           "PICK_TARGETS", "pick_targets", "check_top1", "given_top1"]
 
 
 
@@ -38,8 +38,8 @@ __all__ = ["Comparison", "compare", "short_labels", "USER_FAMILY", "ROW_FIELDS",
 #: device (1 = fastest; None when unsupported).
 ROW_FIELDS: tuple[str, ...] = (
     "model", "label", "short_label", "family", "width", "resolution", "hardware", "precision",
-    "latency_ms", "latency_range_ms", "macs", "params", "top1", "pareto", "supported",
-    "unsupported_kinds", "bound",
+    "latency_ms", "latency_range_ms", "macs", "params", "top1", "top1_given", "pareto",
+    "supported", "unsupported_kinds", "bound",
     "compute_bound_ms", "memory_bound_ms", "overhead_bound_ms", "rank", "kernels")
 
 
@@ -76,6 +76,28 @@ class Comparison:
     precisions: tuple[str, ...]
     predictions: tuple[tuple[Prediction, ...], ...]
     families: tuple[str, ...] = field(default=())
+    #: Top-1 (%) the caller gave, by label (``compare(..., top1=...)``); they replace the
+    #: published figure, and are how a user's own model gets onto the accuracy charts.
+    given_top1: dict[str, float] = field(default_factory=dict)
+
+    def top1_of(self, m: int) -> float | None:
+        """Variant ``m``'s top-1 (%): the one given, else the published one, else None."""
+        label = self.variants[m].label
+        if label in self.given_top1:
+            return self.given_top1[label]
+        return self.variants[m].top1()
+
+    def top1_source_of(self, m: int) -> str | None:
+        """Where :meth:`top1_of` comes from: "given" (by the caller), a citation, or None."""
+        if self.variants[m].label in self.given_top1:
+            return "given"
+        return self.variants[m].top1_source()
+
+    @property
+    def user_labels(self) -> list[str]:
+        """Labels of the user's own models (from a file or package, not the zoo)."""
+        return [v.label for v, f in zip(self.variants, self.families, strict=True)
+                if f == USER_FAMILY]
 
     @property
     def labels(self) -> list[str]:
@@ -97,7 +119,7 @@ class Comparison:
         for h, hw in enumerate(self.hardware):
             preds = self.predictions[h]
             latency = [p.latency_ms for p in preds]
-            top1 = [v.top1() for v in self.variants]
+            top1 = [self.top1_of(m) for m in range(len(self.variants))]
             frontier = pareto_mask(latency, top1)
             order = sorted((lat, i) for i, lat in enumerate(latency) if lat is not None)
             rank = {i: r + 1 for r, (_, i) in enumerate(order)}
@@ -119,9 +141,10 @@ class Comparison:
                     "macs": int(graph.macs),
                     "params": int(graph.params),
                     "top1": top1[m],
+                    "top1_given": variant.label in self.given_top1,
                     "pareto": bool(frontier[m]),
                     "supported": bool(pred.supported),
-                    "unsupported_kinds": ",".join(pred.unsupported_kinds),
+                    "unsupported_kinds": list(pred.unsupported_kinds),
                     "bound": _dominant(bd) if bd else None,
                     "compute_bound_ms": bd["compute"] if bd else None,
                     "memory_bound_ms": bd["memory"] if bd else None,
@@ -161,18 +184,38 @@ class Comparison:
         return self.predictions[h][self.labels.index(label)]
 
     def default_focus(self) -> str | None:
-        """The model the per-kernel charts show by default: the fastest Pareto-optimal model
-        on the first device; else the fastest supported model on any device; else None."""
+        """The model the per-kernel charts show by default, by :meth:`focus_rule`'s rule: on
+        the first device with a non-empty Pareto frontier, the frontier model whose latency is
+        nearest the median latency of that frontier (of two equally near, the faster); else
+        the fastest supported model on any device; else None."""
+        return self._default_focus()[0]
+
+    def focus_rule(self, label: str | None) -> str | None:
+        """Why ``label`` is the focus when it is :meth:`default_focus` (None otherwise), in
+        words: "the frontier model nearest the median latency on pixel6-cpu"."""
+        focus, rule = self._default_focus()
+        return rule if label is not None and label == focus else None
+
+    def _default_focus(self) -> tuple[str | None, str | None]:
+        import statistics
+
         for hw in self.hardware_names:
             front = self.frontier(hw)
             if len(front):
-                return str(front.iloc[0]["label"])
+                latency = [float(x) for x in front["latency_ms"]]
+                median = statistics.median(latency)
+                best = min(range(len(latency)), key=lambda i: (abs(latency[i] - median), i))
+                return (str(front.iloc[best]["label"]),
+                        f"the model nearest the median latency ({median:.3g} ms) of the "
+                        f"{len(front)} on {hw}'s Pareto frontier")
         for hw in self.hardware_names:
             t = self.on(hw)
             t = t[t["supported"]]
             if len(t):
-                return str(t.iloc[0]["label"])
-        return None
+                return (str(t.iloc[0]["label"]),
+                        f"the fastest model on {hw} (no device has a Pareto frontier: no "
+                        f"supported model has a top-1)")
+        return None, None
 
     def focus_label(self, spec: str | None) -> str | None:
         """The label of the compared variant ``spec`` names (None: :meth:`default_focus`).
@@ -283,20 +326,64 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def check_top1(value: Any, what: str = "top-1") -> float:
+    """A top-1 accuracy in percent: a finite number from 0 to 100 (else a UsageError)."""
+    try:
+        pct = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{what} must be a percentage from 0 to 100, got {value!r}") from None
+    if not (math.isfinite(pct) and 0 <= pct <= 100):
+        raise UsageError(f"{what} must be a percentage from 0 to 100, got {value!r}")
+    return pct
+
+
+def given_top1(variants: Sequence[Variant], top1: Mapping[str, float] | None,
+               option: str = "--top1") -> dict[str, float]:
+    """``top1`` (model spec as written in ``--models`` → percent) by the label of the variant
+    each spec names; a spec naming no compared variant, or a bad percentage, is a
+    UsageError."""
+    from ..sources.variant import parse_variant
+
+    labels = [v.label for v in variants]
+    out: dict[str, float] = {}
+    for spec, value in (top1 or {}).items():
+        pct = check_top1(value, f"{option} {spec}")
+        try:
+            variant = parse_variant(spec)
+        except RooflineError as exc:
+            raise UsageError(f"{option} {spec!r}: {exc}") from None
+        label = spec if spec in labels else variant.label
+        if label not in labels:  # hint: the compared variants of the same model
+            hint = [v.label for v in variants if v.name == variant.name][:3]
+            raise UsageError(f"{option} {spec!r} names no compared model"
+                             + (f" (did you mean {', '.join(hint)}?)" if hint else "")
+                             + "; add it to --models")
+        out[label] = pct
+    return out
+
+
 def compare(variants: Sequence[Variant], hardware: Sequence[HardwareProfile | str],
-            precision: str | None = None) -> Comparison:
+            precision: str | None = None, top1: Mapping[str, float] | None = None
+            ) -> Comparison:
     """Trace each variant once and predict it on every device (``precision`` overrides each
-    profile's default precision)."""
+    profile's default precision).
+
+    ``top1`` gives accuracies (%) the zoo does not know, keyed by model spec as written in
+    ``--models`` (``{"mynet.py:build": 75.0}``) or by label: a user's own model then takes
+    its place on the frontier and the accuracy charts (a given figure replaces a published
+    one)."""
     from ..core.engine import predict_many
 
     if not variants:
         raise UsageError("no models to compare")
+    given = given_top1(variants, top1)
     hws = resolve_hardware(hardware, precision)
     graphs = tuple(v.trace() for v in variants)
     predictions = tuple(tuple(row) for row in predict_many(graphs, hws, precision))
     return Comparison(
         variants=tuple(variants), graphs=graphs, hardware=tuple(hws),
         precisions=tuple(precision or hw.default_precision for hw in hws),
-        predictions=predictions, families=tuple(v.family for v in variants))
+        predictions=predictions, families=tuple(v.family for v in variants),
+        given_top1=given)
 
 

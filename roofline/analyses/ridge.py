@@ -18,6 +18,7 @@ import numpy as np
 from ..core.fuse import fuse
 from ..core.graph import LayerGraph
 from ..units import bytes_per_element
+from .roofs import ridge_point
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -98,10 +99,11 @@ def ridge_data(comparison: Comparison, ridge_points: Sequence[float] | None = No
 
     Returns ``roofline.analyses.ridge.ridge_sweep`` over the compared variants' graphs at int8
     (label as ``model``) and the markers: each device of the paper's Table 16 (fitted ridge
-    points), then each compared profile's own ridge point (peak / DRAM bandwidth at its
-    precision). A profile priced at fp16 or fp32 moves 2 or 4 bytes per element where the sweep
-    counts 1, so its marker is its ridge point × bytes per element: the int8-byte ridge point
-    that gives the same Σ max(MACs, RP × bytes).
+    points), then each compared profile's own ridge point
+    (:func:`roofline.analyses.roofs.ridge_point`: peak ÷ DRAM bandwidth at its precision). A
+    profile priced at fp16 or fp32 moves 2 or 4 bytes per element where the sweep counts 1, so
+    its marker is its ridge point × bytes per element: the int8-byte ridge point that gives
+    the same Σ max(MACs, RP × bytes).
     """
     graphs = [g.at_precision(RIDGE_PRECISION) for g in comparison.graphs]
     markers = [RidgeMarker(f"{name} (paper)", value,
@@ -110,8 +112,8 @@ def ridge_data(comparison: Comparison, ridge_points: Sequence[float] | None = No
                for name, value in PAPER_RIDGE_POINTS.items()]
     for hw, precision in zip(comparison.hardware, comparison.precisions, strict=True):
         scale = bytes_per_element(precision) / bytes_per_element(RIDGE_PRECISION)
-        rp = hw.ridge_point(precision) * scale
-        note = (f"{hw.name}: peak {precision} / DRAM bandwidth"
+        rp = ridge_point(hw, precision) * scale
+        note = (f"{hw.name}: peak {precision} ÷ DRAM bandwidth"
                 + (f" × {scale:g} ({precision} moves {scale:g}× the bytes of int8)"
                    if scale != 1 else ""))
         markers.append(RidgeMarker(f"{hw.name} (profile)", rp, note))

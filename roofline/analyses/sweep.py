@@ -243,6 +243,12 @@ class SweepResult:
     latency_high_s: np.ndarray | None = None
     stats: TraceStats = field(default_factory=TraceStats)
     total_variants: int = 0
+    #: Top-1 (%) given by the caller, by variant label: replaces the published figure.
+    given_top1: dict[str, float] = field(default_factory=dict)
+
+    def top1(self, m: int) -> float | None:
+        """Variant ``m``'s top-1 (%): given, else published, else None."""
+        return self.given_top1.get(self.variants[m].label, self.variants[m].top1())
 
     @property
     def partial(self) -> bool:
@@ -251,12 +257,12 @@ class SweepResult:
     def frontier(self, h: int) -> tuple[list[bool], list[bool]]:
         """Device ``h``'s latency–MACs and latency–top-1 frontiers (masks over variants)."""
         latency = [None if math.isnan(x) else float(x) for x in self.latency_s[h]]
-        top1 = [v.top1() for v in self.variants]
+        top1 = [self.top1(m) for m in range(len(self.variants))]
         return pareto_mask(latency, list(self.macs)), pareto_mask(latency, top1)
 
     def rows(self) -> list[dict[str, Any]]:
         out = []
-        top1 = [v.top1() for v in self.variants]
+        top1 = [self.top1(m) for m in range(len(self.variants))]
         for h, hw in enumerate(self.hardware):
             by_macs, by_top1 = self.frontier(h)
             for m, variant in enumerate(self.variants):
@@ -289,9 +295,11 @@ def views_of(hardware: Sequence[HardwareProfile]) -> list[View]:
 
 def evaluate_grid(variants: Sequence[Variant], arrays: Sequence[list[dict[str, Any]] | None],
                   hardware: Sequence[HardwareProfile], precision: str | None = None,
-                  stats: TraceStats | None = None) -> SweepResult:
+                  stats: TraceStats | None = None,
+                  top1: dict[str, float] | None = None) -> SweepResult:
     """Price every finished variant on every device through :func:`roofline.core.engine.price`
-    (``arrays[v][k]`` are variant ``v``'s kernel arrays in the ``k``-th of :func:`views_of`)."""
+    (``arrays[v][k]`` are variant ``v``'s kernel arrays in the ``k``-th of :func:`views_of`);
+    ``top1`` gives top-1 (%) by variant label (see ``roofline.analyses.compare.given_top1``)."""
     from ..core.engine import KernelSet, price
 
     views = views_of(hardware)
@@ -314,4 +322,4 @@ def evaluate_grid(variants: Sequence[Variant], arrays: Sequence[list[dict[str, A
         params=np.array([float(a["graph_params"]) for a in first]),
         hardware=list(hardware), precisions=precisions, latency_s=latency,
         latency_low_s=low, latency_high_s=high,
-        stats=stats or TraceStats(), total_variants=len(variants))
+        stats=stats or TraceStats(), total_variants=len(variants), given_top1=dict(top1 or {}))

@@ -58,6 +58,11 @@ def build_parser() -> Parser:
     sub.required = True
     for name in _available_commands():
         importlib.import_module(f"roofline.cli.{name}_cmd").register(sub)
+    for command in sub.choices.values():  # every command prints a table
+        if "--wide" not in command._option_string_actions:
+            command.add_argument("--wide", action="store_true",
+                                 help="tables with every column and full numbers, however "
+                                      "wide the terminal (default: the columns that fit)")
     return parser
 
 
@@ -81,8 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ._common import wide_tables
+
     try:
-        return int(args.func(args) or 0)
+        with wide_tables(getattr(args, "wide", False)):
+            return int(args.func(args) or 0)
     except RooflineError as exc:
         print(f"roofline {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code

@@ -11,7 +11,10 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import RooflineError
@@ -21,7 +24,9 @@ from ..units import PRECISIONS
 __all__ = [
     "add_variant_options", "add_input_option",
     "add_precision_option", "arg_type", "split_list", "console",
-    "fmt_count", "fmt_bytes", "fmt_ms", "print_json", "make_table", "positive_int",
+    "fmt_count", "fmt_bytes", "fmt_ms", "print_json", "make_table", "positive_int", "Col", "Alt",
+    "FitTable", "wide_tables", "top1_pair", "add_top1_option", "count_cell", "bytes_cell",
+    "kind_cell", "plural",
     "seconds_between", "write_rows_csv", "ProgressBar",
 ]
 
@@ -90,49 +95,229 @@ def split_list(text: str, what: str) -> list[str]:
     return seen
 
 
+#: Set for the length of one command by ``--wide`` (see :func:`wide_tables`).
+_WIDE: ContextVar[bool] = ContextVar("roofline_wide_tables", default=False)
+
+#: The width of a console when every column is shown (``--wide``): wider than any table.
+WIDE_WIDTH = 10_000
+
+
+@contextmanager
+def wide_tables(on: bool) -> Iterator[None]:
+    """Within this block tables show every column with full numbers (``--wide``), however
+    wide the terminal is; lines longer than it wrap in the terminal."""
+    token = _WIDE.set(bool(on))
+    try:
+        yield
+    finally:
+        _WIDE.reset(token)
+
+
 def console(stderr: bool = False) -> Any:
-    """A rich console without markup; wide and without colour when not on a terminal."""
+    """A rich console without markup; wide and without colour when not on a terminal.
+
+    Its width is the terminal's (rich measures it), else ``$COLUMNS``, else 200; with
+    ``--wide`` (:func:`wide_tables`) it is :data:`WIDE_WIDTH` so that no table is squeezed.
+    """
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
+    wide = _WIDE.get()
     # markup=False: names come from users (model files, profiles) and must print as they are.
     if stream.isatty():
-        return Console(file=stream, highlight=False, markup=False)
-    width = int(os.environ.get("COLUMNS", "0") or 0) or 200
+        return Console(file=stream, highlight=False, markup=False,
+                       width=WIDE_WIDTH if wide else None)
+    width = WIDE_WIDTH if wide else (int(os.environ.get("COLUMNS", "0") or 0) or 200)
     return Console(file=stream, width=width, color_system=None, highlight=False,
                    soft_wrap=False, markup=False)
 
 
-def make_table(columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]],
-               title: str | None = None) -> Any:
-    """A rich table; each column is (header, "left"|"right")."""
-    from rich import box
-    from rich.table import Table
+# -- tables that fit -------------------------------------------------------------------------------
 
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
-    for header, justify in columns:
-        table.add_column(header, justify=justify, no_wrap=True)
-    for row in rows:
-        table.add_row(*(str(cell) for cell in row))
-    return table
+@dataclass(frozen=True)
+class Col:
+    """A table column.
+
+    ``priority`` 0 is always shown; when the table is too wide for the terminal the column
+    with the highest priority goes first (the rightmost of equals). ``short`` is the header
+    used with short cells. ``full_only``: a column whose content the short cell of another
+    column carries (``width`` and ``res`` inside ``mobilenet_v2@0.75:160``), shown only when
+    the full table fits. ``wrap``: a column of names that may fold onto several lines when
+    nothing else helps.
+    """
+
+    header: str
+    justify: str = "right"
+    priority: int = 0
+    short: str | None = None
+    full_only: bool = False
+    wrap: bool = False
 
 
-def fmt_count(n: float) -> str:
-    """300774272 -> '300.8M'."""
+@dataclass(frozen=True)
+class Alt:
+    """A cell with a full and a short form (``300.8M`` / ``301M``); a plain value is both."""
+
+    full: str
+    short: str
+
+    def __str__(self) -> str:
+        return self.full
+
+
+#: Characters between two columns.
+_GAP = 2
+
+
+class FitTable:
+    """A table that fits the width it is printed at: full cells when they fit; else the short
+    cells; else without the columns of highest ``priority``, named in a last line; else its
+    ``wrap`` columns folded. A cell is never cut. With ``--wide`` every column is shown, full.
+
+    ``hidden`` lists the headers of the columns left out at the last printing.
+    """
+
+    def __init__(self, columns: Sequence[Col | tuple[str, str]], rows: Iterable[Sequence[Any]],
+                 title: str | None = None) -> None:
+        # (header, justify) columns: text (left) may fold, numbers (right) never do.
+        self.columns = [c if isinstance(c, Col) else Col(c[0], c[1], wrap=c[1] == "left")
+                        for c in columns]
+        self.rows = [[c if isinstance(c, Alt) else str(c) for c in row] for row in rows]
+        self.title = title
+        self.hidden: list[str] = []
+        self._fitted: tuple[int | None, Any] | None = None
+
+    def _cell(self, cell: Alt | str, short: bool) -> str:
+        if isinstance(cell, Alt):
+            return cell.short if short else cell.full
+        return cell
+
+    def _header(self, i: int, short: bool) -> str:
+        col = self.columns[i]
+        return (col.short or col.header) if short else col.header
+
+    def _widths(self, short: bool) -> list[int]:
+        from rich.cells import cell_len
+
+        return [max([cell_len(self._header(i, short))]
+                    + [cell_len(self._cell(row[i], short)) for row in self.rows])
+                for i in range(len(self.columns))]
+
+    @staticmethod
+    def _total(widths: Sequence[int], shown: Sequence[int]) -> int:
+        return sum(widths[i] for i in shown) + _GAP * max(len(shown) - 1, 0)
+
+    def layout(self, width: int | None) -> tuple[list[int], bool, dict[int, int]]:
+        """(shown column indexes, short cells?, folded widths by column) for ``width``
+        characters (None: everything, full)."""
+        everything = list(range(len(self.columns)))
+        if width is None or self._total(self._widths(False), everything) <= width:
+            return everything, False, {}
+        short = self._widths(True)
+        shown = [i for i in everything if not self.columns[i].full_only]
+        drop = sorted((i for i in shown if self.columns[i].priority > 0),
+                      key=lambda i: (-self.columns[i].priority, -i))
+        while self._total(short, shown) > width and drop:
+            shown.remove(drop.pop(0))
+        folded: dict[int, int] = {}
+        excess = self._total(short, shown) - width
+        for i in (i for i in shown if self.columns[i].wrap):
+            if excess <= 0:
+                break
+            narrower = max(short[i] - excess, min(short[i], 8))
+            excess -= short[i] - narrower
+            folded[i] = narrower
+        return shown, True, folded
+
+    def _table(self, width: int | None) -> Any:
+        from rich import box
+        from rich.table import Table
+
+        shown, short, folded = self.layout(width)
+        widths = self._widths(short)
+        self.hidden = [self.columns[i].header for i, c in enumerate(self.columns)
+                       if i not in shown and not c.full_only]
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                      collapse_padding=True, padding=(0, 1))
+        for i in shown:
+            col = self.columns[i]
+            if i in folded:
+                table.add_column(self._header(i, short), justify=col.justify,
+                                 overflow="fold", width=folded[i])
+            else:  # as wide as its widest cell: rich never needs to shorten it
+                table.add_column(self._header(i, short), justify=col.justify, no_wrap=True,
+                                 overflow="fold", min_width=widths[i])
+        for row in self.rows:
+            table.add_row(*(self._cell(row[i], short) for i in shown))
+        return table
+
+    def __rich_console__(self, console: Any, options: Any) -> Iterator[Any]:
+        from rich.text import Text
+
+        width = None if _WIDE.get() else options.max_width
+        if self.title:
+            yield Text(self.title)
+        yield self._table(width)
+        if self.hidden:
+            yield Text(f"(not shown at {width} columns: {', '.join(self.hidden)}; --wide shows "
+                       f"every column)")
+
+
+def make_table(columns: Sequence[Col | tuple[str, str]], rows: Iterable[Sequence[Any]],
+               title: str | None = None) -> FitTable:
+    """A table that fits the terminal (:class:`FitTable`); each column is a :class:`Col` or
+    (header, "left"|"right"), and a cell an :class:`Alt` (full and short form) or any value."""
+    return FitTable(columns, rows, title)
+
+
+def _scaled(n: float, short: bool) -> str:
+    """One decimal, or (short) two significant digits and none below 10: 14.16 -> '14'."""
+    text = f"{n:.1f}"
+    return f"{n:.0f}" if short and abs(n) >= 10 else text
+
+
+def fmt_count(n: float, short: bool = False) -> str:
+    """300774272 -> '300.8M' (short: '301M')."""
     if n is None or (isinstance(n, float) and math.isnan(n)):
         return "-"
     for scale, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(n) >= scale:
-            return f"{n / scale:.1f}{unit}"
+            return f"{_scaled(n / scale, short)}{unit}"
     return f"{n:g}"
 
 
-def fmt_bytes(n: float) -> str:
-    """14155936 -> '14.2 MB' (decimal units)."""
+def fmt_bytes(n: float, short: bool = False) -> str:
+    """14155936 -> '14.2 MB' (short: '14 MB'; decimal units)."""
     for scale, unit in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
         if abs(n) >= scale:
-            return f"{n / scale:.1f} {unit}"
+            return f"{_scaled(n / scale, short)} {unit}"
     return f"{n:g} B"
+
+
+def count_cell(n: float) -> Alt:
+    """A count as a table cell: '300.8M', short '301M'."""
+    return Alt(fmt_count(n), fmt_count(n, short=True))
+
+
+def bytes_cell(n: float) -> Alt:
+    """Bytes as a table cell: '14.2 MB', short '14 MB'."""
+    return Alt(fmt_bytes(n), fmt_bytes(n, short=True))
+
+
+#: Short names of op kinds for narrow tables.
+_SHORT_KINDS = {"depthwise_conv": "dw conv", "pointwise_conv": "1x1 conv",
+                "elementwise": "eltwise", "normalization": "norm", "activation": "act",
+                "data_movement": "copy"}
+
+
+def kind_cell(kind: str) -> Alt:
+    """An op kind as a table cell: 'depthwise_conv', short 'dw conv'."""
+    return Alt(kind, _SHORT_KINDS.get(kind, kind))
+
+
+def plural(n: int, noun: str, plural_form: str | None = None) -> str:
+    """'1 kernel', '2 kernels' (``plural_form`` for nouns that do not add an s)."""
+    return f"{n} {noun if n == 1 else (plural_form or noun + 's')}"
 
 
 def fmt_ms(ms: float | None) -> str:
@@ -150,6 +335,30 @@ def fmt_ms(ms: float | None) -> str:
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, allow_nan=False)
     sys.stdout.write("\n")
+
+
+def top1_pair(text: str) -> tuple[str, float]:
+    """An argparse type: ``MODEL=PERCENT`` (the model as written in --models, 0-100 %)."""
+    spec, sep, value = str(text).rpartition("=")
+    if not sep or not spec.strip():
+        raise argparse.ArgumentTypeError(f"must be MODEL=PERCENT (e.g. mynet.py:build=75.0), "
+                                         f"got {text!r}")
+    from ..analyses.compare import check_top1
+
+    try:
+        return spec.strip(), check_top1(value.strip().removesuffix("%"), spec.strip())
+    except RooflineError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_top1_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """--top1 MODEL=PERCENT, repeatable."""
+    parser.add_argument("--top1", type=top1_pair, action="append", default=[],
+                        metavar="MODEL=PERCENT",
+                        help=f"ImageNet top-1 (0-100 %%) of {what}, as written in --models; "
+                             "repeat for more models. It puts a model the zoo has no figure "
+                             "for (your own) on the accuracy charts and the frontier, and "
+                             "replaces a published figure")
 
 
 def positive_int(text: str) -> int:

@@ -12,7 +12,7 @@ import datetime as _dt
 import shlex
 
 from . import _calibrate_local
-from ._common import console, fmt_ms, make_table, print_json, split_list
+from ._common import Col, console, fmt_ms, make_table, plural, print_json, split_list
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "default: BASE's [fit] select, else its device rows")
     p.add_argument("--free", metavar="P1,P2", type=lambda s: split_list(s, "parameter"),
                    help="parameters to fit instead of BASE's [fit] free list")
-    p.add_argument("--name", help="name of the written profile (default: BASE's name)")
+    p.add_argument("--name", help="name of the written profile (default: the --out file's name "
+                                  "without .toml, which is how 'roofline list hardware' and "
+                                  "--hw find it; a different name is an error)")
     p.add_argument("--skip-unknown", action="store_true",
                    help="leave out rows naming a model roofline does not have (published "
                         "tables list networks the zoo lacks) instead of stopping; they are "
@@ -52,9 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import UsageError
+
+    if args.out:
+        args.name = profile_name(args.out, args.name)
     if args.local:
         return _calibrate_local.run(args)
-    from ..errors import UsageError
 
     missing = [flag for flag, value in (("--measurements", args.measurements),
                                         ("--hw", args.hw), ("--out", args.out)) if not value]
@@ -62,6 +67,30 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"missing {', '.join(missing)} (calibrate needs --measurements FILE "
                          f"--hw BASE --out NEW_PROFILE, or --local --out NEW_PROFILE)")
     return _run_measurements(args)
+
+
+def profile_name(out: str, name: str | None) -> str:
+    """The name of the profile written to ``out``: the file's name without ``.toml``.
+
+    A profile is found by its file name (``--hw my-phone`` reads ``my-phone.toml``, and a
+    profile folder whose file and ``name`` differ does not load), so the written profile never
+    keeps its base's name: ``--hw cpu --out my-phone.toml`` writes a profile named
+    ``my-phone``. ``name`` (``--name``), when given, must agree.
+    """
+    from pathlib import Path
+
+    from ..core.hardware import _NAME
+    from ..errors import UsageError
+
+    stem = Path(out).name.removesuffix(".toml")
+    if name is not None and name != stem:
+        raise UsageError(f"--name {name!r} differs from the file name {Path(out).name!r}: a "
+                         f"profile is found by its file name; write it to {name}.toml or drop "
+                         f"--name")
+    if not _NAME.fullmatch(stem):
+        raise UsageError(f"--out {out!r}: {stem!r} cannot name a profile (letters, digits and "
+                         f". _ + -, starting with a letter or digit, at most 64)")
+    return stem
 
 
 def _run_measurements(args: argparse.Namespace) -> int:
@@ -107,9 +136,10 @@ def _run_measurements(args: argparse.Namespace) -> int:
     fit_info = result.fit_record(base, measurements=str(args.measurements), select=shown,
                                  command=command, convention="fused kernels",
                                  date=_dt.date.today().isoformat())
-    changes: dict[str, object] = {"fit": fit_info}
-    if args.name:
-        changes["name"] = args.name
+    changes: dict[str, object] = {"fit": fit_info, "name": args.name}
+    if args.name != base.name:  # a new device: say what it was fitted from
+        changes["description"] = (f"{args.name}: {base.name} fitted to {args.measurements} "
+                                  f"({base.description})")
     fitted = result.profile.with_changes(**changes)
     header = (f"Written by `roofline calibrate` from {args.hw} and {args.measurements}.\n"
               f"Do not edit the fitted numbers by hand: change the prior and run the command in "
@@ -129,10 +159,11 @@ def _run_measurements(args: argparse.Namespace) -> int:
 def _print_fit(result, name: str, out: str) -> None:
     con = console()
     has_loo = bool(result.loo_predicted_ms)
-    columns = [("model", "left"), ("precision", "left"), ("measured ms", "right"),
-               ("predicted ms", "right"), ("error %", "right")]
+    columns = [Col("model", "left", wrap=True), Col("precision", "left", 2, "prec"),
+               Col("measured ms", short="meas ms"), Col("predicted ms", short="pred ms"),
+               Col("error %", short="err %")]
     if has_loo:
-        columns += [("LOO ms", "right"), ("LOO error %", "right")]
+        columns += [Col("LOO ms", priority=1), Col("LOO error %", short="LOO err %")]
     rows = []
     for r in result.rows():
         row = [f"{r['model']}@{r['width']:g}:{r['resolution']}", r["precision"],
@@ -140,8 +171,9 @@ def _print_fit(result, name: str, out: str) -> None:
         if has_loo:
             row += [fmt_ms(r["loo_predicted_ms"]), f"{r['loo_error_pct']:+.1f}"]
         rows.append(row)
-    con.print(make_table(columns, rows, title=f"fit of {name} ({len(rows)} measurements)"))
-    params = make_table([("parameter", "left"), ("start", "right"), ("fitted", "right")],
+    con.print(make_table(columns, rows,
+                         title=f"fit of {name} ({plural(len(rows), 'measurement')})"))
+    params = make_table([Col("parameter", "left", wrap=True), Col("start"), Col("fitted")],
                         [(p, f"{s:.4g}", f"{v:.4g}") for p, s, v in
                          zip(result.free, result.start_values, result.values, strict=True)])
     con.print(params)

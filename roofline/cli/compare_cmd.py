@@ -14,16 +14,23 @@ from pathlib import Path
 from typing import Any
 
 from ._common import (
+    Alt,
+    Col,
     add_input_option,
     add_precision_option,
+    add_top1_option,
     console,
-    fmt_count,
+    count_cell,
     fmt_ms,
     make_table,
+    plural,
     print_json,
     split_list,
     write_rows_csv,
 )
+
+#: The devices compared when --hw is not given: a phone CPU and an accelerator.
+DEFAULT_HW = "cpu,edgetpu"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,24 +46,26 @@ def register(sub: argparse._SubParsersAction) -> None:
                "resolution), NAME@WIDTH:RES, NAME@* (every published variant of NAME), "
                "path/to/file.py:callable or package.module:callable; comma-separated, "
                "e.g. --models all,my_net.py:build. Example: roofline compare --hw cpu,edgetpu")
-    p.add_argument("--hw", required=True, type=lambda s: split_list(s, "hardware"),
+    p.add_argument("--hw", default=DEFAULT_HW, type=lambda s: split_list(s, "hardware"),
                    metavar="HW[,HW...]",
                    help="hardware profile names, aliases or .toml paths (see 'roofline list "
-                        "hardware')")
+                        f"hardware'; default {DEFAULT_HW})")
     p.add_argument("--models", type=lambda s: split_list(s, "model"), default=["all"],
                    metavar="all|NAME,...", help="models to compare (default: all)")
     add_precision_option(p, None)
     add_input_option(p)
+    add_top1_option(p, "a compared model")
     p.add_argument("--focus", metavar="NAME", default=None,
                    help="model whose kernels the report's roofline and breakdown charts show "
-                        "(default: the fastest Pareto-optimal model on the first device)")
+                        "(default: on the first device's Pareto frontier, the model nearest "
+                        "the frontier's median latency)")
     p.add_argument("--out", metavar="FILE.html", default=None,
                    help="report path (default: reports/compare-<hw1>-<hw2>.html under the "
-                        "current folder)")
+                        "current folder; with --json, no report unless --out is given)")
     p.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     p.add_argument("--json", action="store_true",
-                   help="print the result rows as JSON instead of tables (the report path, if "
-                        "one is written, goes to stderr)")
+                   help="print the result rows as JSON instead of tables; no report is written "
+                        "unless --out names one (its path then goes to stderr)")
     p.add_argument("--csv", metavar="FILE", default=None, help="also write the rows to FILE")
     p.set_defaults(func=run)
 
@@ -80,13 +89,14 @@ def run(args: argparse.Namespace) -> int:
                              f"it to --models")
     # Outputs are checked (and the report's folder made) before the long work starts.
     report_path = None
-    if not args.no_report:
+    # With --json the rows are the answer: a report only when --out asks for one.
+    if not args.no_report and (args.out or not args.json):
         report_path = Path(args.out) if args.out else Path("reports") / report_name(args.hw)
         check_writable(report_path)
     if args.csv:
         check_writable(args.csv)
 
-    comparison = compare(variants, hardware, args.precision)
+    comparison = compare(variants, hardware, args.precision, top1=dict(args.top1))
     focus = comparison.focus_label(args.focus)
 
     if report_path is not None:
@@ -95,10 +105,13 @@ def run(args: argparse.Namespace) -> int:
 
         command = "roofline " + shlex.join(args.argv)
         write_page(report_path, compare_page(comparison, focus=focus, command=command,
-                                             hardware_args=args.hw))
+                                             hardware_args=args.hw,
+                                             focus_rule=comparison.focus_rule(focus)
+                                             if args.focus is None else None))
     rows = comparison.rows()
     if args.csv:
-        write_rows_csv(args.csv, rows)
+        write_rows_csv(args.csv, [{**r, "unsupported_kinds": ",".join(r["unsupported_kinds"])}
+                                  for r in rows])
     if args.json:
         print_json(rows)
         if report_path is not None:
@@ -110,13 +123,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bound_cell(row: dict[str, Any]) -> str:
+def _bound_cell(row: dict[str, Any]) -> Alt | str:
     if not row["supported"]:
-        return f"op kind: {row['unsupported_kinds']}"
+        return f"cannot run {','.join(row['unsupported_kinds'])}"
     total = row["latency_ms"]
-    shares = "/".join(f"{100 * row[f'{b}_bound_ms'] / total:.0f}" for b in ("compute", "memory",
-                                                                      "overhead"))
-    return f"{row['bound']} ({shares})"
+    shares = [100 * row[f"{b}_bound_ms"] / total if total else 0.0
+              for b in ("compute", "memory", "overhead")]
+    main = shares[("compute", "memory", "overhead").index(row["bound"])]
+    return Alt(f"{row['bound']} ({'/'.join(f'{x:.0f}' for x in shares)})",
+               f"{row['bound']} {main:.0f}%")
 
 
 def print_tables(comparison: Any) -> None:
@@ -124,28 +139,31 @@ def print_tables(comparison: Any) -> None:
     from ..analyses.compare import USER_FAMILY
 
     out = console()
-    columns = [("model", "left"), ("width", "right"), ("res", "right"), ("top-1", "right"),
-               ("MACs", "right"), ("params", "right"), ("latency ms", "right"),
-               ("bound (C/M/O %)", "left"), ("pareto", "left")]
+    # Narrow terminals: the label (mobilenet_v2@0.75:160) carries width and resolution, the
+    # bound shows its own share only, params go first, then the bound; a long name folds.
+    columns = [Col("model", "left", wrap=True), Col("width", full_only=True),
+               Col("res", full_only=True), Col("top-1"), Col("MACs"),
+               Col("params", priority=3), Col("latency ms", short="ms"),
+               Col("bound (C/M/O %)", "left", 1, short="bound"),
+               Col("pareto", "left", short="★")]
     for h, hw in enumerate(comparison.hardware):
         records = comparison.on(hw.name).to_dict(orient="records")
         rows = []
         for r in (comparison_row(x) for x in records):
             name = r["short_label"].rsplit(":", 1)[0] if r["family"] == USER_FAMILY \
                 else r["model"]
-            rows.append((name, f"{r['width']:g}",
-                         r["resolution"],
+            rows.append((Alt(name, r["short_label"]), f"{r['width']:g}", r["resolution"],
                          "-" if r["top1"] is None else f"{r['top1']:.1f}",
-                         fmt_count(r["macs"]), fmt_count(r["params"]),
-                         fmt_ms(r["latency_ms"]) if r["supported"] else "unsupported",
+                         count_cell(r["macs"]), count_cell(r["params"]),
+                         fmt_ms(r["latency_ms"]) if r["supported"] else "-",
                          _bound_cell(r), "★" if r["pareto"] else ""))
         front = sum(1 for r in records if r["pareto"])
-        title = (f"{hw.name} ({hw.kind}, {comparison.precisions[h]}): {len(records)} models, "
-                 f"{front} Pareto-optimal (★)")
+        title = (f"{hw.name} ({hw.kind}, {comparison.precisions[h]}): "
+                 f"{plural(len(records), 'model')}, {front} Pareto-optimal (★)")
         out.print(make_table(columns, rows, title=title))
     out.print("★ Pareto-optimal on that device: no other model is both faster and more "
-              "accurate. Bound: where most of the latency goes, then the % in compute-, memory- "
-              "and overhead-bound kernels.")
+              "accurate. Bound: where most of the latency goes and its share; in a wide table "
+              "the % in compute-, memory- and overhead-bound kernels (C/M/O).")
 
 
 def comparison_row(record: dict[str, Any]) -> dict[str, Any]:

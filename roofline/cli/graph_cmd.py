@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 
 from ._common import (
+    Col,
     add_precision_option,
     add_variant_options,
+    bytes_cell,
     console,
+    count_cell,
     fmt_bytes,
     fmt_count,
+    kind_cell,
     make_table,
+    plural,
     print_json,
 )
 
@@ -85,20 +90,23 @@ def print_graph(variant, graph) -> None:
     rows = []
     for layer in graph.layers:
         fused = f"+{len(layer.fused_ops)}" if layer.fused_ops else ""
-        rows.append((layer.index, layer.name, layer.kind.value, fused,
-                     "×".join(map(str, layer.output_shape)), fmt_count(layer.macs),
-                     fmt_count(layer.params), fmt_bytes(layer.weight_bytes),
-                     fmt_bytes(layer.input_bytes), fmt_bytes(layer.output_bytes),
+        rows.append((layer.index, layer.name, kind_cell(layer.kind.value), fused,
+                     "×".join(map(str, layer.output_shape)), count_cell(layer.macs),
+                     count_cell(layer.params), bytes_cell(layer.weight_bytes),
+                     bytes_cell(layer.input_bytes), bytes_cell(layer.output_bytes),
                      f"{layer.intensity:.1f}"))
-    columns = [("#", "right"), ("name", "left"), ("kind", "left"), ("fused", "right"),
-               ("output", "left"), ("MACs", "right"), ("params", "right"),
-               ("weights", "right"), ("act in", "right"), ("act out", "right"),
-               ("MACs/B", "right")]
+    # Priority: 0 always shown; the highest goes first when the terminal is narrow.
+    columns = [Col("#", priority=6), Col("name", "left", wrap=True), Col("kind", "left", 1),
+               Col("fused", priority=5, short="+ops"), Col("output", "left", 4),
+               Col("MACs"), Col("params", priority=3), Col("weights", priority=2),
+               Col("act in", priority=3), Col("act out", priority=2),
+               Col("MACs/B", priority=1)]
     out.print(make_table(columns, rows))
     ledger = graph.ledger
     ignored = sum(n for n, _ in ledger.ignored.values())
     out.print(
-        f"{variant.label}  batch {variant.batch}  {graph.precision}  {len(graph)} {view}  "
+        f"{variant.label}  batch {variant.batch}  {graph.precision}  "
+        f"{plural(len(graph), view[:-1])}  "
         f"{fmt_count(graph.macs)} MACs ({fmt_count(2 * graph.macs)} FLOPs)  "
         f"{fmt_count(graph.params)} params  weights {fmt_bytes(graph.weight_bytes)}  "
         f"activations {fmt_bytes(graph.activation_bytes)}")

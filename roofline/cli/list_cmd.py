@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import console, fmt_count, make_table, print_json
+from ._common import Col, console, count_cell, make_table, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,10 +48,11 @@ def _models(args: argparse.Namespace) -> int:
         print_json(rows)
         return 0
     table = make_table(
-        [("model", "left"), ("family", "left"), ("res", "right"), ("params", "right"),
-         ("MACs", "right"), ("top-1 %", "right"), ("variants", "right")],
-        [(r["name"], r["family"], r["default_resolution"], fmt_count(r["params"]),
-          fmt_count(r["macs"]), "-" if r["top1"] is None else f"{r['top1']:.1f}",
+        [Col("model", "left", wrap=True), Col("family", "left", 2), Col("res"),
+         Col("params", priority=1), Col("MACs"), Col("top-1 %", short="top-1"),
+         Col("variants", priority=3, short="var")],
+        [(r["name"], r["family"], r["default_resolution"], count_cell(r["params"]),
+          count_cell(r["macs"]), "-" if r["top1"] is None else f"{r['top1']:.1f}",
           r["published_variants"]) for r in rows])
     out = console()
     out.print(table)
@@ -61,12 +62,14 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _hardware(args: argparse.Namespace) -> int:
+    from ..analyses.roofs import RIDGE_POINT_DEFINITION, ridge_point
     from ..core.hardware import alias_target, list_hardware, load_hardware
 
     rows = []
     for name in list_hardware():
         hw = load_hardware(name)
         row = hw.summary()
+        row["ridge_point"] = ridge_point(hw)
         target = alias_target(name)
         if target is not None:
             row.update(name=name, alias_of=target)
@@ -75,16 +78,17 @@ def _hardware(args: argparse.Namespace) -> int:
         print_json(rows)
         return 0
     table = make_table(
-        [("name", "left"), ("kind", "left"), ("precision", "left"),
-         ("peak MAC/s", "right"), ("1x1 conv eff %", "right"), ("DRAM B/s", "right"),
-         ("ridge MACs/B", "right"), ("alias of", "left")],
-        [(r["name"], r["kind"], r["default_precision"], fmt_count(r["peak_macs_per_s"]),
-          f"{100 * r['pointwise_efficiency']:.0f}", fmt_count(r["dram_bytes_per_s"]),
-          f"{r['effective_ridge_point']:.1f}", r["alias_of"] or "")
+        [Col("name", "left"), Col("kind", "left", 2), Col("precision", "left", 3, "prec"),
+         Col("peak MAC/s", short="peak MAC/s"), Col("DRAM B/s", short="DRAM B/s"),
+         Col("ridge MACs/B", short="ridge"), Col("1x1 conv eff %", priority=1, short="1x1 %"),
+         Col("alias of", "left", 1)],
+        [(r["name"], r["kind"], r["default_precision"], count_cell(r["peak_macs_per_s"]),
+          count_cell(r["dram_bytes_per_s"]), f"{r['ridge_point']:.1f}",
+          f"{100 * r['pointwise_efficiency']:.0f}", r["alias_of"] or "")
          for r in rows])
     out = console()
     out.print(table)
-    out.print("ridge: peak x 1x1-conv efficiency / DRAM bandwidth, the intensity above which a "
-              "kernel reading everything from DRAM is compute-bound. MACs are "
-              "multiply-accumulates.")
+    out.print(f"{RIDGE_POINT_DEFINITION}; at the default precision. 1x1-conv efficiency: the "
+              f"share of the peak a pointwise convolution reaches. MACs are "
+              f"multiply-accumulates.")
     return 0

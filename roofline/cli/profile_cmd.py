@@ -6,13 +6,17 @@ import argparse
 from typing import Any
 
 from ._common import (
+    Col,
     add_precision_option,
     add_variant_options,
+    bytes_cell,
     console,
-    fmt_bytes,
+    count_cell,
     fmt_count,
     fmt_ms,
+    kind_cell,
     make_table,
+    plural,
     print_json,
 )
 
@@ -87,15 +91,19 @@ def print_profile(variant: Any, graph: Any, prediction: Any) -> None:
     for i, r in enumerate(records):
         share = (f"{100 * r['latency_ms'] / total:.1f}" if total and r["latency_ms"] is not None
                  else "-")
-        rows.append((i, r["name"], r["kind"], fmt_count(r["macs"]), fmt_bytes(r["weight_bytes"]),
-                     fmt_bytes(r["input_bytes"] + r["output_bytes"]), f"{r['intensity']:.1f}",
+        rows.append((i, r["name"], kind_cell(r["kind"]), count_cell(r["macs"]),
+                     bytes_cell(r["weight_bytes"]),
+                     bytes_cell(r["input_bytes"] + r["output_bytes"]), f"{r['intensity']:.1f}",
                      f"{100 * r['efficiency']:.0f}", fmt_ms(r["compute_ms"]),
                      fmt_ms(r["memory_ms"]), fmt_ms(r["latency_ms"]),
                      r["bound"] if r["supported"] else "UNSUPPORTED", share))
-    columns = [("#", "right"), ("kernel", "left"), ("kind", "left"), ("MACs", "right"),
-               ("weights", "right"), ("act", "right"), ("MACs/B", "right"), ("eff %", "right"),
-               ("compute ms", "right"), ("memory ms", "right"), ("latency ms", "right"),
-               ("bound", "left"), ("%", "right")]
+    # Priority: 0 always shown; the highest goes first when the terminal is narrow.
+    columns = [Col("#", priority=6), Col("kernel", "left", wrap=True), Col("kind", "left", 2),
+               Col("MACs", priority=1), Col("weights", priority=4), Col("act", priority=4),
+               Col("MACs/B", priority=3), Col("eff %", priority=5),
+               Col("compute ms", priority=2, short="comp ms"),
+               Col("memory ms", priority=2, short="mem ms"),
+               Col("latency ms", short="ms"), Col("bound", "left"), Col("%")]
     out.print(make_table(columns, rows))
     hw = prediction.hardware
     head = (f"{variant.label} on {hw.name} ({hw.kind}, {prediction.precision}, batch "
@@ -106,9 +114,18 @@ def print_profile(variant: Any, graph: Any, prediction: Any) -> None:
                   + " (no fallback; see [support] in its profile)")
         return
     breakdown = prediction.bound_breakdown()
-    parts = "  ".join(f"{b} {fmt_ms(ms)} ms ({100 * ms / total:.0f}%)"
+    parts = "  ".join(f"{b} {fmt_ms(ms)} ms ({share_text(ms, total)})"
                       for b, ms in breakdown.items() if ms > 0)
-    out.print(head + f"{fmt_ms(total)} ms  {len(records)} kernels  "
+    out.print(head + f"{fmt_ms(total)} ms  {plural(len(records), 'kernel')}  "
               f"{fmt_count(graph.macs)} MACs  {fmt_count(graph.params)} params")
-    out.print(f"bound: {parts}  (per-inference overhead {fmt_ms(prediction.per_inference_ms)} ms"
-              f" counted as overhead)")
+    fixed = (f"  (the per-inference overhead, {fmt_ms(prediction.per_inference_ms)} ms, counts "
+             f"as overhead)" if prediction.per_inference_ms > 0 else "")
+    out.print(f"bound: {parts}{fixed}")
+
+
+def share_text(part: float, whole: float) -> str:
+    """``part`` as a share of ``whole`` the way a person writes it: '12%', '<1%', '0%'."""
+    if not whole or part <= 0:
+        return "0%"
+    pct = 100 * part / whole
+    return "<1%" if pct < 0.5 else f"{pct:.0f}%"

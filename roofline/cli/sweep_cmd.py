@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from ._common import (
+    Col,
     ProgressBar,
     add_precision_option,
+    add_top1_option,
     console,
-    fmt_count,
+    count_cell,
     fmt_ms,
     make_table,
+    plural,
     print_json,
     split_list,
     write_rows_csv,
@@ -51,6 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    metavar="HW[,HW...]", help=f"hardware profiles (default {DEFAULT_HW})")
     p.add_argument("--batch", default="1", metavar="B", help="batch size (default 1)")
     add_precision_option(p, None)
+    add_top1_option(p, "one swept variant (MODEL, MODEL@WIDTH or MODEL@WIDTH:RES: a variant "
+                       "of the grid)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="processes tracing variants not in the cache (default min(cores, 4); "
                         "1 traces in this process)")
@@ -77,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
     if args.ridge is not None:
+        if args.top1:
+            raise UsageError("--top1 goes with a grid sweep: the ridge-point sweep ranks by "
+                             "cost, not accuracy")
         if args.model:
             raise UsageError("--ridge sweeps --models, not MODEL; drop MODEL or --ridge")
         return _ridge(args)
@@ -106,6 +114,7 @@ def _safe_name(text: str) -> str:
 # -- the grid -------------------------------------------------------------------------------------
 
 def _grid(args: argparse.Namespace) -> int:
+    from ..analyses.compare import given_top1
     from ..analyses.sweep import (
         ROW_FIELDS,
         default_workers,
@@ -126,6 +135,7 @@ def _grid(args: argparse.Namespace) -> int:
     else:
         resolutions = parse_grid(args.resolution, "--resolution", integer=True)
     variants = sweep_variants(args.model, widths, resolutions, batch)
+    top1 = given_top1(variants, dict(args.top1))
     report = _outputs(args, f"sweep-{_safe_name(args.model)}.html")
     workers = args.workers or default_workers()
 
@@ -134,7 +144,7 @@ def _grid(args: argparse.Namespace) -> int:
         arrays, stats = trace_all(variants, views_of(hardware), workers,
                                   lambda done, total: bar.update(done))
     traced_s = time.perf_counter() - started
-    result = evaluate_grid(variants, arrays, hardware, args.precision, stats)
+    result = evaluate_grid(variants, arrays, hardware, args.precision, stats, top1)
     engine_s = time.perf_counter() - started - traced_s
 
     rows = result.rows()
@@ -151,13 +161,15 @@ def _grid(args: argparse.Namespace) -> int:
         print_json(rows)
     else:
         _print_frontiers(result)
-    summary = (f"{len(result.variants)} of {len(variants)} variants x {len(hardware)} devices; "
-               f"kernels: {stats.cached} from the cache, {stats.traced} traced "
-               f"({traced_s:.1f} s, {workers} worker(s)); engine {engine_s * 1e3:.0f} ms for "
-               f"{len(result.variants) * len(hardware)} predictions")
-    print(summary, file=sys.stderr if args.json else sys.stdout)
+    summary = (f"{len(result.variants)} of {plural(len(variants), 'variant')} x "
+               f"{plural(len(hardware), 'device')}; kernels: {stats.cached} from the cache, "
+               f"{stats.traced} traced ({traced_s:.1f} s, {plural(workers, 'worker')}); engine "
+               f"{engine_s * 1e3:.0f} ms for "
+               f"{plural(len(result.variants) * len(hardware), 'prediction')}")
+    said = console(stderr=args.json)  # the summary wraps to the terminal like the tables
+    said.print(summary)
     if report is not None:
-        print(f"report: {report}", file=sys.stderr if args.json else sys.stdout)
+        said.print(f"report: {report}")
     if result.partial:
         out.print("interrupted: the finished variants were kept and written", style=None)
         return 130
@@ -173,21 +185,21 @@ def _print_frontiers(result: Any) -> None:
         rows = []
         for m in order:
             v = result.variants[m]
-            top1 = v.top1()
+            top1 = result.top1(m)
             rows.append((f"{v.effective_width:g}", v.effective_resolution,
-                         fmt_count(result.macs[m]), fmt_count(result.params[m]),
+                         count_cell(result.macs[m]), count_cell(result.params[m]),
                          fmt_ms(result.latency_s[h, m] * 1e3),
                          "-" if top1 is None else f"{top1:.1f}" + (" ★" if by_top1[m] else "")))
         unsupported = int(sum(1 for x in result.latency_s[h] if x != x))
         title = (f"{hw.name} ({result.precisions[h]}): latency-MACs frontier, "
-                 f"{len(rows)} of {len(result.variants)} variants"
+                 f"{len(rows)} of {plural(len(result.variants), 'variant')}"
                  + (f"; {unsupported} unsupported" if unsupported else ""))
-        out.print(title)
-        out.print(make_table([("width", "right"), ("res", "right"), ("MACs", "right"),
-                              ("params", "right"), ("latency ms", "right"),
-                              ("top-1 %", "right")], rows))
+        out.print(make_table([Col("width"), Col("res"), Col("MACs"), Col("params", priority=1),
+                              Col("latency ms", short="ms"), Col("top-1 %", short="top-1")],
+                             rows, title=title))
     out.print("Frontier: no other variant is faster with at least as many MACs. ★: also on the "
-              "latency-top-1 frontier of the variants with a published top-1.")
+              "latency-top-1 frontier of the variants with a top-1 (published, or given with "
+              "--top1).")
 
 
 # -- the ridge-point sweep ------------------------------------------------------------------------
@@ -250,15 +262,25 @@ def _print_ridge(table: Any, points: list[float], paper: dict[str, float]) -> No
         if nearest not in shown:
             shown.append(nearest)
     names = {v: k for k, v in paper.items()}
-    headers = [(f"RP {rp:g}" + (f" ({names[rp]})" if rp in names else ""), "right")
-               for rp in shown]
+    nearest_name = {}
+    for rp in shown:  # the paper device each shown column stands for
+        close = [n for v, n in names.items() if abs(v - rp) <= (grid[1] - grid[0] if
+                                                                 len(grid) > 1 else 0) / 2]
+        if close:
+            nearest_name[rp] = close[0]
+    headers = [Col(f"RP {rp:g}" + (f" ({nearest_name[rp]})" if rp in nearest_name else ""),
+                   short=f"RP {rp:g}") for rp in shown]
     rows = []
     for model, part in table.groupby("model", sort=False):
         by_rp = dict(zip(part["ridge_point"], part["relative"], strict=True))
         rows.append((model, *(f"{by_rp[rp]:.2f}" for rp in shown)))
-    out.print(make_table([("model", "left"), *headers], rows,
+    out.print(make_table([Col("model", "left", wrap=True), *headers], rows,
                          title="latency relative to the fastest model at each ridge point "
                                "(1.00 = the fastest)"))
+    marks = [f"RP {rp:g} {nearest_name[rp]}" for rp in shown if rp in nearest_name]
+    if marks:
+        out.print("ridge points (MACs per int8 byte) the MobileNetV4 paper fitted (Table 16), "
+                  "nearest swept: " + ", ".join(marks))
     best = []
     for rp in shown:
         part = table[table["ridge_point"] == rp]

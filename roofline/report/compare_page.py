@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..sources.base import USER_FAMILY
 from .page import (
     BOUND_COLOURS,
     Chart,
@@ -20,9 +21,12 @@ from .page import (
     family_colour,
     html_list,
     html_table,
+    log_axis,
     paragraphs,
+    place_labels,
     plot_text,
     render_page,
+    si,
     style_figure,
 )
 
@@ -30,18 +34,21 @@ if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
 
 __all__ = ["compare_page", "pareto_figure", "rank_figure", "roofline_figure", "breakdown_figure",
+           "roofline_caption", "ridge_drawn", "unlabelled",
            "ridge_figure"]
 
 
 #: Marker symbols for the models of one family, in zoo order (V3-Large circle, V3-Small
 #: diamond, ...), so models stay distinguishable within a family colour.
-_SYMBOLS = ("circle", "diamond", "square", "triangle-up", "cross", "x", "star", "pentagon",
-            "hexagon", "triangle-down")
+_SYMBOLS = ("circle", "diamond", "square", "triangle-up", "cross", "x", "pentagon",
+            "hexagon", "triangle-down", "hourglass")
 
 
 def _ms(value: float | None) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
+    if value == 0:
+        return "0 ms"
     if value >= 100:
         return f"{value:.0f} ms"
     if value >= 10:
@@ -64,13 +71,15 @@ def _pct(part: float, whole: float) -> str:
 
 
 def _symbol_map(comparison: Any) -> dict[str, str]:
-    """Model name → marker symbol, numbered within each family in comparison order."""
+    """Model name → marker symbol, numbered within each family in comparison order (the
+    user's own models are stars)."""
     out: dict[str, str] = {}
     per_family: dict[str, int] = {}
     for variant, family in zip(comparison.variants, comparison.families, strict=True):
         if variant.name not in out:
             i = per_family.get(family, 0)
-            out[variant.name] = _SYMBOLS[i % len(_SYMBOLS)]
+            symbols = _USER_SYMBOLS if family == USER_FAMILY else _SYMBOLS
+            out[variant.name] = symbols[i % len(symbols)]
             per_family[family] = i + 1
     return out
 
@@ -93,13 +102,26 @@ def _hover(row: Mapping[str, Any]) -> str:
                                                        else ""))
     else:
         lines.append(f"unsupported on {plot_text(row['hardware'])}: "
-                     f"{plot_text(row['unsupported_kinds'])}")
+                     f"{plot_text(', '.join(row['unsupported_kinds']))}")
     return "<br>".join(lines)
+
+
+#: Marker symbols of the user's own models: stars, whatever their family colour.
+_USER_SYMBOLS = ("star", "star-diamond", "star-square", "star-triangle-up", "star-triangle-down")
+
+#: The legend name of the user's own models.
+YOUR_MODELS = "your models"
+
+
+def _family_name(family: str) -> str:
+    return YOUR_MODELS if family == USER_FAMILY else family
 
 
 def pareto_figure(comparison: Any, hardware: str) -> go.Figure:
     """Top-1 against predicted latency on one device, one trace per family present among the
-    supported models with a top-1, then the frontier (a step line) when it is not empty."""
+    supported models with a top-1 (the user's own models as stars, "your models"), then the
+    frontier (a step line) when it is not empty. Frontier labels are placed by
+    :func:`roofline.report.page.place_labels`; one that would overlap is left to the hover."""
     import plotly.graph_objects as go
 
     rows = comparison.on(hardware)
@@ -110,38 +132,73 @@ def pareto_figure(comparison: Any, hardware: str) -> go.Figure:
     for family in [f for f in dict.fromkeys(comparison.families) if f in present]:
         part = shown[shown["family"] == family]
         records = part.to_dict(orient="records")
+        user = family == USER_FAMILY
         fig.add_trace(go.Scatter(
-            x=part["latency_ms"], y=part["top1"], mode="markers", name=plot_text(family),
-            legendgroup=plot_text(family),
-            marker={"color": family_colour(family), "size": [13 if r["pareto"] else 8
-                                                             for r in records],
+            x=part["latency_ms"], y=part["top1"], mode="markers",
+            name=plot_text(_family_name(family)), legendgroup=plot_text(family),
+            marker={"color": family_colour(family),
+                    "size": [(18 if r["pareto"] else 15) if user else (13 if r["pareto"] else 8)
+                             for r in records],
                     "symbol": [symbols[r["model"]] for r in records],
-                    "line": {"color": ["#1d2330" if r["pareto"] else "white"
+                    "line": {"color": ["#1d2330" if r["pareto"] or user else "white"
                                        for r in records], "width": 1.5},
                     "opacity": 0.95},
             hovertext=[_hover(r) for r in records], hoverinfo="text"))
     front = shown[shown["pareto"]].sort_values("latency_ms")
+    xr = yr = None
+    if len(shown):
+        lo, hi = math.log10(shown["latency_ms"].min()), math.log10(shown["latency_ms"].max())
+        span = max(hi - lo, 0.3)
+        xr = (lo - 0.3 * span, hi + 0.08 * span)
+        bottom, top = shown["top1"].min(), shown["top1"].max()
+        yr = (bottom - 1.5, top + 0.12 * max(top - bottom, 5))  # room for the top label
     if len(front):
+        texts = [plot_text(t) for t in front["short_label"]]
+        positions: list[str | None] = [None] * len(texts)
+        if xr is not None and yr is not None:
+            def frac(x: float, y: float) -> tuple[float, float]:
+                return ((math.log10(x) - xr[0]) / (xr[1] - xr[0]),
+                        (y - yr[0]) / (yr[1] - yr[0]))
+
+            others = shown[~shown["pareto"]]
+            points = [frac(x, y) for x, y in zip(front["latency_ms"], front["top1"],
+                                                 strict=True)]
+            # The ends first (the most accurate, the fastest), then by latency.
+            n = len(points)
+            order = list(dict.fromkeys([n - 1, 0, *range(1, n - 1)]))
+            placed = place_labels(
+                [points[i] for i in order], [list(front["short_label"])[i] for i in order],
+                obstacles=[frac(x, y) for x, y in zip(others["latency_ms"], others["top1"],
+                                                      strict=True)])
+            for i, where in zip(order, placed, strict=True):
+                positions[i] = where
         fig.add_trace(go.Scatter(
-            x=front["latency_ms"], y=front["top1"], mode="lines+text", name="Pareto frontier",
+            x=front["latency_ms"], y=front["top1"], mode="lines+markers+text",
+            name="Pareto frontier",
             line={"color": "#1d2330", "width": 1.5, "shape": "hv", "dash": "dot"},
-            # Above-left of each point: the region a frontier point dominates nothing in.
-            text=[plot_text(t) for t in front["short_label"]], textposition="top left",
+            # Transparent markers as large as the frontier's: plotly sets text off by them.
+            marker={"size": 14, "color": "rgba(0,0,0,0)"},
+            text=[t if where else "" for t, where in zip(texts, positions, strict=True)],
+            textposition=[where or "top left" for where in positions],
             textfont={"size": 10, "color": "#3b4350"}, hoverinfo="skip"))
     style_figure(fig, title=f"{hardware}: ImageNet top-1 against predicted latency",
                  x_title="predicted latency (ms, log scale)", y_title="ImageNet top-1 (%)",
                  height=480)
-    if len(shown):
-        # Room on the left for the frontier's labels, written left of their points.
-        lo, hi = math.log10(shown["latency_ms"].min()), math.log10(shown["latency_ms"].max())
-        span = max(hi - lo, 0.3)
-        fig.update_xaxes(range=[lo - 0.3 * span, hi + 0.08 * span])
-        top = shown["top1"].max()
-        fig.update_yaxes(range=[shown["top1"].min() - 1.5, top + 0.08 * max(
-            top - shown["top1"].min(), 5)])
-    fig.update_xaxes(type="log")
+    if xr is not None and yr is not None:
+        log_axis(fig, "x", 10 ** xr[0], 10 ** xr[1])
+        fig.update_yaxes(range=list(yr))
+    else:
+        fig.update_xaxes(type="log")
     fig.update_layout(legend=_TOP_LEGEND)
     return fig
+
+
+def unlabelled(fig: go.Figure) -> int:
+    """How many frontier points of a :func:`pareto_figure` have no label (room ran out)."""
+    for trace in fig.data:
+        if trace.name == "Pareto frontier":
+            return sum(1 for t in trace.text if not t)
+    return 0
 
 
 #: A horizontal legend above the plot area, right-aligned: it never hides data.
@@ -174,7 +231,7 @@ def rank_figure(comparison: Any) -> go.Figure:
         records = part.reset_index().to_dict(orient="records")
         last = max(i for i, r in enumerate(ranks) if r is not None)
         fig.add_trace(go.Scatter(
-            x=names, y=ranks, mode="lines+markers+text", name=plot_text(family),
+            x=names, y=ranks, mode="lines+markers+text", name=plot_text(_family_name(family)),
             legendgroup=plot_text(family), showlegend=family not in families_seen,
             line={"color": family_colour(family), "width": 1.6},
             marker={"symbol": symbols[model], "size": 8, "color": family_colour(family)},
@@ -201,8 +258,11 @@ def _isna(value: Any) -> bool:
 def roofline_figure(comparison: Any, hardware: str, label: str) -> go.Figure:
     """The roofline of one device with every kernel (that has MACs) of one model.
 
-    Traces: the DRAM roof, each lower compute roof (peak × efficiency of some op kinds), each
-    on-chip level's roof, then one marker trace per bound present among the drawn kernels.
+    Traces (legend group "roofs"): the peak and DRAM roof, each lower compute roof (peak ×
+    efficiency of some op kinds), each on-chip level with a bandwidth and each lower memory
+    efficiency (:func:`roofline.analyses.roofs.roofs`); then (group "kernels") one marker
+    trace per bound present among the drawn kernels. Levels with a capacity but no bandwidth
+    have no roof: :func:`roofline_caption` says so.
     """
     import numpy as np
     import plotly.graph_objects as go
@@ -219,24 +279,26 @@ def roofline_figure(comparison: Any, hardware: str, label: str) -> go.Figure:
     hi = max([rf.ridge_point * 10, *(drawn["intensity"] * 3)])
     xs = np.logspace(math.log10(lo), math.log10(hi), 200)
     fig = go.Figure()
-    dram_bw = rf.memory[0][1]
+    dram_bw = rf.dram_bytes_per_s
+    roof_group = {"legendgroup": "roofs", "legendgrouptitle": {"text": "roofs"},
+                  "hoverinfo": "skip"}
     fig.add_trace(go.Scatter(
         x=xs, y=np.minimum(rf.peak_macs_per_s, dram_bw * xs), mode="lines",
-        name=plot_text(f"roof: {rf.compute[0][0]} {_count(rf.peak_macs_per_s, ' ')}MAC/s, "
-                       f"DRAM {dram_bw / 1e9:.3g} GB/s (ridge point {rf.ridge_point:.3g} "
-                       f"MACs/byte)"),
-        line={"color": "#1d2330", "width": 2.5}, hoverinfo="skip"))
+        name=plot_text(f"{rf.compute[0][0]} {si(rf.peak_macs_per_s)}MAC/s and DRAM "
+                       f"{dram_bw / 1e9:.3g} GB/s (ridge point {rf.ridge_point:.3g} MACs/B)"),
+        line={"color": "#1d2330", "width": 2.5}, **roof_group))
     for name, value in rf.compute[1:]:
         fig.add_trace(go.Scatter(
             x=xs, y=np.minimum(value, dram_bw * xs), mode="lines",
-            name=plot_text(f"compute roof: {name}"),
-            line={"color": "#7f8896", "width": 1.4, "dash": "dash"}, hoverinfo="skip"))
+            name=plot_text(f"compute: {name}"),
+            line={"color": "#7f8896", "width": 1.4, "dash": "dash"}, **roof_group))
     for name, bw in rf.memory[1:]:
         fig.add_trace(go.Scatter(
             x=xs, y=np.minimum(rf.peak_macs_per_s, bw * xs), mode="lines",
-            name=plot_text(f"memory roof: {name} {bw / 1e9:.3g} GB/s"),
-            line={"color": "#5d8fc4", "width": 1.4, "dash": "dot"}, hoverinfo="skip"))
+            name=plot_text(f"memory: {name} {bw / 1e9:.3g} GB/s"),
+            line={"color": "#5d8fc4", "width": 1.4, "dash": "dot"}, **roof_group))
     total = float(frame["latency_ms"].sum())
+    first = True
     for bound in BOUND_COLOURS:
         part = drawn[drawn["bound"] == bound]
         if not len(part):
@@ -245,28 +307,96 @@ def roofline_figure(comparison: Any, hardware: str, label: str) -> go.Figure:
         hover = [
             f"<b>{plot_text(r['name'])}</b> ({plot_text(r['kind'].replace('_', ' '))})"
             f"<br>intensity: {r['intensity']:.3g} MACs/byte"
-            f"<br>attained: {_count(r['attained_macs_per_s'], ' ')}MAC/s "
+            f"<br>attained: {si(r['attained_macs_per_s'])}MAC/s "
             f"({100 * r['attained_macs_per_s'] / rf.peak_macs_per_s:.2g}% of peak)"
-            f"<br>MACs: {_count(r['macs'])}   bytes: {_count(r['bytes'])}B"
-            f"<br>latency: {_ms(r['latency_ms'])} ({100 * s:.1f}% of the model)"
+            f"<br>MACs: {_count(r['macs'])}   bytes: {si(r['bytes'])}B, from DRAM "
+            f"{si(r['dram_bytes'])}B ({_pct(r['dram_bytes'], r['bytes'])})"
+            f"<br>latency: {_ms(r['latency_ms'])} ({_share(s)} of the model)"
             f"<br>compute {_ms(r['compute_ms'])}, memory {_ms(r['memory_ms'])}, "
             f"overhead {_ms(r['overhead_ms'])} → {bound}-bound"
             for r, s in zip(part.to_dict(orient="records"), share, strict=True)]
         fig.add_trace(go.Scatter(
             x=part["intensity"], y=part["attained_macs_per_s"], mode="markers",
-            name=f"{bound}-bound kernels ({len(part)})",
+            name=f"{bound}-bound ({len(part)})", legendgroup="kernels",
+            legendgrouptitle={"text": "kernels"} if first else None,
             marker={"color": BOUND_COLOURS[bound], "size": 6 + 30 * np.sqrt(share),
                     "line": {"color": "white", "width": 0.8}, "opacity": 0.85},
             hovertext=hover, hoverinfo="text"))
+        first = False
     style_figure(fig, title=f"{hardware}: roofline of {_focus_name(comparison, label)}, one "
                             f"point per kernel",
                  x_title="operational intensity (MACs per byte moved, log scale)",
-                 y_title="attained MACs/s (log scale)", height=500)
-    fig.update_xaxes(type="log")
-    fig.update_yaxes(type="log", tickformat="~s", dtick="D2")
-    fig.update_layout(legend={"orientation": "h", "x": 0, "y": -0.2, "yanchor": "top"},
-                      margin={"b": 40})
+                 y_title="attained MACs/s (log scale)", height=520)
+    ys = [*drawn["attained_macs_per_s"], float(min(rf.peak_macs_per_s, dram_bw * lo))]
+    log_axis(fig, "x", lo, hi)
+    log_axis(fig, "y", min(ys) / 1.5, rf.peak_macs_per_s * 1.6, prefixes=True)
+    fig.update_layout(legend={"orientation": "h", "x": 0, "y": -0.22, "yanchor": "top",
+                              "groupclick": "toggleitem"}, margin={"b": 40})
     return fig
+
+
+def roofline_caption(comparison: Any, hardware: str, label: str) -> str:
+    """How to read :func:`roofline_figure` for this device: its roofs, the on-chip levels
+    without a bandwidth, and the kernels the chart cannot show."""
+    from ..analyses.kernels import kernel_frame
+    from ..analyses.roofs import roofs
+
+    h = comparison.hardware_names.index(hardware)
+    rf = roofs(comparison.hardware[h], comparison.precisions[h])
+    pred = comparison.prediction(hardware, label)
+    parts = [
+        "x: how many MACs a kernel does per byte it moves (weights, activations in and out); "
+        "y: the MACs per second it attains in the prediction (MACs / its latency). The solid "
+        f"line is the peak ({si(rf.peak_macs_per_s)}MAC/s, flat) and DRAM bandwidth × "
+        f"intensity (slope); they meet at the ridge point, peak ÷ DRAM bandwidth = "
+        f"{rf.ridge_point:.3g} MACs/byte."]
+    if len(rf.compute) > 1:
+        parts.append("Dashed: the lower peaks of op kinds the device runs below its peak.")
+    if len(rf.memory) > 1:
+        parts.append("Dotted: " + ", ".join(f"{n} {bw / 1e9:.3g} GB/s" for n, bw in
+                                            rf.memory[1:])
+                     + " (the engine charges every byte a level serves, or a level beyond "
+                       "it, at that level's bandwidth: a kernel whose bytes all come from a "
+                       "level or beyond stays under its slope).")
+    if rf.capacity_only:
+        levels = ", ".join(f"{n} ({c / 2 ** 20:.3g} MiB)" for n, c in rf.capacity_only)
+        parts.append(
+            f"{levels}: no published bandwidth, so the engine uses "
+            f"{'it' if len(rf.capacity_only) == 1 else 'them'} for capacity only: bytes kept "
+            "there cost no memory time and draw no roof. A kernel fed from there sits above "
+            "the DRAM slope: its memory time counts only its DRAM bytes (hover for them).")
+    else:
+        parts.append("Every kernel lies under the peak and the slope of the memory nearest "
+                     "the cores; points far below lose their time to fixed overhead or to "
+                     "lanes their shape leaves idle.")
+    if rf.capacity_only:
+        parts.append("Points far below the roofs lose their time to fixed overhead or to "
+                     "lanes their shape leaves idle.")
+    parts.append("Marker area ∝ the kernel's share of the latency.")
+    frame = kernel_frame(pred)
+    hidden = frame[frame["attained_macs_per_s"].isna()]
+    if len(hidden):
+        hidden_ms = float(hidden["latency_ms"].sum())
+        what = (f"{_plural(len(hidden), 'kernel')} without MACs (pooling, adds, activations "
+                f"run alone)")
+        one = len(hidden) == 1
+        if hidden_ms > 0:
+            parts.append(f"{what} {'takes' if one else 'take'} {_ms(hidden_ms)} "
+                         f"({_share(hidden_ms / pred.latency_ms)} of the latency) and "
+                         f"{'has' if one else 'have'} no place on this chart.")
+        else:
+            parts.append(f"{what} {'costs' if one else 'cost'} no time in this prediction "
+                         f"(no per-kernel cost, bytes kept on chip) and "
+                         f"{'has' if one else 'have'} no place on this chart.")
+    return " ".join(parts)
+
+
+def _share(fraction: float) -> str:
+    """A share the way a person writes it: '12%', '<1%', '0%'."""
+    pct = 100 * fraction
+    if pct <= 0:
+        return "0%"
+    return "<1%" if pct < 0.5 else f"{pct:.0f}%"
 
 
 def breakdown_figure(comparison: Any, hardware: str, label: str) -> go.Figure:
@@ -298,8 +428,8 @@ def breakdown_figure(comparison: Any, hardware: str, label: str) -> go.Figure:
              if pred.per_inference_ms > 0 else "")
     kernels_ms = pred.latency_ms - pred.per_inference_ms
     style_figure(fig, title=f"{hardware}: {_focus_name(comparison, label)} takes "
-                            f"{_ms(pred.latency_ms)} = {_ms(kernels_ms)} in kernels, by "
-                            f"stage{fixed}",
+                            f"{_ms(pred.latency_ms)}: {_ms(kernels_ms)} in kernels (by stage, "
+                            f"below){fixed}",
                  x_title="predicted latency (ms)", y_title="stage (top-level block)",
                  height=max(360, 17 * len(stages) + 150))
     fig.update_layout(barmode="stack", legend={**_TOP_LEGEND, "traceorder": "normal"})
@@ -309,51 +439,99 @@ def breakdown_figure(comparison: Any, hardware: str, label: str) -> go.Figure:
 
 
 def ridge_figure(comparison: Any, sweep: Any, markers: Sequence[Any]) -> go.Figure:
-    """Relative latency (cost / best cost at each ridge point) against the ridge point, one
-    line per model; models on no device's frontier start hidden (legend-only). Devices are
-    vertical lines (layout shapes, not traces)."""
+    """Relative latency (cost / best cost at each ridge point) against the ridge point.
+
+    Traces, legend grouped by family: one line per model of :func:`ridge_drawn` (the
+    frontier models and the fastest at each ridge point); then per family one hidden
+    (legend-only) trace holding all its other models' lines; then one vertical line per
+    device marker (group "ridge points"), its label written above the plot where it does not
+    collide with another (else hover for it)."""
     import plotly.graph_objects as go
 
-    shown = _ridge_shown(comparison)
+    shown = ridge_drawn(comparison, sweep)
     symbols = _symbol_map(comparison)
     fig = go.Figure()
+    rest: dict[str, list[tuple[str, Any]]] = {}
     for label, short, family, variant in zip(comparison.labels, comparison.short_labels,
                                              comparison.families, comparison.variants,
                                              strict=True):
         part = sweep[sweep["model"] == label]
-        visible = True if label in shown else "legendonly"
+        if label not in shown:
+            rest.setdefault(family, []).append((short, part))
+            continue
+        symbol = symbols[variant.name]
+        dash = _DASHES[(_SYMBOLS.index(symbol) if symbol in _SYMBOLS
+                        else _USER_SYMBOLS.index(symbol)) % len(_DASHES)]
         fig.add_trace(go.Scatter(
             x=part["ridge_point"], y=part["relative"], mode="lines", name=plot_text(short),
-            visible=visible, line={"color": family_colour(family), "width": 1.8,
-                                   "dash": _DASHES[_SYMBOLS.index(symbols[variant.name])
-                                                   % len(_DASHES)]},
+            legendgroup=plot_text(family),
+            legendgrouptitle={"text": plot_text(_family_name(family))},
+            line={"color": family_colour(family), "width": 2, "dash": dash},
             hovertemplate=f"<b>{plot_text(short)}</b><br>ridge point %{{x:.0f}} MACs/byte"
                           f"<br>relative latency %{{y:.2f}}×<extra></extra>"))
+    for family, items in rest.items():
+        xs: list[Any] = []
+        ys: list[Any] = []
+        names: list[str] = []
+        for short, part in items:  # one trace, lines separated by gaps
+            xs += [*part["ridge_point"], None]
+            ys += [*part["relative"], None]
+            names += [plot_text(short)] * len(part) + [""]
+        fig.add_trace(go.Scatter(
+            x=xs, y=ys, mode="lines", visible="legendonly", connectgaps=False,
+            name=plot_text(f"{len(items)} other {_family_name(family)}"),
+            legendgroup=plot_text(family),
+            legendgrouptitle={"text": plot_text(_family_name(family))},
+            line={"color": family_colour(family), "width": 1}, opacity=0.6, text=names,
+            hovertemplate="<b>%{text}</b><br>ridge point %{x:.0f} MACs/byte"
+                          "<br>relative latency %{y:.2f}×<extra></extra>"))
     stop = float(sweep["ridge_point"].max()) if len(sweep) else 500.0
-    rows = _label_rows([(m.ridge_point / stop, len(f"{m.label} {m.ridge_point:.0f}"))
-                        for m in markers])
-    for m, row in zip(markers, rows, strict=True):
+    ymax = float(sweep["relative"].max()) if len(sweep) else 10.0
+    texts = [f"{m.label} {m.ridge_point:.0f}" for m in markers]
+    rows = _label_rows([(m.ridge_point / stop, len(t) if m.ridge_point <= stop else 0)
+                        for m, t in zip(markers, texts, strict=True)])
+    first = True
+    for m, row, text in zip(markers, rows, texts, strict=True):
+        if m.ridge_point > stop:  # beyond the swept range: the page's caption names it
+            continue
         paper = m.label.endswith("(paper)")
         colour = "#6b7380" if paper else "#0b5cad"
-        fig.add_shape(type="line", x0=m.ridge_point, x1=m.ridge_point, y0=0,
-                      y1=1.0 + 0.045 * row, yref="paper",
-                      line={"color": colour, "width": 1.2, "dash": "dot" if paper else "dash"})
-        # Labels sit above the plot in rows, so they neither overlap each other nor the data.
-        fig.add_annotation(x=m.ridge_point, y=1.0 + 0.045 * row, yref="paper",
-                           text=plot_text(f"{m.label} {m.ridge_point:.0f}"), showarrow=False,
-                           xanchor="left", yanchor="bottom", xshift=2,
-                           font={"size": 10, "color": colour})
-    height = 580
+        fig.add_trace(go.Scatter(
+            x=[m.ridge_point, m.ridge_point], y=[1.0, ymax * 1.15], mode="lines",
+            name=plot_text(text), legendgroup="markers",
+            legendgrouptitle={"text": "ridge points"} if first else None,
+            line={"color": colour, "width": 1.2, "dash": "dot" if paper else "dash"},
+            hovertemplate=plot_text(f"{m.label}: {m.ridge_point:.1f} MACs per int8 byte "
+                                    f"({m.source})") + "<extra></extra>"))
+        first = False
+        if row is not None:  # labels above the plot, in rows that do not collide
+            fig.add_annotation(x=m.ridge_point, y=1.0 + 0.045 * row[0], yref="paper",
+                               text=plot_text(text), showarrow=False, xanchor=row[1],
+                               yanchor="bottom", xshift=2 if row[1] == "left" else -2,
+                               font={"size": 10, "color": colour})
+    used = max((r[0] for r in rows if r is not None), default=-1) + 1
+    # Tall enough for the legend beside the plot, unscrolled: ~20 px an entry, ~34 a group
+    # title and gap, plus the margins.
+    groups = len({t.legendgroup for t in fig.data})
+    height = max(600, int((20 * len(fig.data) + 34 * groups + 140) / (1 - 0.045 * used)))
     style_figure(fig, title="Relative latency across ridge points (after the MobileNetV4 "
                             "paper's Figure 2)",
                  x_title="ridge point (MACs per int8 byte)",
                  y_title="latency relative to the fastest model (×, log scale)", height=height)
-    fig.update_layout(margin={"t": 44 + int(0.045 * (max(rows, default=0) + 1) * height)},
+    fig.update_layout(margin={"t": 50 + int(0.045 * used * height)},
                       title={"y": 0.99, "yanchor": "top"})
     fig.update_xaxes(range=[0, stop])
-    fig.update_yaxes(type="log", dtick="D2")
-    fig.update_layout(legend={"font": {"size": 10}, "title": {"text": "model"}})
+    log_axis(fig, "y", 1.0, ymax * 1.15, unit="×")
+    fig.update_layout(legend={"font": {"size": 10}, "groupclick": "toggleitem",
+                              "tracegroupgap": 6, "y": 1.0, "yanchor": "top"})
     return fig
+
+
+def ridge_drawn(comparison: Any, sweep: Any) -> set[str]:
+    """Labels the ridge sweep draws: :func:`_ridge_shown`, and every model that is the
+    fastest (relative latency 1) at some ridge point of ``sweep``."""
+    fastest = set(sweep.loc[sweep["relative"] <= 1.0 + 1e-12, "model"]) if len(sweep) else set()
+    return _ridge_shown(comparison) | fastest
 
 
 def _ridge_shown(comparison: Any) -> set[str]:
@@ -369,23 +547,53 @@ def _ridge_shown(comparison: Any) -> set[str]:
     return on_any or set(comparison.labels)
 
 
-def _label_rows(items: Sequence[tuple[float, int]], plot_px: float = 760.0,
-                char_px: float = 6.0) -> list[int]:
-    """Row of each label (x as a fraction of the axis, length in characters): the lowest row
-    where it starts after the previous label in that row ends."""
-    ends: list[float] = []
-    out = [0] * len(items)
+def _label_rows(items: Sequence[tuple[float, int]], plot_px: float = 900.0,
+                char_px: float = 6.2, most: int = 3) -> list[tuple[int, str] | None]:
+    """(row, xanchor) of each label above a plot (x as a fraction of the axis, length in
+    characters): written rightwards from its line, or leftwards when that would leave the
+    plot; in the lowest row where it clears the labels already there by 8 px; None past
+    ``most`` rows (the label is left to the legend and the hover)."""
+    placed: list[list[tuple[float, float]]] = []
+    out: list[tuple[int, str] | None] = [None] * len(items)
     for i in sorted(range(len(items)), key=lambda j: items[j][0]):
-        start = items[i][0] * plot_px
-        row = next((r for r, end in enumerate(ends) if start > end + 6), len(ends))
-        if row == len(ends):
-            ends.append(0.0)
-        ends[row] = start + items[i][1] * char_px
-        out[i] = row
+        x = items[i][0] * plot_px
+        w = items[i][1] * char_px
+        anchor = "left" if x + w <= plot_px else "right"
+        box = (x, x + w) if anchor == "left" else (x - w, x)
+        row = next((r for r, boxes in enumerate(placed)
+                    if all(box[0] > e + 8 or box[1] < b - 8 for b, e in boxes)), len(placed))
+        if row >= most:
+            continue
+        if row == len(placed):
+            placed.append([])
+        placed[row].append(box)
+        out[i] = (row, anchor)
     return out
 
 
 _DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+
+
+def _your_model(row: Mapping[str, Any], front: Any, supported: int) -> str:
+    """One line of the verdict for a user's own model on one device: its latency and rank,
+    and whether it is on the frontier or which frontier model beats it."""
+    name = row["short_label"]
+    if not row["supported"]:
+        return f"{name}: cannot run {', '.join(row['unsupported_kinds'])} kernels here"
+    head = f"{name}: {_ms(row['latency_ms'])}, #{row['rank']} of {supported} by latency"
+    if _isna(row["top1"]):
+        return (head + "; no top-1, so it is not on the frontier (give one with --top1 "
+                       "MODEL=PERCENT)")
+    head += f", top-1 {row['top1']:.1f}%"
+    if row["pareto"]:
+        return head + ", on the Pareto frontier ★"
+    better = front[(front["latency_ms"] <= row["latency_ms"]) & (front["top1"] >= row["top1"])]
+    if len(better):
+        b = better.iloc[-1]
+        return (head + f"; not on the frontier: {b['short_label']} is faster "
+                       f"({_ms(b['latency_ms'])}) and at least as accurate "
+                       f"({b['top1']:.1f}%)")
+    return head + "; not on the frontier"
 
 
 def _verdict_html(comparison: Any) -> Markup:
@@ -415,14 +623,16 @@ def _verdict_html(comparison: Any) -> Markup:
             items.append(("Frontier", "empty: no supported model has a published top-1"))
         bad = rows[~rows["supported"]]
         if len(bad):
-            kinds = sorted({k for ks in bad["unsupported_kinds"] for k in ks.split(",") if k})
+            kinds = sorted({k for ks in bad["unsupported_kinds"] for k in ks})
             items.append(("Cannot run", f"{_plural(len(bad), 'model')} with "
                                         f"{', '.join(kinds)} kernels: "
                                         + ", ".join(bad["short_label"])))
-        no_top1 = ok[ok["top1"].isna()]
+        for r in rows[rows["family"] == USER_FAMILY].to_dict(orient="records"):
+            items.append(("Your model", _your_model(r, front, len(ok))))
+        no_top1 = ok[ok["top1"].isna() & (ok["family"] != USER_FAMILY)]
         if len(no_top1):
             items.append(("No top-1", f"{', '.join(no_top1['short_label'])}: ranked, but "
-                                      f"never on the frontier"))
+                                      f"never on the frontier (give --top1 MODEL=PERCENT)"))
         head = escape(f"{hw} · {comparison.hardware[h].kind} · {comparison.precisions[h]}")
         dl = "".join(f"<dt>{escape(k)}</dt><dd>{_breakable(v)}</dd>" for k, v in items)
         cards.append(f'<div class="card"><h3>{head}</h3><dl>{dl}</dl></div>')
@@ -522,7 +732,7 @@ def _results_table(comparison: Any) -> Markup:
                 row += [f"{star}{r['latency_ms']:.3g} ({int(r['rank'])})",
                         Markup(f"{escape(r['bound'])} <span class=\"sub\">{shares}</span>")]
             else:
-                row += ["unsupported", f"cannot run: {r['unsupported_kinds']}"]
+                row += ["unsupported", f"cannot run: {', '.join(r['unsupported_kinds'])}"]
         rows.append(row)
         classes.append("frontier" if part["pareto"].any() else
                        ("unsupported" if not part["supported"].any() else None))
@@ -535,6 +745,7 @@ def _provenance(comparison: Any, command: str, hardware_args: Sequence[str]) -> 
     import datetime
 
     from .. import __version__
+    from ..analyses.roofs import ridge_point
 
     prov: dict[str, Any] = {
         "command": command,
@@ -544,9 +755,9 @@ def _provenance(comparison: Any, command: str, hardware_args: Sequence[str]) -> 
     }
     for hw, precision in zip(comparison.hardware, comparison.precisions, strict=True):
         info = [f"kind {hw.kind}, priced at {precision}",
-                f"peak {_count(hw.peak(precision), ' ')}MAC/s, DRAM "
+                f"peak {si(hw.peak(precision))}MAC/s, DRAM "
                 f"{hw.dram.bandwidth_bytes_per_s / 1e9:.3g} GB/s, ridge point "
-                f"{hw.ridge_point(precision):.3g} MACs/byte",
+                f"{ridge_point(hw, precision):.3g} MACs/byte (peak ÷ DRAM bandwidth)",
                 f"description: {hw.description or '(none)'}",
                 f"file: {hw.path}"]
         if hw.fit is not None:
@@ -560,18 +771,26 @@ def _provenance(comparison: Any, command: str, hardware_args: Sequence[str]) -> 
             info.append("not fitted to measurements (datasheet numbers)")
         info += [f"source of {k}: {v}" for k, v in hw.sources.items()]
         prov[f"profile {hw.name}"] = info
-    sources = sorted({src for v in comparison.variants for src in [v.top1_source()] if src})
+    sources = sorted({src for m in range(len(comparison.variants))
+                      for src in [comparison.top1_source_of(m)] if src and src != "given"})
     prov["models compared"] = [v.label for v in comparison.variants]
     prov["top-1 sources"] = sources or ["none (no zoo model at a published variant)"]
+    if comparison.given_top1:
+        prov["top-1 given with --top1"] = [f"{label}: {pct:g}%" for label, pct in
+                                           comparison.given_top1.items()]
     prov["ridge points of the paper"] = ("Qin et al., MobileNetV4: Universal Models for the "
                                          "Mobile Ecosystem (ECCV 2024), Table 16")
     return prov
 
 
 def compare_page(comparison: Any, *, focus: str | None, command: str,
-                 hardware_args: Sequence[str]) -> str:
-    """The whole compare report (see ``roofline compare --help`` for what it holds)."""
+                 hardware_args: Sequence[str], focus_rule: str | None = None) -> str:
+    """The whole compare report (see ``roofline compare --help`` for what it holds).
+
+    ``focus_rule`` says why ``focus`` was chosen (``Comparison.focus_rule``); None means the
+    user named it."""
     from ..analyses.ridge import ridge_data
+    from ..analyses.roofs import RIDGE_POINT_DEFINITION
 
     names = comparison.hardware_names
     sections: list[Section] = []
@@ -580,21 +799,33 @@ def compare_page(comparison: Any, *, focus: str | None, command: str,
     figs = []
     for hw in names:
         rows = comparison.on(hw)
-        missing = rows[~rows["supported"] | rows["top1"].isna()]
-        note = (f" Not drawn: {', '.join(missing['short_label'])} (unsupported on this "
-                f"device or "
-                f"without a published top-1)." if len(missing) else "")
-        figs.append(Chart(pareto_figure(comparison, hw), caption=(
+        note = ""
+        unsupported = rows[~rows["supported"]]
+        if len(unsupported):
+            note += f" Not drawn, unsupported here: {', '.join(unsupported['short_label'])}."
+        no_top1 = rows[rows["supported"] & rows["top1"].isna()]
+        if len(no_top1):
+            note += (f" Not drawn, no top-1: {', '.join(no_top1['short_label'])} (give one "
+                     f"with --top1 MODEL=PERCENT).")
+        fig = pareto_figure(comparison, hw)
+        left = unlabelled(fig)
+        if left:
+            note += (f" {_plural(left, 'frontier label')} would overlap another and "
+                     f"{'is' if left == 1 else 'are'} left out: hover for the name.")
+        user = " Stars are your own models." if comparison.user_labels else ""
+        figs.append(Chart(fig, caption=(
             "Each marker is one model (colour: family; symbol: model within the family); "
             "up is more accurate, left is faster. Large outlined markers joined by the dotted "
             "step line are the Pareto frontier: for every other model, some frontier model is "
-            "at least as fast and at least as accurate. Hover for MACs, parameters and what "
-            "bounds the latency." + note)))
+            "at least as fast and at least as accurate." + user + " Hover for MACs, "
+            "parameters and what bounds the latency." + note)))
     sections.append(Section("Accuracy against latency, per device", anchor="pareto",
                             intro=f"{_plural(n_models, 'model')} on "
                                   f"{_plural(len(names), 'device')}. Latency is "
                                   "predicted by the roofline engine from each device's "
-                                  "profile; top-1 is the published ImageNet figure.",
+                                  "profile; top-1 is the published ImageNet figure"
+                                  + (" or the one given with --top1"
+                                     if comparison.given_top1 else "") + ".",
                             figures=figs))
 
     if len(names) >= 2:
@@ -632,23 +863,8 @@ def compare_page(comparison: Any, *, focus: str | None, command: str,
                 roof_figs.append(Chart(_empty_figure(
                     f"{hw}: {focus} is unsupported ({', '.join(pred.unsupported_kinds)})")))
                 continue
-            from ..analyses.kernels import kernel_frame
-
-            frame = kernel_frame(pred)
-            hidden = frame[frame["attained_macs_per_s"].isna()]
-            hidden_ms = float(hidden["latency_ms"].sum())
-            roof_figs.append(Chart(roofline_figure(comparison, hw, focus), caption=(
-                "x: how many MACs a kernel does per byte it moves (weights, activations in and "
-                "out); y: the MACs per second it attains in the prediction (MACs / its "
-                "latency). The solid line is the roof: no kernel can beat the peak (flat) or "
-                "the DRAM bandwidth × intensity (slope); they meet at the ridge point. Dashed "
-                "lines are lower compute roofs of op kinds the device runs below peak; dotted "
-                "ones the slopes of on-chip memories. Points above the DRAM slope are fed from "
-                "on-chip memory; points far below any roof lose their time to fixed overhead "
-                "or to lanes their shape leaves idle. Marker area ∝ the kernel's share of the "
-                f"latency. {len(hidden)} kernels without MACs (pooling, adds, activations "
-                f"run alone) take {_ms(hidden_ms)} ({_pct(hidden_ms, pred.latency_ms)}) and "
-                "have no place on this chart.")))
+            roof_figs.append(Chart(roofline_figure(comparison, hw, focus),
+                                   caption=roofline_caption(comparison, hw, focus)))
             last = (f" Not drawn: the fixed cost of {_ms(pred.per_inference_ms)} per inference "
                     f"({_pct(pred.per_inference_ms, pred.latency_ms)} of the latency)."
                     if pred.per_inference_ms > 0 else
@@ -656,13 +872,15 @@ def compare_page(comparison: Any, *, focus: str | None, command: str,
             bar_figs.append(Chart(breakdown_figure(comparison, hw, focus), caption=(
                 "Each bar is one top-level block of the model (the module path's first part, "
                 "with its index), split by what bounds its kernels." + last)))
+        why = focus_rule or "named with --focus"
         sections.append(Section(
-            f"Roofline of {focus} on each device", anchor="roofline",
-            intro=f"The focus model is {focus} (the fastest Pareto-optimal model on the first "
-                  "device unless --focus names another). The same model on each device "
-                  "shows why a device is fast or slow for it.",
+            f"Roofline of {_focus_name(comparison, focus)} on each device", anchor="roofline",
+            intro=f"Focus: {_focus_name(comparison, focus)}, {why}; --focus chooses another. "
+                  "The same model on each device shows why a device is fast or slow for it. "
+                  f"Here and throughout the report, {RIDGE_POINT_DEFINITION}.",
             figures=roof_figs))
-        sections.append(Section(f"Where {focus}'s latency goes", anchor="breakdown",
+        sections.append(Section(f"Where {_focus_name(comparison, focus)}'s latency goes",
+                                anchor="breakdown",
                                 figures=bar_figs))
     else:
         sections.append(Section("Roofline of the focus model", anchor="roofline",
@@ -683,10 +901,13 @@ def compare_page(comparison: Any, *, focus: str | None, command: str,
         body_html=Markup(paragraphs(
             f"Dotted grey lines: the ridge points the paper fitted to measured int8 latency "
             f"(Table 16): {paper}. Dashed blue lines: each compared profile's own ridge point "
-            "(peak ÷ DRAM bandwidth; fp16 and fp32 profiles converted to MACs per int8 byte). "
-            "Drawn at first: the models on every device's Pareto frontier (or, when fewer "
-            "than three are, on any device's); click a legend entry to show or hide a "
-            "model.") + _movers_html(comparison, sweep)),
+            "(peak ÷ DRAM bandwidth, the definition used throughout this report; fp16 and "
+            "fp32 profiles converted to MACs per int8 byte). Drawn: the models on every "
+            "device's Pareto frontier (or, when fewer than three are, on any device's) and "
+            "the fastest at each ridge point; the other models of each family are one legend "
+            "entry, hidden until clicked. A device label that would overlap another is in the "
+            "legend and the hover.")
+            + _movers_html(comparison, sweep)),
         figures=[ridge_figure(comparison, sweep, markers)]))
 
     sections.append(Section("All the numbers", anchor="numbers", intro=(

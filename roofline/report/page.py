@@ -55,7 +55,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "Markup", "Chart", "Section", "render_page", "write_page", "escape", "paragraphs",
     "html_list", "html_table", "style_figure", "plot_text", "family_colour", "BOUND_COLOURS",
-    "FAMILY_COLOURS", "FONT_FAMILY", "PLOTLY_CONFIG",
+    "FAMILY_COLOURS", "FONT_FAMILY", "PLOTLY_CONFIG", "log_ticks", "log_axis", "si",
+    "place_labels", "LABEL_POSITIONS",
 ]
 
 # -- look ------------------------------------------------------------------------------------------
@@ -288,6 +289,138 @@ def style_figure(fig: go.Figure, *, title: str, height: int = 460, x_title: str 
     if y_title is not None:
         fig.update_yaxes(title_text=y_title)
     return fig
+
+
+# -- ticks and labels ------------------------------------------------------------------------------
+
+#: Tick mantissas for log axes, coarsest first: the first set that gives three ticks wins.
+_MANTISSAS = ((1.0,), (1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0),
+              (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0))
+
+
+def log_ticks(lo: float, hi: float, *, most: int = 10) -> list[float]:
+    """Tick values (data units) for a log axis from ``lo`` to ``hi``: 1, 2, 5, 10, 20... when
+    that gives 3 to ``most`` ticks; 1, 10, 100... when it gives more; finer steps (1.5, 3,
+    7; then every digit) when it gives fewer; evenly spaced round numbers when even those
+    give fewer than two (a range within one decade, 0.69-0.97, still gets ticks)."""
+    if not (lo > 0 and hi > 0 and math.isfinite(lo) and math.isfinite(hi)):
+        return []
+    lo, hi = min(lo, hi), max(lo, hi)
+    eps = 1e-9
+
+    def ticks_of(mantissas: tuple[float, ...]) -> list[float]:
+        ticks = [float(f"{m * 10.0 ** e:.6g}")
+                 for e in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+                 for m in mantissas]
+        return sorted(t for t in ticks if lo * (1 - eps) <= t <= hi * (1 + eps))
+
+    standard = ticks_of(_MANTISSAS[1])
+    if len(standard) > most:
+        decades = ticks_of(_MANTISSAS[0])
+        return decades if len(decades) <= most else decades[::math.ceil(len(decades) / most)]
+    if len(standard) >= 3:
+        return standard
+    best = standard
+    for mantissas in _MANTISSAS[2:]:
+        finer = ticks_of(mantissas)
+        if len(finer) > most:
+            break
+        best = finer
+        if len(finer) >= 3:
+            return best
+    if len(best) >= 2:
+        return best
+    if hi <= lo * (1 + 1e-6):  # one value
+        return [float(f"{lo:.3g}")]
+    step = _nice_step((hi - lo) / 3)
+    start = math.ceil(lo / step - eps) * step
+    out: list[float] = []
+    while start <= hi * (1 + eps) and len(out) < most:
+        out.append(float(f"{start:.6g}"))
+        start += step
+    return out or [float(f"{lo:.3g}")]
+
+
+def _nice_step(raw: float) -> float:
+    """1, 2 or 5 × a power of ten, at most ``raw``."""
+    exponent = math.floor(math.log10(raw))
+    for m in (5.0, 2.0, 1.0):
+        if m * 10.0 ** exponent <= raw:
+            return m * 10.0 ** exponent
+    return 10.0 ** exponent
+
+
+def si(value: float, unit: str = "") -> str:
+    """1.5e9 -> '1.5 G' + unit; 0.5 -> '0.5' (SI prefixes k, M, G, T; three digits)."""
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {prefix}{unit}".rstrip()
+    return f"{value:.3g} {unit}".rstrip()
+
+
+def log_axis(fig: Any, axis: str, lo: float, hi: float, *, unit: str = "",
+             prefixes: bool = False, pad: float = 0.0) -> None:
+    """Make ``axis`` ("x" or "y") of ``fig`` a log axis from ``lo`` to ``hi`` (data units,
+    widened by ``pad`` decades each side) with readable ticks from :func:`log_ticks`: plain
+    numbers (0.5, 1, 2, 5) or, with ``prefixes``, SI ones (500 M, 1 G), each followed by
+    ``unit``."""
+    a, b = math.log10(lo) - pad, math.log10(hi) + pad
+    ticks = log_ticks(10 ** a, 10 ** b)
+    text = [si(t, unit) if prefixes else f"{t:g}" + (f" {unit}" if unit else "")
+            for t in ticks]
+    update = {"type": "log", "range": [a, b], "tickmode": "array", "tickvals": ticks,
+              "ticktext": text, "minor": {"showgrid": False}}
+    (fig.update_xaxes if axis == "x" else fig.update_yaxes)(**update)
+
+
+#: Where a label may sit around its point, in order of preference (plotly textposition).
+LABEL_POSITIONS = ("top left", "top right", "bottom right", "middle left", "middle right",
+                   "bottom left", "top center", "bottom center")
+
+
+def place_labels(points: Sequence[tuple[float, float]], texts: Sequence[str], *,
+                 obstacles: Sequence[tuple[float, float]] = (), width_px: float = 1000.0,
+                 height_px: float = 360.0, char_px: float = 5.8, line_px: float = 13.0,
+                 marker_px: float = 7.0) -> list[str | None]:
+    """A textposition for each label, or None where every position would overlap.
+
+    ``points`` and ``obstacles`` (other markers) are in plot fractions (0-1 from the left and
+    bottom). Rule: labels are placed in the order given; each takes the first position of
+    :data:`LABEL_POSITIONS` whose box (len × ``char_px`` by ``line_px``, beside a marker of
+    radius ``marker_px``) stays inside the plot and overlaps no placed label and no marker;
+    a label that fits nowhere is left out (its point keeps its hover text).
+    """
+    placed: list[tuple[float, float, float, float]] = []
+    marks = [(x * width_px, y * height_px) for x, y in [*points, *obstacles]]
+
+    def box(px: float, py: float, w: float, where: str) -> tuple[float, float, float, float]:
+        vertical, _, horizontal = where.partition(" ")
+        if vertical == "middle":
+            x0 = px - marker_px - w if horizontal == "left" else px + marker_px
+            return x0, py - line_px / 2, x0 + w, py + line_px / 2
+        x0 = {"left": px - w, "right": px, "center": px - w / 2}[horizontal]
+        y0 = py + marker_px / 2 if vertical == "top" else py - marker_px / 2 - line_px
+        return x0, y0, x0 + w, y0 + line_px
+
+    def free(b: tuple[float, float, float, float], own: int) -> bool:
+        x0, y0, x1, y1 = b
+        if x0 < 0 or x1 > width_px or y0 < 0 or y1 > height_px:
+            return False
+        if any(x0 < c1 and c0 < x1 and y0 < d1 and d0 < y1 for c0, d0, c1, d1 in placed):
+            return False
+        r = marker_px - 1
+        return not any(x0 - r < mx < x1 + r and y0 - r < my < y1 + r
+                       for k, (mx, my) in enumerate(marks) if k != own)
+
+    out: list[str | None] = []
+    for i, ((x, y), text) in enumerate(zip(points, texts, strict=True)):
+        px, py = x * width_px, y * height_px
+        w = len(text) * char_px
+        where = next((p for p in LABEL_POSITIONS if free(box(px, py, w, p), i)), None)
+        if where is not None:
+            placed.append(box(px, py, w, where))
+        out.append(where)
+    return out
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,16 @@ from .page import Chart, Section, html_table, render_page
 __all__ = ["ridge_page"]
 
 
+def _caption(markers: Sequence[Any], points: Sequence[float]) -> str:
+    beyond = [f"{m.label} {m.ridge_point:.0f}" for m in markers
+              if not points[0] <= m.ridge_point <= points[-1]]
+    return ("Drawn: the models on every device's Pareto frontier (or, when fewer than three "
+            "are, on any device's) and the fastest at each ridge point; the other models of "
+            "each family are one legend entry, hidden until clicked. The ridge point is peak "
+            "MACs/s ÷ DRAM bytes/s."
+            + (f" Beyond the swept range (not drawn): {', '.join(beyond)}." if beyond else ""))
+
+
 def ridge_page(comparison: Any, table: Any, markers: Sequence[Any], movers: Any,
                points: Sequence[float], *, command: str) -> str:
     """The whole page for a sweep ``table`` over ``points`` (MACs per byte)."""
@@ -27,14 +37,12 @@ def ridge_page(comparison: Any, table: Any, markers: Sequence[Any], movers: Any,
         "fastest model at the same ridge point (MobileNetV4 paper, Qin et al. 2024, Figure 2). "
         "A CPU has a low ridge point, an accelerator a high one; vertical lines mark the "
         "paper's fitted ridge points (Table 16) and each profile's own.",
-        figures=[Chart(ridge_figure(comparison, table, markers),
-                       "Lines start hidden for models on no device's frontier: click the "
-                       "legend to show them.")],
+        figures=[Chart(ridge_figure(comparison, table, markers), _caption(markers, points))],
         html_table=html_table(["model", f"relative at {points[0]:g}",
                                f"relative at {points[-1]:g}", "high / low"],
                               [(r.model, f"{r.relative_low:.2f}", f"{r.relative_high:.2f}",
                                 f"{r.ratio:.2f}") for r in movers.itertuples()],
-                              numeric=[False, True, True, True]))
+                              numeric=[1, 2, 3]))
     provenance = {"command": command, "roofline": __version__,
                   "markers": [f"{m.label}: {m.ridge_point:.1f} ({m.source})" for m in markers]}
     return render_page("Ridge-point sweep", [section], provenance)

@@ -17,6 +17,8 @@ from .page import (
     escape,
     family_colour,
     html_table,
+    log_axis,
+    log_ticks,
     plot_text,
     render_page,
     style_figure,
@@ -46,13 +48,14 @@ def heatmap_figure(result: Any, h: int) -> Any:
         macs[i, j] = result.macs[m] / 1e6
     hw = result.hardware[h]
     finite = grid[np.isfinite(grid)]
+    # Ticks over any range, one decade or less included (0.69-0.97 ms: 0.7, 0.8, 0.9).
+    ticks = log_ticks(float(finite.min()), float(finite.max())) if len(finite) else []
     fig = go.Figure(go.Heatmap(
         x=[f"{w:g}" for w in widths], y=[str(r) for r in resolutions],
         z=np.log10(grid), customdata=np.dstack([grid, macs]),
         colorscale="Viridis", colorbar={
-            "title": {"text": "latency (ms)"},
-            "tickvals": _log_ticks(finite), "ticktext": [f"{10 ** t:g}" for t in
-                                                          _log_ticks(finite)]},
+            "title": {"text": "latency (ms)"}, "tickmode": "array",
+            "tickvals": [math.log10(t) for t in ticks], "ticktext": [f"{t:g}" for t in ticks]},
         hovertemplate="width %{x}×, %{y} px<br>latency %{customdata[0]:.3g} ms"
                       "<br>%{customdata[1]:.1f} M MACs<extra></extra>"))
     style_figure(fig, title=f"{hw.name}: predicted latency over width × resolution",
@@ -63,21 +66,6 @@ def heatmap_figure(result: Any, h: int) -> Any:
     return fig
 
 
-def _log_ticks(values: Any) -> list[float]:
-    import numpy as np
-
-    if not len(values):
-        return []
-    lo, hi = np.floor(np.log10(values.min())), np.ceil(np.log10(values.max()))
-    ticks = []
-    for exponent in np.arange(lo, hi + 1):
-        for mantissa in (1, 2, 5):
-            t = float(np.log10(mantissa) + exponent)
-            if np.log10(values.min()) - 0.05 <= t <= np.log10(values.max()) + 0.05:
-                ticks.append(t)
-    return ticks
-
-
 def frontier_figure(result: Any, h: int) -> Any:
     """Latency against MACs of every variant on device ``h``; the latency–MACs frontier (the
     most MACs for the latency) drawn as a step line, published top-1 variants ringed."""
@@ -86,7 +74,7 @@ def frontier_figure(result: Any, h: int) -> Any:
     hw = result.hardware[h]
     by_macs, by_top1 = result.frontier(h)
     latency = [x * 1e3 for x in result.latency_s[h]]
-    macs = [x / 1e6 for x in result.macs]
+    macs = [float(x) for x in result.macs]
     labels = [f"{v.effective_width:g}× {v.effective_resolution}px" for v in result.variants]
     family = _family(result)
     fig = go.Figure()
@@ -94,7 +82,7 @@ def frontier_figure(result: Any, h: int) -> Any:
         x=latency, y=macs, mode="markers", name="variants",
         marker={"size": 6, "color": family_colour(family), "opacity": 0.45},
         text=[plot_text(t) for t in labels],
-        hovertemplate="%{text}<br>%{x:.3g} ms<br>%{y:.1f} M MACs<extra></extra>"))
+        hovertemplate="%{text}<br>%{x:.3g} ms<br>%{y:.3s} MACs<extra></extra>"))
     front = sorted((latency[m], macs[m], labels[m]) for m in range(len(labels)) if by_macs[m])
     fig.add_trace(go.Scatter(
         x=[p[0] for p in front], y=[p[1] for p in front], mode="lines+markers",
@@ -102,24 +90,31 @@ def frontier_figure(result: Any, h: int) -> Any:
         marker={"size": 7, "color": family_colour(family), "line": {"width": 1, "color":
                                                                       "#1b1f24"}},
         name="latency–MACs frontier", text=[plot_text(p[2]) for p in front],
-        hovertemplate="%{text}<br>%{x:.3g} ms<br>%{y:.1f} M MACs<extra>frontier</extra>"))
-    published = [m for m, v in enumerate(result.variants) if v.top1() is not None]
+        hovertemplate="%{text}<br>%{x:.3g} ms<br>%{y:.3s} MACs<extra>frontier</extra>"))
+    published = [m for m in range(len(result.variants)) if result.top1(m) is not None]
     if published:
         fig.add_trace(go.Scatter(
             x=[latency[m] for m in published], y=[macs[m] for m in published],
-            mode="markers", name="published top-1 (★ on its frontier)",
+            mode="markers", name="with a top-1 (★ on its frontier)",
             marker={"size": 12, "symbol": ["star" if by_top1[m] else "circle-open"
                                            for m in published],
                     "color": "#d55e00", "line": {"width": 1.5, "color": "#d55e00"}},
-            text=[plot_text(f"{labels[m]}, top-1 {result.variants[m].top1():.1f} %")
+            text=[plot_text(f"{labels[m]}, top-1 {result.top1(m):.1f} %")
                   for m in published],
             hovertemplate="%{text}<br>%{x:.3g} ms<extra></extra>"))
     style_figure(fig, title=f"{hw.name}: MACs against predicted latency",
                  x_title="predicted latency (ms, log scale)",
-                 y_title="MACs (millions, log scale)", height=460)
-    fig.update_xaxes(type="log")
-    fig.update_yaxes(type="log")
+                 y_title="MACs (log scale)", height=460)
+    finite = [(x, y) for x, y in zip(latency, macs, strict=True) if math.isfinite(x)]
+    if finite:
+        log_axis(fig, "x", min(x for x, _ in finite), max(x for x, _ in finite), pad=0.05)
+        log_axis(fig, "y", min(y for _, y in finite), max(y for _, y in finite), pad=0.05,
+                 prefixes=True)
     return fig
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _family(result: Any) -> str:
@@ -137,14 +132,14 @@ def _frontier_table(result: Any, h: int) -> Any:
     for m in sorted((m for m in range(len(result.variants)) if by_macs[m]),
                     key=lambda m: result.latency_s[h, m]):
         v = result.variants[m]
-        top1 = v.top1()
+        top1 = result.top1(m)
         rows.append((f"{v.effective_width:g}", v.effective_resolution,
                      f"{result.macs[m] / 1e6:.1f}", _ms(result.latency_s[h, m] * 1e3),
                      "n/a" if top1 is None else f"{top1:.1f}" + (" ★" if by_top1[m] else "")))
     return html_table(["width", "resolution", "MACs (M)", "latency", "top-1 %"], rows,
                       caption=f"{result.hardware[h].name}: the latency–MACs frontier, fastest "
                               f"first (★: also on the latency–top-1 frontier)",
-                      numeric=[True, True, True, True, True])
+                      numeric=[0, 1, 2, 3, 4])
 
 
 def sweep_page(result: Any, *, model: str, command: str) -> str:
@@ -153,7 +148,7 @@ def sweep_page(result: Any, *, model: str, command: str) -> str:
 
     n_var = len(result.variants)
     intro = (f"{n_var} variants of {model} (widths × resolutions) predicted on "
-             f"{len(result.hardware)} device(s). " +
+             f"{_plural(len(result.hardware), 'device')}. " +
              ("This sweep was interrupted: only the finished variants are shown. "
               if result.partial else "") +
              "The latency–MACs frontier holds the variants no other variant beats on both: "
@@ -167,7 +162,8 @@ def sweep_page(result: Any, *, model: str, command: str) -> str:
                            "Colour: predicted latency (log scale). Hover a cell for its MACs."),
                      Chart(frontier_figure(result, h),
                            "Every variant; the dotted step line is the latency–MACs frontier; "
-                           "orange marks variants with a published ImageNet top-1.")],
+                           "orange marks variants with an ImageNet top-1 (published, or given "
+                           "with --top1), a star those on the latency–top-1 frontier.")],
             body_html=_collapsed(f"the {sum(result.frontier(h)[0])} variants on the "
                                  f"latency–MACs frontier, fastest first",
                                  _frontier_table(result, h))))
@@ -202,4 +198,4 @@ def _summary_table(result: Any) -> Any:
                      len(lat) - len(finite)))
     return html_table(["device", "precision", "fastest variant", "min latency", "max latency",
                        "on frontier", "unsupported"], rows,
-                      numeric=[False, False, False, True, True, True, True])
+                      numeric=[3, 4, 5, 6])

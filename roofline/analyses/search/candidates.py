@@ -56,6 +56,7 @@ class Genome:
         self.blocks: list[BlockKey] = []
         self._block_index: dict[BlockKey, int] = {}
         self.block_model_input: list[bool] = []
+        self.block_place: list[tuple[str, str]] = []  # (stage name, "first" | "rest")
         self.stages: list[_StageTables] = []
         column = 1
         prev_channels = [3]
@@ -73,11 +74,12 @@ class Genome:
                         for r, size in enumerate(sizes):
                             first[a, b, o, r] = self._block(
                                 BlockKey(op, c_in, c_out, stage.stride, act, size, size),
-                                model_input=s == 0)
+                                (stage.name, "first"), model_input=s == 0)
             for b, c in enumerate(stage.channels):
                 for o, op in enumerate(rest_ops):
                     for r, size in enumerate(mid):
-                        rest[b, o, r] = self._block(BlockKey(op, c, c, 1, act, size, size))
+                        rest[b, o, r] = self._block(BlockKey(op, c, c, 1, act, size, size),
+                                                    (stage.name, "rest"))
             self.stages.append(_StageTables(first_ops, rest_ops, np.array(stage.depth),
                                             np.array(stage.channels), first, rest, column))
             column += 2 + max(stage.depth)
@@ -98,13 +100,14 @@ class Genome:
         self._unit_of_block: np.ndarray | None = None
         self._unit_of_head: np.ndarray | None = None
 
-    def _block(self, key: BlockKey, model_input: bool = False) -> int:
+    def _block(self, key: BlockKey, place: tuple[str, str], model_input: bool = False) -> int:
         found = self._block_index.get(key)
         if found is not None:
             return found
         self._block_index[key] = len(self.blocks)
         self.blocks.append(key)
         self.block_model_input.append(model_input)
+        self.block_place.append(place)
         return len(self.blocks) - 1
 
     # -- sampling and mutation -----------------------------------------------------------------
@@ -319,6 +322,12 @@ class Genome:
                           self.block_model_input[run[0]])
             found = self._run_units[run] = self.bank.id_of(key)
         return found
+
+    def lut_ids(self, rows: np.ndarray) -> np.ndarray:
+        """(n, max_units) lookup-table ids of each candidate's blocks in order (blocks, then
+        heads after the last block id), -1 padded."""
+        b = self.block_ids(rows)
+        return np.where(b >= 0, b, np.where(b <= -2, len(self.blocks) + (-b - 2), -1))
 
     def unit_keys(self, row: np.ndarray) -> list[UnitKey]:
         """The units of one candidate, in order."""

@@ -153,8 +153,6 @@ class RowPrices:
     macs: np.ndarray
     params: np.ndarray
     precisions: list[str]
-    unit_latency_s: list[np.ndarray] | None = None  # per device: per flattened unit
-    layout: Layout | None = None
 
     @staticmethod
     def concat(parts: Sequence[RowPrices], n_devices: int) -> RowPrices:
@@ -174,11 +172,10 @@ def _range(pricing: Any, name: str) -> np.ndarray:
     return pricing.latency_s if value is None else np.asarray(value)
 
 
-def price_units(bank: UnitBank, units: np.ndarray, hardware: Sequence[HardwareProfile],
-                precision: str | None = None, per_unit: bool = False) -> RowPrices:
-    """Price candidates given as unit-id rows (every unit filled) on every device."""
-    kernels = ComposedKernels(bank, units)
-    pricing = price(kernels, hardware, precision)
+def price_summary(bank: UnitBank, units: np.ndarray, pricing: Any,
+                  hardware: Sequence[HardwareProfile], precision: str | None = None
+                  ) -> RowPrices:
+    """The rows' latencies (and ranges) from ``pricing`` and their MACs and params."""
     flat = bank.flat(bank.views[0])
     valid = units >= 0
     cand = np.nonzero(valid)[0]
@@ -186,21 +183,17 @@ def price_units(bank: UnitBank, units: np.ndarray, hardware: Sequence[HardwarePr
     n = len(units)
     macs = np.bincount(cand, weights=flat["macs_total"][uid], minlength=n)
     params = np.bincount(cand, weights=flat["params_total"][uid], minlength=n)
-    unit_latency = None
-    layout = None
-    if per_unit:
-        unit_latency = []
-        for h, hw in enumerate(hardware):
-            view = hw.kernel_view()
-            layout = kernels.layouts[view]
-            lat = pricing.costs[h].latency_s
-            unit_latency.append(np.add.reduceat(lat, layout.first_kernel)
-                                if len(lat) else np.zeros(0))
     return RowPrices(pricing.latency_s, _range(pricing, "latency_low_s"),
                      _range(pricing, "latency_high_s"), macs, params,
                      [p[0] if p else (precision or hw.default_precision)
-                      for p, hw in zip(pricing.precisions, hardware, strict=True)],
-                     unit_latency, layout)
+                      for p, hw in zip(pricing.precisions, hardware, strict=True)])
+
+
+def price_units(bank: UnitBank, units: np.ndarray, hardware: Sequence[HardwareProfile],
+                precision: str | None = None) -> RowPrices:
+    """Price candidates given as unit-id rows (every unit filled) on every device."""
+    return price_summary(bank, units, price(ComposedKernels(bank, units), hardware, precision),
+                         hardware, precision)
 
 
 def price_rows(genome: Genome, rows: np.ndarray, hardware: Sequence[HardwareProfile],

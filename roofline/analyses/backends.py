@@ -15,6 +15,7 @@ driver, which also stores them in its own cache, so a remote worker's disk is ne
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -201,10 +202,8 @@ class RayBackend(Backend):
                     yield i, result
         except BaseException:
             for ref in pending:
-                try:
+                with contextlib.suppress(Exception):  # already finished or gone
                     ray.cancel(ref, force=True)
-                except Exception:  # noqa: BLE001, S110 - already finished or gone
-                    pass
             raise
 
     def close(self) -> None:

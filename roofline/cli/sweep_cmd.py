@@ -54,6 +54,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="processes tracing variants not in the cache (default min(cores, 4); "
                         "1 traces in this process)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="where variants are traced: local processes (default) or a Ray "
+                        "cluster (pip install 'roofline[distributed]'); the same rows")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="with --backend ray: the cluster (default: start a local one)")
     p.add_argument("--ridge", metavar="START:STOP[:STEP]", default=None,
                    help="the ridge-point sweep (MACs per byte; step 5 by default) instead of a "
                         "grid")
@@ -76,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--out and --no-report contradict each other; give one")
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    if args.address and args.backend != "ray":
+        raise UsageError("--address goes with --backend ray")
+    if args.ridge is not None and args.backend != "local":
+        raise UsageError("--backend goes with a grid sweep, not --ridge")
     if args.ridge is not None:
         if args.model:
             raise UsageError("--ridge sweeps --models, not MODEL; drop MODEL or --ridge")
@@ -129,10 +138,20 @@ def _grid(args: argparse.Namespace) -> int:
     report = _outputs(args, f"sweep-{_safe_name(args.model)}.html")
     workers = args.workers or default_workers()
 
+    backend = None
+    if args.backend == "ray":
+        from ..analyses.backends import make_backend
+
+        backend = make_backend("ray", workers=workers, address=args.address)
+    where = backend.describe() if backend is not None else f"{workers} worker(s)"
     started = time.perf_counter()
-    with ProgressBar(len(variants), "tracing") as bar:
-        arrays, stats = trace_all(variants, views_of(hardware), workers,
-                                  lambda done, total: bar.update(done))
+    try:
+        with ProgressBar(len(variants), "tracing") as bar:
+            arrays, stats = trace_all(variants, views_of(hardware), workers,
+                                      lambda done, total: bar.update(done), backend=backend)
+    finally:
+        if backend is not None:
+            backend.close()
     traced_s = time.perf_counter() - started
     result = evaluate_grid(variants, arrays, hardware, args.precision, stats)
     engine_s = time.perf_counter() - started - traced_s
@@ -153,7 +172,7 @@ def _grid(args: argparse.Namespace) -> int:
         _print_frontiers(result)
     summary = (f"{len(result.variants)} of {len(variants)} variants x {len(hardware)} devices; "
                f"kernels: {stats.cached} from the cache, {stats.traced} traced "
-               f"({traced_s:.1f} s, {workers} worker(s)); engine {engine_s * 1e3:.0f} ms for "
+               f"({traced_s:.1f} s, {where}); engine {engine_s * 1e3:.0f} ms for "
                f"{len(result.variants) * len(hardware)} predictions")
     print(summary, file=sys.stderr if args.json else sys.stdout)
     if report is not None:

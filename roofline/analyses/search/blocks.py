@@ -161,7 +161,7 @@ def build_unit(key: UnitKey) -> nn.Module:
     return nn.Sequential(*(build_part(p) for p in key.parts))
 
 
-# -- tracing a unit ---------------------------------------------------------------------------------
+# -- tracing a unit ------------------------------------------------------------------------------
 
 @lru_cache(maxsize=1)
 def unit_fingerprint() -> str:
@@ -234,9 +234,9 @@ def _split(key: UnitKey, graph: Any, view: View) -> dict[str, np.ndarray]:
     reads_input = np.isin(edge_tensor, list(in_ids))
     is_out = np.isin(write_tensor, list(out_ids))
     n = len(out["macs"])
-    if not key.model_input:
-        if not reads_input.any() or not np.isfinite(out["edge_distance"][reads_input]).all():
-            raise AssertionError(f"{key.text()}: its input reads are not where expected")
+    if not key.model_input and (not reads_input.any()
+                                or not np.isfinite(out["edge_distance"][reads_input]).all()):
+        raise AssertionError(f"{key.text()}: its input reads are not where expected")
     if is_out.sum() != 1 or out["write_kernel"][is_out][0] != n - 1:
         raise AssertionError(f"{key.text()}: the unit's output is not written by its last "
                              f"kernel alone")

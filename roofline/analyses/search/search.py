@@ -31,7 +31,7 @@ from ...errors import UsageError
 from ..backends import Backend, LocalBackend
 from .blocks import UnitBank
 from .candidates import Genome
-from .pricing import CHUNK, RowPrices, compose
+from .pricing import CHUNK, RowPrices
 from .space import SearchSpace
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -57,6 +57,9 @@ class Genome:
         self._block_index: dict[BlockKey, int] = {}
         self.block_model_input: list[bool] = []
         self.block_place: list[tuple[str, str]] = []  # (stage name, "first" | "rest")
+        # Where each block was first registered: (stage, first?, prev channel idx, channel idx,
+        # op idx, resolution idx), to build a candidate that holds it (:meth:`covering`).
+        self.block_where: list[tuple[int, bool, int, int, int, int]] = []
         self.stages: list[_StageTables] = []
         column = 1
         prev_channels = [3]
@@ -67,19 +70,20 @@ class Genome:
             mid = [_down(r, stage.stride) for r in sizes]
             first = np.empty((len(prev_channels), len(stage.channels), len(first_ops),
                               len(sizes)), dtype=np.int64)
-            rest = np.empty((len(stage.channels), len(rest_ops), len(sizes)), dtype=np.int64)
+            rest = np.full((len(stage.channels), len(rest_ops), len(sizes)), -1, dtype=np.int64)
             for a, c_in in enumerate(prev_channels):
                 for b, c_out in enumerate(stage.channels):
                     for o, op in enumerate(first_ops):
                         for r, size in enumerate(sizes):
                             first[a, b, o, r] = self._block(
                                 BlockKey(op, c_in, c_out, stage.stride, act, size, size),
-                                (stage.name, "first"), model_input=s == 0)
-            for b, c in enumerate(stage.channels):
+                                (stage.name, "first"), (s, True, a, b, o, r),
+                                model_input=s == 0)
+            for b, c in enumerate(stage.channels if max(stage.depth) > 1 else ()):
                 for o, op in enumerate(rest_ops):
                     for r, size in enumerate(mid):
                         rest[b, o, r] = self._block(BlockKey(op, c, c, 1, act, size, size),
-                                                    (stage.name, "rest"))
+                                                    (stage.name, "rest"), (s, False, 0, b, o, r))
             self.stages.append(_StageTables(first_ops, rest_ops, np.array(stage.depth),
                                             np.array(stage.channels), first, rest, column))
             column += 2 + max(stage.depth)
@@ -100,7 +104,8 @@ class Genome:
         self._unit_of_block: np.ndarray | None = None
         self._unit_of_head: np.ndarray | None = None
 
-    def _block(self, key: BlockKey, place: tuple[str, str], model_input: bool = False) -> int:
+    def _block(self, key: BlockKey, place: tuple[str, str],
+               where: tuple[int, bool, int, int, int, int], model_input: bool = False) -> int:
         found = self._block_index.get(key)
         if found is not None:
             return found
@@ -108,6 +113,7 @@ class Genome:
         self.blocks.append(key)
         self.block_model_input.append(model_input)
         self.block_place.append(place)
+        self.block_where.append(where)
         return len(self.blocks) - 1
 
     # -- sampling and mutation -----------------------------------------------------------------
@@ -161,14 +167,16 @@ class Genome:
                     genes.append((c + 2 + j, len(st.rest_ops), "op"))
         if not genes:
             return out
-        pick = rng.integers(0, len(genes), n)
-        for g, (col, options, what) in enumerate(genes):
+        # Pick one gene per row among those in use (an op slot beyond the depth is not).
+        active = np.ones((n, len(genes)), dtype=bool)
+        for g, (col, _, what) in enumerate(genes):
+            if what == "op":
+                active[:, g] = out[:, col] >= 0
+        pick = np.argmax(rng.random((n, len(genes))) * active, axis=1)
+        for g, (col, options, _) in enumerate(genes):
             sel = np.flatnonzero(pick == g)
             if not sel.size:
                 continue
-            if what == "op":  # only slots in use can change; others redraw nothing
-                in_use = out[sel, col] >= 0
-                sel = sel[in_use]
             shift = rng.integers(1, max(2, options), sel.size)
             out[sel, col] = (out[sel, col] + shift) % options
         # A stage made deeper needs ops in its new slots.
@@ -180,6 +188,35 @@ class Genome:
                 fresh = rng.integers(0, len(st.rest_ops), n)
                 out[:, c + 2 + j] = np.where((depth > j) & (col < 0), fresh, col)
         return self.canonical(out)
+
+    def covering(self, lut_ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One candidate per lookup-table id (a block, or a head after the last block id)
+        that holds it: a random candidate with the choices that block needs."""
+        rows = self.sample(len(lut_ids), rng)
+        n_blocks = len(self.blocks)
+        last = self.stages[-1]
+        for i, b in enumerate(np.asarray(lut_ids).tolist()):
+            if b >= n_blocks:
+                a, r = divmod(b - n_blocks, self.heads.shape[1])
+                rows[i, 0], rows[i, last.column] = r, a
+                continue
+            s, first, a, ch, o, r = self.block_where[b]
+            st = self.stages[s]
+            rows[i, 0] = r
+            rows[i, st.column] = ch
+            if first:
+                if s > 0:
+                    rows[i, self.stages[s - 1].column] = a
+                rows[i, st.column + 2] = o
+            else:
+                deeper = np.flatnonzero(st.depths >= 2)
+                rows[i, st.column + 1] = deeper[0]
+                rows[i, st.column + 3] = o
+                if self.space.share == "stage":
+                    rows[i, st.column + 2] = o
+                elif rows[i, st.column + 2] < 0:
+                    rows[i, st.column + 2] = 0
+        return self.canonical(rows)
 
     # -- encoding ------------------------------------------------------------------------------
     @cached_property

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ...units import bytes_per_element
-from .search import SearchResult, weight_levels
+from .search import BlockTotals, SearchResult, weight_levels
 
 __all__ = ["LookupTable", "build_lut", "LUT_FIELDS"]
 
@@ -120,17 +120,26 @@ class LookupTable:
 def build_lut(result: SearchResult, check: int = 2000, seed: int | None = None) -> LookupTable:
     """The lookup table of ``result``'s blocks, its error measured on ``check`` random
     candidates of the space that the search did not price (priced whole for the comparison)."""
-    if result.block_latency_s is None or result.block_count is None:
+    if result.blocks is None:
         raise ValueError("this search kept no per-block latencies")
-    assert result.block_weight_bytes is not None and result.block_supported is not None
     genome = result.genome
-    lat = result.block_latency_s.copy()
-    counts = result.block_count
+    totals = BlockTotals(*(getattr(result.blocks, n).copy() for n in (
+        "latency_s", "count", "unsupported", "weight_bytes", "clean")))
+    # Blocks of the space that no priced candidate held: priced now, each in a random
+    # candidate holding it, so that the table covers every block of the space.
+    unseen = np.flatnonzero(totals.count.sum(axis=(0, 2)) == 0)
+    if unseen.size:
+        totals.add(_cover(result, unseen))
+    sums, counts, clean = totals.latency_s, totals.count, totals.clean
+    weights = totals.weight_bytes
+    supported = totals.unsupported == 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lat = sums / counts
+        weights = weights / clean
     # Levels nobody saw: the mean over the levels that were seen (see the module docstring).
     with np.errstate(invalid="ignore", divide="ignore"):
         pooled = np.nansum(lat * counts, axis=2) / counts.sum(axis=2)
     lat = np.where(counts > 0, lat, pooled[:, :, None])
-    weights = result.block_weight_bytes.copy()
     # Mobile MQA's input batch norm runs (as 2 constants per channel) in the kernel before
     # it, whose weights exclude it (see search._price_chunk): it belongs to the MQA block.
     for b, key in enumerate(genome.blocks):
@@ -139,9 +148,22 @@ def build_lut(result: SearchResult, check: int = 2000, seed: int | None = None) 
                 element = bytes_per_element(result.prices.precisions[h])
                 weights[h, b] += 2 * key.c_in * element
     weights = np.nan_to_num(weights)
-    table = LookupTable(result, lat, counts, weights, result.block_supported, {})
+    table = LookupTable(result, lat, counts, weights, supported, {})
     table.error_pct = _error(table, check, result.config.seed + 1 if seed is None else seed)
     return table
+
+
+def _cover(result: SearchResult, lut_ids: np.ndarray) -> Any:
+    from .search import _price_chunk, unit_block_table
+
+    genome = result.genome
+    assert genome.bank is not None
+    rows = genome.covering(lut_ids, np.random.default_rng(result.config.seed + 2))
+    units = genome.units(rows)
+    genome.bank.fill(units)
+    n_blocks = len(genome.blocks) + len(genome.head_keys)
+    context = (genome.bank, result.hardware, result.config.precision, n_blocks)
+    return _price_chunk(context, (units, unit_block_table(genome)))[1]
 
 
 def _error(table: LookupTable, check: int, seed: int) -> dict[str, dict[str, float]]:

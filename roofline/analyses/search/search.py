@@ -116,6 +116,31 @@ class SearchStats:
 
 
 @dataclass
+class BlockTotals:
+    """Sums over every priced candidate, per LUT block id (the genome's blocks, then heads):
+    ``latency_s[h, b, level]`` and ``count[h, b, level]`` of the block's in-context latency in
+    candidates whose weights live at ``level`` (:func:`weight_levels`); ``unsupported[h, b]``
+    kernels the device cannot run; ``weight_bytes[h, b]`` over ``clean[h, b]`` occurrences
+    (those where no later part of its unit put a kernel into the block's last one)."""
+
+    latency_s: np.ndarray
+    count: np.ndarray
+    unsupported: np.ndarray
+    weight_bytes: np.ndarray
+    clean: np.ndarray
+
+    @classmethod
+    def zeros(cls, devices: int, blocks: int) -> BlockTotals:
+        shape = (devices, blocks, MAX_WEIGHT_LEVELS)
+        return cls(np.zeros(shape), np.zeros(shape), np.zeros(shape[:2]), np.zeros(shape[:2]),
+                   np.zeros(shape[:2]))
+
+    def add(self, other: BlockTotals) -> None:
+        for name in ("latency_s", "count", "unsupported", "weight_bytes", "clean"):
+            getattr(self, name).__iadd__(getattr(other, name))
+
+
+@dataclass
 class SearchResult:
     """Every priced candidate on every device (rows of ``genome``), with where it came from."""
 
@@ -126,13 +151,7 @@ class SearchResult:
     origin: np.ndarray  # 0 random, 1 evolution
     generation: np.ndarray
     stats: SearchStats = field(default_factory=SearchStats)
-    # For lookup tables, per (device, LUT block id, weight level): the mean in-context latency
-    # of the block in the candidates whose weights live at that level, and how many there were;
-    # per (device, block): whether it runs there and its weight bytes.
-    block_latency_s: np.ndarray | None = None
-    block_count: np.ndarray | None = None
-    block_supported: np.ndarray | None = None
-    block_weight_bytes: np.ndarray | None = None
+    blocks: BlockTotals | None = None  # for lookup tables
 
     @property
     def hardware(self) -> tuple[HardwareProfile, ...]:
@@ -252,7 +271,8 @@ def weight_levels(hw: HardwareProfile) -> list[tuple[str, float]]:
     return [*levels, ("DRAM", math.inf)][-MAX_WEIGHT_LEVELS:]
 
 
-def _price_chunk(context: Any, item: tuple[np.ndarray, np.ndarray]) -> tuple[RowPrices, Any]:
+def _price_chunk(context: Any, item: tuple[np.ndarray, np.ndarray]
+                 ) -> tuple[RowPrices, BlockTotals]:
     """Price candidates whose unit ids are ``item[0]`` and accumulate their blocks'
     in-context latency by where the candidate's weights live (``item[1]``: each unit's block
     ids per part, -1 padded)."""
@@ -298,7 +318,7 @@ def _price_chunk(context: Any, item: tuple[np.ndarray, np.ndarray]) -> tuple[Row
         weights[h] = np.bincount(block[own], weights=costs.weight_bytes[own],
                                  minlength=n_blocks)
         clean[h] = np.bincount(block[own & change], minlength=n_blocks)
-    return prices, (sums, counts, bad, (weights, clean))
+    return prices, BlockTotals(sums, counts, bad, weights, clean)
 
 
 def _kernel_parts(flat: dict[str, np.ndarray], layout: Any) -> np.ndarray:
@@ -306,6 +326,22 @@ def _kernel_parts(flat: dict[str, np.ndarray], layout: Any) -> np.ndarray:
 
     k_idx = _ranges(flat["k_start"][layout.unit], layout.kernel_count)
     return flat["part"][k_idx].astype(np.int64)
+
+
+def unit_block_table(genome: Genome) -> np.ndarray:
+    """For every unit id of ``genome.bank``, its parts' lookup-table ids (blocks, then heads
+    after the last block id), -1 padded."""
+    bank = genome.bank
+    assert bank is not None
+    width = max(len(k.parts) for k in bank.keys)
+    out = np.full((len(bank), width), -1, dtype=np.int64)
+    block_index = genome._block_index
+    head_index = {h: i for i, h in enumerate(genome.head_keys)}
+    for u, key in enumerate(bank.keys):
+        for j, part in enumerate(key.parts):
+            found = block_index.get(part)  # type: ignore[call-overload]
+            out[u, j] = found if found is not None else len(genome.blocks) + head_index[part]
+    return out
 
 
 # -- the loop ------------------------------------------------------------------------------------
@@ -331,12 +367,7 @@ class _Search:
         self.seen: set[bytes] = set()
         n_blocks = len(self.genome.blocks) + len(self.genome.head_keys)
         self.n_blocks = n_blocks
-        shape = (len(config.hardware), n_blocks, MAX_WEIGHT_LEVELS)
-        self.block_sums = np.zeros(shape)
-        self.block_counts = np.zeros(shape)
-        self.block_bad = np.zeros(shape[:2])
-        self.block_weights = np.zeros(shape[:2])
-        self.block_clean = np.zeros(shape[:2])
+        self.blocks = BlockTotals.zeros(len(config.hardware), n_blocks)
         self.priced = 0
 
     # The units each candidate is made of must be traced before it is priced.
@@ -367,23 +398,10 @@ class _Search:
                 for arrays in (result if result is not None else [None] * len(batch))]
 
     def _unit_blocks(self, units: np.ndarray) -> np.ndarray:
-        """For every unit id of the bank, its parts' block ids (LUT ids), -1 padded."""
-        genome = self.genome
-        n_units = len(self.bank)
         cached = getattr(self, "_ub", None)
-        if cached is not None and len(cached) == n_units:
-            return cached
-        width = max(len(k.parts) for k in self.bank.keys)
-        out = np.full((n_units, width), -1, dtype=np.int64)
-        block_index = genome._block_index
-        head_index = {h: i for i, h in enumerate(genome.head_keys)}
-        for u, key in enumerate(self.bank.keys):
-            for j, part in enumerate(key.parts):
-                found = block_index.get(part)  # type: ignore[call-overload]
-                out[u, j] = found if found is not None else len(genome.blocks) + \
-                    head_index[part]
-        self._ub = out
-        return out
+        if cached is None or len(cached) != len(self.bank):
+            cached = self._ub = unit_block_table(self.genome)
+        return cached
 
     def price(self, rows: np.ndarray, origin: int, generation: int) -> np.ndarray | None:
         """Price ``rows`` (new, unique); returns their latency (devices, rows), or None when
@@ -408,31 +426,30 @@ class _Search:
             self.stats.price_s += time.perf_counter() - started
         kept = [i for i, r in enumerate(results) if r is not None]
         for i in kept:
-            prices, (sums, counts, bad, (weights, clean)) = results[i]
+            prices, totals = results[i]
             size = self.config.chunk
             chunk_rows = rows[i * size:(i + 1) * size]
             self.parts.append(prices)
             self.rows.append(chunk_rows)
             self.origin.append(np.full(len(chunk_rows), origin, dtype=np.int8))
             self.generation.append(np.full(len(chunk_rows), generation, dtype=np.int32))
-            self.block_sums += sums
-            self.block_counts += counts
-            self.block_bad += bad
-            self.block_weights += weights
-            self.block_clean += clean
+            self.blocks.add(totals)
         if self.stats.interrupted:
             raise KeyboardInterrupt
         if not kept:
             return None
         return np.concatenate([results[i][0].latency_s for i in kept], axis=1)
 
-    def unique(self, rows: np.ndarray) -> np.ndarray:
+    def unique(self, rows: np.ndarray, limit: int | None = None) -> np.ndarray:
+        """The rows not seen before (at most ``limit``), now marked seen."""
         keep = []
         for i, row in enumerate(rows):
             b = row.tobytes()
             if b not in self.seen:
                 self.seen.add(b)
                 keep.append(i)
+                if limit is not None and len(keep) == limit:
+                    break
         return rows[keep]
 
     def run(self) -> SearchResult:
@@ -452,9 +469,6 @@ class _Search:
         prices = RowPrices.concat(self.parts, n_dev)
         if not self.parts:
             prices.precisions = [cfg.precision or hw.default_precision for hw in cfg.hardware]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = self.block_sums / self.block_counts
-            weight_bytes = self.block_weights / self.block_clean
         return SearchResult(
             config=cfg, genome=self.genome,
             rows=np.concatenate(self.rows) if self.rows else
@@ -463,14 +477,14 @@ class _Search:
             origin=np.concatenate(self.origin) if self.origin else np.zeros(0, np.int8),
             generation=np.concatenate(self.generation) if self.generation else
             np.zeros(0, np.int32),
-            stats=self.stats, block_latency_s=mean, block_count=self.block_counts,
-            block_supported=self.block_bad == 0, block_weight_bytes=weight_bytes)
+            stats=self.stats, blocks=self.blocks)
 
     def _random(self, target: int) -> None:
         rows = self.unique(self.genome.sample(target, self.rng))
         tries = 0
-        while len(rows) < target and tries < 20:  # small spaces: draw until full
-            more = self.unique(self.genome.sample(target - len(rows), self.rng))
+        while len(rows) < target and tries < 50:  # small spaces: draw until full
+            draw = max(4 * (target - len(rows)), 1024)
+            more = self.unique(self.genome.sample(draw, self.rng), target - len(rows))
             rows = np.concatenate([rows, more])
             tries += 1
         self.price(rows, origin=0, generation=0)

@@ -160,6 +160,7 @@ class RayBackend(Backend):
         if not cache_enabled():
             env["ROOFLINE_NO_CACHE"] = "1"
         self._started = not ray.is_initialized()
+        self._own = self._started  # a cluster this backend started (and will shut down)
         if self._started:
             kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env},
                                       "logging_level": "ERROR", "log_to_driver": False,
@@ -177,7 +178,7 @@ class RayBackend(Backend):
         self._remote: dict[Task, Any] = {}
 
     def describe(self) -> str:
-        where = self.address or "local cluster"
+        where = self.address or ("local cluster" if self._own else "running cluster")
         return f"ray ({where}, {self.workers} CPUs)"
 
     def run(self, fn: Task, items: Sequence[Any], context: Any = None) -> Iterator[tuple[int, Any]]:

@@ -68,10 +68,15 @@ def frontier_figure(result: Any, h: int, by: str) -> Any:
         line={"shape": "hv", "color": "#1b1f24", "width": 1.5, "dash": "dot"},
         marker={"size": 7, "color": "#0072b2"}, text=[f"#{i}" for i in order],
         hovertemplate="%{text}<br>%{x:.3g} ms<br>%{y:.2f} M<extra>frontier</extra>"))
+    finite = gain[np.isfinite(gain)]
     for th, seconds in result.config.targets:
-        if th == h:
-            fig.add_vline(x=seconds * 1e3, line={"color": "#d55e00", "dash": "dash"},
-                          annotation_text=plot_text(f"target {seconds * 1e3:g} ms"))
+        if th == h and finite.size:
+            # A line trace, not a shape: shapes and their labels on log axes are placed
+            # inconsistently by plotly.
+            fig.add_trace(go.Scatter(
+                x=[seconds * 1e3, seconds * 1e3], y=[float(finite.min()), float(finite.max())],
+                mode="lines", name=f"target {seconds * 1e3:g} ms",
+                line={"color": "#d55e00", "dash": "dash", "width": 1.5}, hoverinfo="skip"))
     label = "MACs" if by == "macs" else "parameters"
     style_figure(fig, title=f"{hw.name}: {label} against predicted latency",
                  x_title="predicted latency (ms, log scale)",
@@ -145,7 +150,9 @@ def _fast_table(result: Any, names: list[str]) -> str:
     meets = np.flatnonzero(result.meets)
     gain = p.macs if result.config.objective == "macs" else p.params
     top = meets[np.argsort(-gain[meets], kind="stable")][:50]
-    rows = [(f"#{i}", result.encodings[i], f"{p.macs[i] / 1e6:.1f}", f"{p.params[i] / 1e6:.2f}",
+    # Zero-width spaces after each '/' let the long encodings wrap between stages.
+    rows = [(f"#{i}", result.encodings[i].replace("/", "/\u200b"), f"{p.macs[i] / 1e6:.1f}",
+             f"{p.params[i] / 1e6:.2f}",
              *(_ms(p.latency_s[h, i] * 1e3) for h in range(len(names)))) for i in top]
     return html_table(["#", "candidate", "MACs (M)", "params (M)", *names], rows,
                       caption=f"the {len(top)} largest by {result.config.objective} of the "

@@ -1,4 +1,5 @@
-"""The model zoo of roofline (installed as ``roofline.zoo``): MobileNet V1–V4 in plain PyTorch.
+"""The model zoo of roofline (installed as ``roofline.zoo``): MobileNet V1–V4, EfficientNet-Lite,
+MnasNet and MobilenetEdgeTPU in plain PyTorch.
 
 Owns the registry re-exports. Importing it imports no network and no torch: the catalogue
 (``zoo.toml``) and the published figures (``published_models.csv``) are data, and a network's

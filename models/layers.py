@@ -1,7 +1,9 @@
-"""Building blocks shared by the MobileNet V1–V4 definitions of the zoo.
+"""Building blocks shared by the network definitions of the zoo (MobileNet V1–V4, MnasNet,
+EfficientNet-Lite, MobilenetEdgeTPU).
 
-Owns make_divisible, conv–BN–activation, squeeze-excite, the inverted residuals (V2/V3, UIB,
-fused IB), Mobile multi-query attention, layer scale and the classifier head.
+Owns make_divisible, conv–BN–activation, squeeze-excite, the inverted residuals (V2/V3/MnasNet/
+EfficientNet MBConv, UIB, fused IB), Mobile multi-query attention, layer scale and the
+classifier head.
 
 Conventions every block follows so that a tracer sees readable, fusable layers:
 
@@ -114,8 +116,10 @@ class InvertedResidual(nn.Module):
     """MobileNet V2/V3 bottleneck: [1×1 expand] → k×k depthwise → [SE] → 1×1 linear projection.
 
     The expansion conv exists only when the expanded width differs from the input width
-    (t = 1 rows of V2 Table 2, first rows of V3 Tables 1–2). Residual when stride 1 and the
-    input and output widths are equal.
+    (t = 1 rows of V2 Table 2, first rows of V3 Tables 1–2; the "SepConv" rows of MnasNet and
+    the MBConv1 row of EfficientNet). Residual when stride 1, the input and output widths are
+    equal and ``residual`` (False for the "noskip" rows of the TensorFlow definitions).
+    ``se_gate`` is the SE gate: hard-sigmoid in V3, sigmoid in MnasNet.
     """
 
     def __init__(
@@ -127,9 +131,11 @@ class InvertedResidual(nn.Module):
         stride: int,
         act: ActFactory,
         se_channels: int | None = None,
+        se_gate: ActFactory = nn.Hardsigmoid,
+        residual: bool = True,
     ) -> None:
         super().__init__()
-        self.use_residual = stride == 1 and in_channels == out_channels
+        self.use_residual = residual and stride == 1 and in_channels == out_channels
         self.expand = (
             ConvBnAct(in_channels, hidden_channels, 1, act=act)
             if hidden_channels != in_channels
@@ -138,7 +144,9 @@ class InvertedResidual(nn.Module):
         self.dw = ConvBnAct(
             hidden_channels, hidden_channels, kernel_size, stride, groups=hidden_channels, act=act
         )
-        self.se = SqueezeExcite(hidden_channels, se_channels) if se_channels else None
+        self.se = (
+            SqueezeExcite(hidden_channels, se_channels, gate=se_gate) if se_channels else None
+        )
         self.project = ConvBnAct(hidden_channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -227,9 +235,12 @@ class UniversalInvertedBottleneck(nn.Module):
 
 
 class FusedInvertedBottleneck(nn.Module):
-    """MobileNetV4 fused IB: k×k full conv expand + BN + act → 1×1 projection + BN.
+    """Fused IB (MobileNetV4; the "fused" rows of MobilenetEdgeTPU): k×k full conv expand + BN
+    + act → 1×1 projection + BN.
 
-    Residual when stride 1 and C_in = C_out.
+    ``group_size`` > 0 makes the expansion a group convolution of ``hidden_channels //
+    group_size`` groups (MobilenetEdgeTPU-V2's group-conv IBN; the expanded width sets the
+    group count, as in timm's port). Residual when stride 1 and C_in = C_out.
     """
 
     def __init__(
@@ -240,10 +251,21 @@ class FusedInvertedBottleneck(nn.Module):
         kernel_size: int,
         stride: int,
         act: ActFactory,
+        group_size: int = 0,
     ) -> None:
         super().__init__()
+        groups = 1
+        if group_size:
+            if hidden_channels % group_size or in_channels % (hidden_channels // group_size):
+                raise ValueError(
+                    f"group size {group_size} does not divide {in_channels} → "
+                    f"{hidden_channels} channels into whole groups"
+                )
+            groups = hidden_channels // group_size
         self.use_residual = stride == 1 and in_channels == out_channels
-        self.expand = ConvBnAct(in_channels, hidden_channels, kernel_size, stride, act=act)
+        self.expand = ConvBnAct(
+            in_channels, hidden_channels, kernel_size, stride, groups=groups, act=act
+        )
         self.project = ConvBnAct(hidden_channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

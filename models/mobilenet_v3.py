@@ -1,6 +1,13 @@
-"""MobileNetV3-Large and -Small (Howard et al., 2019, arXiv:1905.02244) as the paper's tables.
+"""MobileNetV3-Large and -Small (Howard et al., 2019, arXiv:1905.02244) as the paper's tables,
+and their "minimalistic" versions.
 
-Owns the two V3 specification tables, the V3 width-multiplier rules and their two factories.
+Owns the V3 specification tables, the V3 width-multiplier rules and the four factories.
+
+The minimalistic models (``V3_LARGE_MINIMALISTIC`` / ``V3_SMALL_MINIMALISTIC`` of
+tensorflow/models research/slim/nets/mobilenet/mobilenet_v3.py; slim README "Minimalistic
+checkpoints") keep each table's expansion and output widths and strides but drop the
+squeeze-excite, the hard-swish (ReLU everywhere, stem and head included) and the 5×5 kernels
+(3×3 everywhere). Counted against timm's ``tf_mobilenetv3_{large,small}_minimal_100``: equal.
 """
 
 from __future__ import annotations
@@ -12,7 +19,13 @@ from torch import nn
 
 from .layers import ActFactory, ClassifierHead, ConvBnAct, InvertedResidual, make_divisible
 
-__all__ = ["MobileNetV3", "mobilenet_v3_large", "mobilenet_v3_small"]
+__all__ = [
+    "MobileNetV3",
+    "mobilenet_v3_large",
+    "mobilenet_v3_large_minimalistic",
+    "mobilenet_v3_small",
+    "mobilenet_v3_small_minimalistic",
+]
 
 RE, HS = nn.ReLU, nn.Hardswish  # the paper's NL column: "RE" ReLU, "HS" h-swish
 
@@ -55,15 +68,52 @@ SMALL_BNECKS: tuple[Bneck, ...] = (
 )
 
 
+# slim V3_LARGE_MINIMALISTIC: Table 1 with k = 3, no SE and RE in every row.
+LARGE_MINIMALISTIC_BNECKS: tuple[Bneck, ...] = (
+    (3, 16, 16, False, RE, 1),
+    (3, 64, 24, False, RE, 2),
+    (3, 72, 24, False, RE, 1),
+    (3, 72, 40, False, RE, 2),
+    (3, 120, 40, False, RE, 1),
+    (3, 120, 40, False, RE, 1),
+    (3, 240, 80, False, RE, 2),
+    (3, 200, 80, False, RE, 1),
+    (3, 184, 80, False, RE, 1),
+    (3, 184, 80, False, RE, 1),
+    (3, 480, 112, False, RE, 1),
+    (3, 672, 112, False, RE, 1),
+    (3, 672, 160, False, RE, 2),
+    (3, 960, 160, False, RE, 1),
+    (3, 960, 160, False, RE, 1),
+)
+
+# slim V3_SMALL_MINIMALISTIC: Table 2 with k = 3, no SE and RE in every row.
+SMALL_MINIMALISTIC_BNECKS: tuple[Bneck, ...] = (
+    (3, 16, 16, False, RE, 2),
+    (3, 72, 24, False, RE, 2),
+    (3, 88, 24, False, RE, 1),
+    (3, 96, 40, False, RE, 2),
+    (3, 240, 40, False, RE, 1),
+    (3, 240, 40, False, RE, 1),
+    (3, 120, 48, False, RE, 1),
+    (3, 144, 48, False, RE, 1),
+    (3, 288, 96, False, RE, 2),
+    (3, 576, 96, False, RE, 1),
+    (3, 576, 96, False, RE, 1),
+)
+
+
 @dataclass(frozen=True)
 class V3Spec:
-    """The non-bneck rows of a V3 table: conv2d 3×3 stem (HS, s2); bnecks; conv2d 1×1
-    ``last_conv`` (BN, HS); pool; conv2d 1×1 NBN ``head`` (HS); conv2d 1×1 NBN classifier."""
+    """The non-bneck rows of a V3 table: conv2d 3×3 stem (``act``, s2); bnecks; conv2d 1×1
+    ``last_conv`` (BN, ``act``); pool; conv2d 1×1 NBN ``head`` (``act``); conv2d 1×1 NBN
+    classifier. ``act`` is HS in the paper's tables, RE in the minimalistic models."""
 
     stem: int
     bnecks: tuple[Bneck, ...]
     last_conv: int
     head: int
+    act: ActFactory = HS
 
 
 LARGE = V3Spec(stem=16, bnecks=LARGE_BNECKS, last_conv=960, head=1280)
@@ -71,6 +121,10 @@ LARGE = V3Spec(stem=16, bnecks=LARGE_BNECKS, last_conv=960, head=1280)
 # (torchvision's count, exact in published_models.csv) are matched only without it: an SE there
 # would add 576·144·2 + 144 + 576 = 166,608 parameters.
 SMALL = V3Spec(stem=16, bnecks=SMALL_BNECKS, last_conv=576, head=1024)
+LARGE_MINIMALISTIC = V3Spec(stem=16, bnecks=LARGE_MINIMALISTIC_BNECKS, last_conv=960, head=1280,
+                            act=RE)
+SMALL_MINIMALISTIC = V3Spec(stem=16, bnecks=SMALL_MINIMALISTIC_BNECKS, last_conv=576, head=1024,
+                            act=RE)
 
 # SE squeeze width = make_divisible(expanded channels / 4, 8) (paper Sec. 5.3: "we replace them
 # all to fixed to be 1/4 of the number of channels in expansion layer"; rounded to 8 as in the
@@ -113,7 +167,7 @@ class MobileNetV3(nn.Module):
     def __init__(self, spec: V3Spec, width: float = 1.0, num_classes: int = 1000) -> None:
         super().__init__()
         channels = unthinned_channels(spec.stem, width)
-        layers: list[nn.Module] = [ConvBnAct(3, channels, 3, 2, act=HS)]
+        layers: list[nn.Module] = [ConvBnAct(3, channels, 3, 2, act=spec.act)]
         nominal = spec.stem
         for kernel, exp, out, se, act, stride in spec.bnecks:
             hidden = expanded_channels(channels, exp / nominal)
@@ -132,13 +186,13 @@ class MobileNetV3(nn.Module):
             )
             channels = out_channels
         last = scale_channels(spec.last_conv, width)
-        layers.append(ConvBnAct(channels, last, 1, act=HS))
+        layers.append(ConvBnAct(channels, last, 1, act=spec.act))
         self.features = nn.Sequential(*layers)
         self.head = ClassifierHead(
             last,
             num_classes,
             hidden_channels=unthinned_channels(spec.head, width),
-            act=HS,
+            act=spec.act,
             dropout=DROPOUT,
         )
 
@@ -152,3 +206,11 @@ def mobilenet_v3_large(width: float = 1.0, num_classes: int = 1000) -> MobileNet
 
 def mobilenet_v3_small(width: float = 1.0, num_classes: int = 1000) -> MobileNetV3:
     return MobileNetV3(SMALL, width=width, num_classes=num_classes)
+
+
+def mobilenet_v3_large_minimalistic(width: float = 1.0, num_classes: int = 1000) -> MobileNetV3:
+    return MobileNetV3(LARGE_MINIMALISTIC, width=width, num_classes=num_classes)
+
+
+def mobilenet_v3_small_minimalistic(width: float = 1.0, num_classes: int = 1000) -> MobileNetV3:
+    return MobileNetV3(SMALL_MINIMALISTIC, width=width, num_classes=num_classes)

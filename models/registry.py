@@ -81,6 +81,10 @@ class ModelInfo:
     description: str
     module: str  # the file under models/ that defines a function called ``name``
     published: tuple[PublishedFigure, ...]
+    # Whether `roofline compare --models all` includes this model's published variants
+    # (zoo.toml ``compare_default``, default true): false for the non-MobileNet families,
+    # which users name explicitly.
+    compare_default: bool = True
 
     @property
     def factory(self) -> Callable[..., nn.Module]:
@@ -129,6 +133,13 @@ def _load_published() -> tuple[tuple[str, PublishedFigure], ...]:
                  for row in csv.DictReader(_read(_CSV_NAME).splitlines()))
 
 
+def _flag(name: str, entry: dict[str, Any], key: str, default: bool) -> bool:
+    value = entry.get(key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"{_CATALOG_NAME} [{name}] {key} must be true or false, got {value!r}")
+    return value
+
+
 @functools.cache
 def _registry() -> dict[str, ModelInfo]:
     catalog: dict[str, Any] = tomllib.loads(_read(_CATALOG_NAME))
@@ -137,7 +148,8 @@ def _registry() -> dict[str, ModelInfo]:
         name: ModelInfo(name=name, family=entry["family"],
                         default_resolution=int(entry["default_resolution"]),
                         description=entry["description"], module=entry["module"],
-                        published=tuple(fig for model, fig in figures if model == name))
+                        published=tuple(fig for model, fig in figures if model == name),
+                        compare_default=_flag(name, entry, "compare_default", True))
         for name, entry in catalog.items()
     }
 
@@ -162,7 +174,7 @@ def get_model_info(name: str) -> ModelInfo:
 
 def create_model(name: str, width: float = 1.0, num_classes: int = 1000) -> nn.Module:
     """Build the zoo model ``name`` at width multiplier ``width`` (no weights)."""
-    from roofline.sources.variant import check_width
+    from roofline.sources.spec import check_width
 
     info = get_model_info(name)
     value = check_width(width)

@@ -355,7 +355,7 @@ def test_fixed_size_tensors_keep_their_bytes():
 def test_fallback_is_decided_the_same_way_by_predict_sweep_and_calibrate(tmp_path, monkeypatch):
     from roofline.analyses.sweep import evaluate_grid
     from roofline.fitting.calibrate import Measurement, fit_profile
-    from roofline.sources.cache import cached_kernel_arrays
+    from roofline.sources.cache import cached_arrays
 
     (tmp_path / "slowcpu.toml").write_text(
         'name = "slowcpu"\nkind = "cpu"\ndefault_precision = "int8"\n'
@@ -372,7 +372,7 @@ def test_fallback_is_decided_the_same_way_by_predict_sweep_and_calibrate(tmp_pat
     expected = predict(graph, dsp).latency_ms
     assert expected is not None  # runs, partly on the fallback
     # The sweep prices cached kernel arrays: the same number.
-    arrays, _ = cached_kernel_arrays(variant, [dsp.kernel_view()])
+    arrays, _ = cached_arrays(variant.cache_key, [dsp.kernel_view()], variant.trace_uncached)
     grid = evaluate_grid([variant], [arrays], [dsp])
     assert grid.latency_s[0, 0] * 1e3 == pytest.approx(expected, rel=1e-12)
     # Calibration accepts the model and reproduces it from its own parameters.

@@ -220,8 +220,10 @@ def test_compare_report_renders_offline_in_chromium(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("ROOFLINE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
-    from roofline.analyses.compare import compare, resolve_hardware, resolve_models
+    from roofline.analyses.compare import compare
     from roofline.cli import main
+    from roofline.core.hardware import resolve_hardware
+    from roofline.sources.variant import resolve_models
 
     user_model, profile = _hostile_inputs(tmp_path)
     models = f"mobilenet_v2@*,mobilenet_v3_small,mobilenet_v4_conv_small,{user_model}"

@@ -652,7 +652,9 @@ def test_unknown_op_is_reported_and_still_moves_bytes():
     assert sort.kind is OpKind.UNKNOWN and sort.macs == 0
     assert sort.input_bytes == 8 * 4 * 4 * 4 == 512
     assert sort.output_shapes == ((1, 8, 4, 4), (1, 8, 4, 4))  # values and indices
-    assert sort.output_bytes == 2 * 512
+    # fp32 values and int64 indices: the indices keep their 8 bytes at any precision
+    assert sort.output_bytes == 8 * 4 * 4 * 4 + 8 * 4 * 4 * 8 == 1_536
+    assert [t.element_bytes for t in sort.outputs] == [0, 8]
     topk = graph["topk"]
     assert topk.output_shapes == ((1, 3, 4, 4), (1, 3, 4, 4))
     assert graph["relu"].inputs[0].id == topk.outputs[0].id  # the graph continues

@@ -51,7 +51,7 @@ def test_defaults_come_from_the_zoo():
     assert v.input_shape == (1, 3, 256, 256)
     assert v.label == "mobilenet_v4_conv_medium:256"
     assert v.display_name == "mobilenet_v4_conv_medium 1× 256px"
-    assert v.is_zoo
+    assert v.source.kind == "zoo"
     assert v.top1() == 79.9  # MNv4 paper Table 6 (published_models.csv)
 
 
@@ -119,8 +119,8 @@ def test_unknown_zoo_name_suggests_close_ones():
     with pytest.raises(UnknownNameError) as info:
         parse_variant("mobilenet_v22@0.5")
     assert str(info.value).startswith("unknown model 'mobilenet_v22'; did you mean mobilenet_v2")
-    with pytest.raises(UnknownNameError, match="valid: mobilenet_v1, mobilenet_v2"):
-        parse_variant("resnet50")
+    with pytest.raises(UnknownNameError, match=r"valid: efficientnet_lite0, .* \(23 in all\)"):
+        parse_variant("vgg16")  # close to no zoo name ("resnet50" is to mnasnet)
 
 
 def test_zoo_variant_traces_at_its_width_and_resolution():
@@ -203,7 +203,7 @@ def nets(tmp_path):
 def test_user_file_model(nets):
     v = parse_variant(f"{nets}:build@0.5:32")
     assert v == Variant(f"{nets}:build", 0.5, 32, 1)
-    assert not v.is_zoo and v.top1() is None
+    assert v.source.kind == "python" and v.top1() is None
     assert v.label == f"{nets}:build@0.5:32"
     assert v.display_name == "build 0.5× 32px"
     graph = v.trace()
@@ -311,7 +311,7 @@ def package(tmp_path, monkeypatch):
 
 def test_package_module_model(package):
     v = parse_variant(f"{package}.nets:build@2:16")
-    assert not v.is_zoo and v.display_name == "build 2× 16px"
+    assert v.source.kind == "python" and v.display_name == "build 2× 16px"
     graph = v.trace()
     assert graph.layers[0].output_shape == (1, 16, 16, 16)  # round(8 · 2) = 16 channels
     with pytest.raises(ModelLoadError, match="has no attribute 'Nett'; did you mean Net?"):

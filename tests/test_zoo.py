@@ -21,7 +21,8 @@ from roofline.zoo.layers import (
     make_divisible,  # noqa: E402
 )
 
-ZOO_ORDER = [
+# The MobileNets V1–V4: the default comparison set (zoo.toml compare_default, default true).
+MOBILENETS = [
     "mobilenet_v1",
     "mobilenet_v2",
     "mobilenet_v3_large",
@@ -32,6 +33,29 @@ ZOO_ORDER = [
     "mobilenet_v4_hybrid_medium",
     "mobilenet_v4_hybrid_large",
 ]
+
+# The other networks of public_latency.csv (compare_default = false), in catalogue order.
+OTHERS = [
+    "mobilenet_v3_large_minimalistic",
+    "mobilenet_v3_small_minimalistic",
+    "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
+    "efficientnet_lite3",
+    "efficientnet_lite4",
+    "mnasnet_a1",
+    "mnasnet",
+    "mobilenet_edgetpu",
+    "mobilenet_edgetpu_v2_xs",
+    "mobilenet_edgetpu_v2_s",
+    "mobilenet_edgetpu_v2_m",
+    "mobilenet_edgetpu_v2_l",
+]
+
+ZOO_ORDER = MOBILENETS[:4] + OTHERS[:2] + MOBILENETS[4:] + OTHERS[2:]
+
+FAMILIES = {"MobileNetV1", "MobileNetV2", "MobileNetV3", "MobileNetV4", "EfficientNet-Lite",
+            "MnasNet", "MobilenetEdgeTPU"}
 
 
 def build(name: str, width: float = 1.0, meta: bool = True) -> nn.Module:
@@ -66,11 +90,17 @@ def test_model_info_fields():
         "mobilenet_v4_hybrid_medium": 256,
         "mobilenet_v4_conv_large": 384,
         "mobilenet_v4_hybrid_large": 384,
+        # EfficientNet-Lite README: the models' input sizes.
+        "efficientnet_lite1": 240,
+        "efficientnet_lite2": 260,
+        "efficientnet_lite3": 280,
+        "efficientnet_lite4": 300,
     }
     for name in ZOO_ORDER:
         info = zoo.get_model_info(name)
         assert info.name == name
-        assert info.family in {"MobileNetV1", "MobileNetV2", "MobileNetV3", "MobileNetV4"}
+        assert info.family in FAMILIES
+        assert info.compare_default == (name in MOBILENETS)
         assert info.default_resolution == expected_resolution.get(name, 224)
         assert info.description and "\n" not in info.description
         rows = [fig for model, fig in zoo.published_figures() if model == name]
@@ -170,7 +200,10 @@ def test_widths_and_resolutions(name):
 
 @pytest.mark.parametrize("name", ZOO_ORDER[1:])
 def test_v2_to_v4_channels_are_multiples_of_8(name):
-    for module in build(name, 1.37).modules():
+    for path, module in build(name, 1.37).named_modules():
+        # MnasNet's SE squeezes to int(0.25 · C_in) unrounded, as its reference does.
+        if name == "mnasnet_a1" and ".se." in path:
+            continue
         if isinstance(module, nn.Conv2d):
             assert module.in_channels % 8 == 0 or module.in_channels == 3
             assert module.out_channels % 8 == 0
@@ -301,3 +334,103 @@ def test_block_naming_and_activations():
     assert {type(m) for m in v3.features[4].modules()} >= {nn.ReLU, nn.Hardsigmoid}
     assert "features.1.dw.conv" in {n for n, _ in build("mobilenet_v1").named_modules()}
     assert len(build("mobilenet_v4_conv_small").blocks) == 18  # rows of paper Table 11
+
+
+# --- the networks of public_latency.csv ----------------------------------------------------------
+
+# Every (model, width, resolution) of the zoo's new families that the published-latency data
+# (shared reference public_latency.csv) measures; EfficientNet-Lite rows there give no
+# resolution, their own input sizes apply (tensorflow/tpu EfficientNet-Lite README).
+PUBLIC_LATENCY_VARIANTS = (
+    [("mnasnet_a1", w, r) for w in (0.35, 0.5, 0.75, 1.0, 1.4) for r in (96, 128, 160, 192, 224)]
+    + [("mnasnet", w, 224) for w in (0.5, 0.75, 1.3)]
+    + [("mnasnet", 1.0, r) for r in (96, 128, 160, 192, 224)]
+    + [("mobilenet_edgetpu", w, 224) for w in (0.75, 1.0, 1.25, 1.5, 1.75)]
+    + [(f"mobilenet_edgetpu_v2_{v}", 1.0, 224) for v in ("xs", "s", "m", "l")]
+    + [(f"efficientnet_lite{i}", 1.0, r) for i, r in enumerate((224, 240, 260, 280, 300))]
+    + [("mobilenet_v3_large_minimalistic", 1.0, 224), ("mobilenet_v3_small_minimalistic", 1.0, 224)]
+)
+
+
+@pytest.mark.parametrize("variant", PUBLIC_LATENCY_VARIANTS, ids=lambda v: f"{v[0]}-{v[1]}-{v[2]}")
+def test_public_latency_variants_build_and_run(variant):
+    name, width, size = variant
+    out = build(name, width)(torch.empty(1, 3, size, size, device="meta"))
+    assert out.shape == (1, 1000)
+
+
+def test_compare_default_stays_the_published_mobilenets():
+    from roofline.sources.variant import default_variants
+
+    variants = default_variants()
+    assert len(variants) == 33  # MobileNet V1 16 + V2 7 + V3 5 + V4 5 rows with a top-1
+    assert {v.name for v in variants} == set(MOBILENETS)
+    for name in OTHERS:  # named explicitly, their published variants with a top-1 resolve
+        assert not zoo.get_model_info(name).compare_default
+
+
+def test_edgetpu_first_blocks():
+    model = build("mobilenet_edgetpu")
+    # V3_EDGETPU row 1: expansion 1, no depthwise → a lone 1×1 linear projection 32 → 16.
+    first = model.features[1]
+    assert count_params(first) == 32 * 16 + 2 * 16 == 544
+    assert first.act is None
+    assert count_macs(first, (1, 32, 112, 112)) == 112 * 112 * 32 * 16 == 6_422_528
+    # Row 2: fused, 3×3 s2 full conv 16 → make_divisible(16·8) = 128, 1×1 projection → 32.
+    fused = model.features[2]
+    assert count_params(fused) == 9 * 16 * 128 + 2 * 128 + 128 * 32 + 2 * 32 == 22_848
+    macs = 56 * 56 * (9 * 16 * 128 + 128 * 32)
+    assert macs == 3136 * 22_528 == 70_647_808
+    assert count_macs(fused, (1, 16, 112, 112)) == macs
+    # Row 14 (96 → 96, stride 1, use_residual False) has no shortcut; row 13 has one.
+    assert not model.features[14].use_residual and model.features[13].use_residual
+
+
+def test_edgetpu_v2_group_conv():
+    # V2-S stage 1, second block: 48 → 4·48 = 192 channels in groups of 64 = 3 groups.
+    block = build("mobilenet_edgetpu_v2_s").features[3]
+    assert block.expand.conv.groups == 3
+    assert count_params(block) == 192 * 16 * 9 + 2 * 192 + 192 * 48 + 2 * 48 == 37_344
+    for width in (0.3, 1.37, 2.5):  # other widths still make whole groups
+        build("mobilenet_edgetpu_v2_l", width)
+
+
+def test_mnasnet_a1_squeeze_excite_block():
+    # features.4: first MBConv3 k5×5 SE row: 24 → 72 → 40, 56² → 28², SE squeeze int(24/4) = 6.
+    block = build("mnasnet_a1").features[4]
+    assert block.se.reduce.out_channels == 6
+    assert isinstance(block.se.gate, nn.Sigmoid) and isinstance(block.se.act, nn.ReLU)
+    expand = 24 * 72 + 2 * 72
+    depthwise = 25 * 72 + 2 * 72
+    se = 72 * 6 + 6 + 6 * 72 + 72  # both 1×1 convs with bias
+    project = 72 * 40 + 2 * 40
+    assert count_params(block) == expand + depthwise + se + project == 7_718
+    macs = 56 * 56 * 24 * 72 + 28 * 28 * 25 * 72 + 2 * 72 * 6 + 28 * 28 * 72 * 40
+    assert macs == 5_419_008 + 1_411_200 + 864 + 2_257_920 == 9_088_992
+    assert count_macs(block, (1, 24, 56, 56)) == macs
+    assert not any(isinstance(m, nn.Hardswish) for m in build("mnasnet").modules())
+    assert not any(isinstance(m, nn.Sigmoid) for m in build("mnasnet").modules())  # B1: no SE
+
+
+def test_efficientnet_lite_scaling():
+    # B0 repeats (1, 2, 2, 3, 3, 4, 1); Lite keeps the first and last stage at 1 and rounds
+    # the others up: lite4 (depth 1.8) → 1 + 4 + 4 + 6 + 6 + 8 + 1 = 30 MBConv blocks.
+    lite0, lite4 = build("efficientnet_lite0"), build("efficientnet_lite4")
+    assert len(lite0.features) == 1 + 16 + 1  # stem + blocks + 1×1 head conv
+    assert len(lite4.features) == 1 + 30 + 1
+    # Fixed stem and head: 32 and 1280 at width coefficient 1.4.
+    assert lite4.features[0].conv.out_channels == 32
+    assert lite4.features[-1].conv.out_channels == 1280
+    assert lite4.features[1].project.conv.out_channels == 24  # make_divisible(16 · 1.4) = 24
+    acts = {type(m) for m in lite4.modules() if isinstance(m, (nn.ReLU, nn.ReLU6, nn.SiLU))}
+    assert acts == {nn.ReLU6}
+    assert not any(hasattr(m, "se") and m.se is not None for m in lite4.modules())
+
+
+def test_minimalistic_has_no_se_hardswish_or_5x5():
+    for name in ("mobilenet_v3_large_minimalistic", "mobilenet_v3_small_minimalistic"):
+        model = build(name)
+        kinds = {type(m) for m in model.modules()}
+        assert nn.Hardswish not in kinds and nn.Hardsigmoid not in kinds
+        kernels = {m.kernel_size for m in model.modules() if isinstance(m, nn.Conv2d)}
+        assert kernels == {(1, 1), (3, 3)}

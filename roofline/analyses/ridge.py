@@ -2,23 +2,34 @@
 
 Owns the plain roofline as a function of the ridge point RP = peak MACs/s ÷ memory bytes/s:
 latency ∝ Σ_kernels max(MACs, RP × bytes). RP = 0 ranks models by MACs alone; a large RP by
-bytes moved. Imports neither torch nor plotly.
+bytes moved. Also the sweep of compared models with the paper's and each profile's ridge
+points marked, and which models move most across it. Imports neither torch nor plotly.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..core.fuse import fuse
 from ..core.graph import LayerGraph
+from ..units import bytes_per_element
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["PAPER_RIDGE_POINTS", "ridge_costs", "ridge_sweep", "default_ridge_points"]
+    from .compare import Comparison
+
+__all__ = ["PAPER_RIDGE_POINTS", "RIDGE_PRECISION", "ridge_costs", "ridge_sweep",
+           "default_ridge_points", "RidgeMarker", "ridge_data", "ridge_movers"]
+
+#: The ridge-point sweep prices bytes at int8, the precision the MobileNetV4 paper fitted its
+#: ridge points to (Qin et al. 2024, Table 16).
+RIDGE_PRECISION = "int8"
 
 #: Ridge points (MACs/byte) the MobileNetV4 paper fitted to measured int8 latency (Qin et al.
 #: 2024, Table 16). These are effective values, far above the datasheet ratios.
@@ -68,3 +79,64 @@ def ridge_sweep(graphs: Sequence[LayerGraph], ridge_points: Sequence[float] | np
         for j, point in enumerate(rp):
             rows.append((name, float(point), float(costs[i, j]), float(costs[i, j] / best[j])))
     return pd.DataFrame(rows, columns=["model", "ridge_point", "cost_macs", "relative"])
+
+
+# -- the sweep for compared models, and the devices to mark -------------------------------------
+
+@dataclass(frozen=True)
+class RidgeMarker:
+    """A vertical line on the ridge sweep: a device's ridge point in MACs per int8 byte."""
+
+    label: str
+    ridge_point: float
+    source: str
+
+
+def ridge_data(comparison: Comparison, ridge_points: Sequence[float] | None = None
+               ) -> tuple[pd.DataFrame, list[RidgeMarker]]:
+    """The MobileNetV4 paper's Figure 2 for the compared models, and the devices to mark.
+
+    Returns ``roofline.analyses.ridge.ridge_sweep`` over the compared variants' graphs at int8
+    (label as ``model``) and the markers: each device of the paper's Table 16 (fitted ridge
+    points), then each compared profile's own ridge point (peak / DRAM bandwidth at its
+    precision). A profile priced at fp16 or fp32 moves 2 or 4 bytes per element where the sweep
+    counts 1, so its marker is its ridge point × bytes per element: the int8-byte ridge point
+    that gives the same Σ max(MACs, RP × bytes).
+    """
+    graphs = [g.at_precision(RIDGE_PRECISION) for g in comparison.graphs]
+    markers = [RidgeMarker(f"{name} (paper)", value,
+                           "MobileNetV4 paper (Qin et al. 2024), Table 16: fitted to measured "
+                           "int8 latency")
+               for name, value in PAPER_RIDGE_POINTS.items()]
+    for hw, precision in zip(comparison.hardware, comparison.precisions, strict=True):
+        scale = bytes_per_element(precision) / bytes_per_element(RIDGE_PRECISION)
+        rp = hw.ridge_point(precision) * scale
+        note = (f"{hw.name}: peak {precision} / DRAM bandwidth"
+                + (f" × {scale:g} ({precision} moves {scale:g}× the bytes of int8)"
+                   if scale != 1 else ""))
+        markers.append(RidgeMarker(f"{hw.name} (profile)", rp, note))
+    if ridge_points is None:
+        # 0 to 500 MACs/byte as in the paper's Figure 2, further when a marker lies beyond.
+        stop = max(500.0, math.ceil(max(m.ridge_point for m in markers) * 1.05 / 50) * 50)
+        ridge_points = default_ridge_points(stop=stop)
+    sweep = ridge_sweep(graphs, ridge_points, comparison.labels)
+    return sweep, markers
+
+
+def ridge_movers(sweep: pd.DataFrame) -> pd.DataFrame:
+    """How each model's relative latency changes from the smallest to the largest ridge point
+    of ``sweep`` (a :func:`roofline.analyses.ridge.ridge_sweep` table): model, relative_low,
+    relative_high, ratio (high / low: < 1 means the model gains on high-ridge devices,
+    accelerators; > 1 that it gains on low-ridge ones, CPUs), sorted by ratio."""
+    import pandas as pd
+
+    if not len(sweep):
+        return pd.DataFrame(columns=["model", "relative_low", "relative_high", "ratio"])
+    low = sweep[sweep["ridge_point"] == sweep["ridge_point"].min()].set_index("model")
+    high = sweep[sweep["ridge_point"] == sweep["ridge_point"].max()].set_index("model")
+    models = list(dict.fromkeys(sweep["model"]))
+    out = pd.DataFrame({"model": models,
+                        "relative_low": low.loc[models, "relative"].to_numpy(),
+                        "relative_high": high.loc[models, "relative"].to_numpy()})
+    out["ratio"] = out["relative_high"] / out["relative_low"]
+    return out.sort_values("ratio", kind="stable").reset_index(drop=True)

@@ -115,9 +115,9 @@ View = tuple[bool, frozenset[str]]
 
 
 def _arrays_for(variant: Variant, views: list[View]) -> tuple[list[dict[str, Any]], bool]:
-    from ..sources.cache import cached_kernel_arrays
+    from ..sources.cache import cached_arrays
 
-    return cached_kernel_arrays(variant, views)
+    return cached_arrays(variant.cache_key, views, variant.trace_uncached)
 
 
 @dataclass
@@ -156,14 +156,14 @@ def trace_all(variants: Sequence[Variant], views: Sequence[View], workers: int =
     KeyboardInterrupt stops the workers and returns what finished, with
     ``stats.interrupted`` set.
     """
-    from ..sources.cache import cache_enabled, cache_key, load_arrays
+    from ..sources.cache import cache_enabled, load_arrays
 
     views = list(views)
     found: list[list[dict[str, Any]] | None] = [None] * len(variants)
     stats = TraceStats()
     todo: list[int] = []
     for i, v in enumerate(variants):
-        key = cache_key(v) if cache_enabled() else ""
+        key = v.cache_key if cache_enabled() else ""
         arrays = [load_arrays(key, view) for view in views] if key else [None]
         if all(a is not None for a in arrays):
             found[i] = arrays  # type: ignore[assignment]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analyses.compare import compare, report_name, resolve_hardware, resolve_models
+    from ..analyses.compare import compare
+    from ..core.hardware import resolve_hardware
     from ..errors import UsageError
     from ..io import check_writable
+    from ..sources.variant import resolve_models
 
     if args.no_report and args.out:
         raise UsageError("--out and --no-report contradict each other; give one")
@@ -148,3 +151,13 @@ def comparison_row(record: dict[str, Any]) -> dict[str, Any]:
     from ..analyses.compare import _plain
 
     return {k: _plain(v) for k, v in record.items()}
+
+
+def report_name(hardware_args: Sequence[str]) -> str:
+    """``compare-<hw1>-<hw2>.html`` from the names as given (a .toml path by its stem)."""
+    parts = []
+    for name in hardware_args:
+        stem = Path(name).stem if name.endswith(".toml") or "/" in name else name
+        safe = "".join(ch if ch.isalnum() or ch in "._+-" else "_" for ch in stem)
+        parts.append(safe or "hw")
+    return "compare-" + "-".join(parts) + ".html"

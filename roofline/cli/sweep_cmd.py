@@ -115,7 +115,6 @@ def _safe_name(text: str) -> str:
 # -- the grid -------------------------------------------------------------------------------------
 
 def _grid(args: argparse.Namespace) -> int:
-    from ..analyses.compare import resolve_hardware
     from ..analyses.sweep import (
         ROW_FIELDS,
         default_workers,
@@ -125,6 +124,7 @@ def _grid(args: argparse.Namespace) -> int:
         trace_all,
         views_of,
     )
+    from ..core.hardware import resolve_hardware
     from ..sources.variant import Variant, check_batch
 
     hardware = resolve_hardware(args.hw, args.precision)
@@ -221,18 +221,18 @@ def _ridge_points(text: str) -> list[float]:
 
 
 def _ridge_models(specs: list[str] | None) -> list[Any]:
-    from ..analyses.compare import resolve_models
-    from ..sources.variant import Variant
-    from ..zoo import list_models
+    from ..sources.variant import Variant, resolve_models
+    from ..zoo import get_model_info, list_models
 
-    if specs is None:
-        return [Variant(name, 1.0) for name in list_models()]
+    if specs is None:  # the default comparison's models, each at width 1
+        return [Variant(name, 1.0) for name in list_models()
+                if get_model_info(name).compare_default]
     return resolve_models(specs)
 
 
 def _ridge(args: argparse.Namespace) -> int:
-    from ..analyses.compare import compare, ridge_data, ridge_movers
-    from ..analyses.ridge import PAPER_RIDGE_POINTS
+    from ..analyses.compare import compare
+    from ..analyses.ridge import PAPER_RIDGE_POINTS, ridge_data, ridge_movers
 
     points = _ridge_points(args.ridge)
     variants = _ridge_models(args.models)
@@ -243,29 +243,11 @@ def _ridge(args: argparse.Namespace) -> int:
     if args.csv:
         write_rows_csv(args.csv, rows, list(table.columns))
     if report is not None:
-        from .. import __version__
-        from ..report.compare_page import ridge_figure
-        from ..report.page import Chart, Section, html_table, render_page, write_page
+        from ..report.page import write_page
+        from ..report.ridge_page import ridge_page
 
-        movers = ridge_movers(table)
-        section = Section(
-            "Relative latency across ridge points",
-            "Each model's roofline latency, Σ max(MACs, ridge point × bytes), relative to the "
-            "fastest model at the same ridge point (MobileNetV4 paper, Qin et al. 2024, "
-            "Figure 2). A CPU has a low ridge point, an accelerator a high one; vertical lines "
-            "mark the paper's fitted ridge points (Table 16) and each profile's own.",
-            figures=[Chart(ridge_figure(comparison, table, markers),
-                           "Lines start hidden for models on no device's frontier: click the "
-                           "legend to show them.")],
-            html_table=html_table(["model", f"relative at {points[0]:g}",
-                                   f"relative at {points[-1]:g}", "high / low"],
-                                  [(r.model, f"{r.relative_low:.2f}", f"{r.relative_high:.2f}",
-                                    f"{r.ratio:.2f}") for r in movers.itertuples()],
-                                  numeric=[False, True, True, True]))
-        provenance = {"command": "roofline " + shlex.join(args.argv), "roofline": __version__,
-                      "markers": [f"{m.label}: {m.ridge_point:.1f} ({m.source})"
-                                  for m in markers]}
-        write_page(report, render_page("Ridge-point sweep", [section], provenance))
+        write_page(report, ridge_page(comparison, table, markers, ridge_movers(table), points,
+                                      command="roofline " + shlex.join(args.argv)))
     if args.json:
         print_json(rows)
     else:

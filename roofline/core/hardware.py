@@ -16,14 +16,15 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..errors import ProfileError, UnknownNameError
+from ..errors import ProfileError, UnknownNameError, UsageError
+from ..units import PRECISIONS, check_precision
 from .graph import OpKind
 
 if sys.version_info >= (3, 11):
@@ -33,12 +34,14 @@ else:  # pragma: no cover
 
 __all__ = ["HardwareProfile", "MemoryLevel", "Overhead", "Geometry", "Support", "FitInfo", "Fusion",
            "load_hardware", "list_hardware", "hardware_dirs", "profile_from_dict", "shipped_path",
-           "profile_to_toml", "KINDS"]
+           "profile_to_toml", "KINDS", "resolve_hardware"]
 
 KINDS = ("cpu", "dsp", "gpu", "edgetpu", "npu")
-PrecisionName = Literal["fp32", "fp16", "int8"]
-KindName = Literal["conv", "depthwise_conv", "pointwise_conv", "linear", "matmul", "pooling",
-                   "elementwise", "normalization", "activation", "data_movement", "unknown"]
+# The names are defined once, where they belong (roofline.units, roofline.core.graph): a new
+# precision or op kind is valid in a profile without an edit here.
+PrecisionName = Literal[tuple(PRECISIONS)]  # type: ignore[valid-type]
+KindName = Literal[tuple(kind.value for kind in OpKind)]  # type: ignore[valid-type]
+DeviceKind = Literal[KINDS]  # type: ignore[valid-type]
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
@@ -65,6 +68,16 @@ def _number(v: Any) -> Any:
     if isinstance(v, bool):
         raise ValueError("must be a number, not true/false")
     return float(v) if isinstance(v, int) else v
+
+
+def _numbers(v: Any) -> Any:
+    """A table of numbers (peaks, efficiencies, per-kind overheads), integers taken as floats."""
+    return {k: _number(x) for k, x in v.items()} if isinstance(v, dict) else v
+
+
+def _listed(v: Any) -> Any:
+    """A TOML array where the schema keeps a tuple."""
+    return tuple(v) if isinstance(v, list) else v
 
 
 class MemoryLevel(_Strict):
@@ -126,12 +139,7 @@ class Overhead(_Strict):
     def _non_negative(cls, v: float) -> float:
         return _finite_non_negative(v)
 
-    @field_validator("per_kind_s", mode="before")
-    @classmethod
-    def _kind_numbers(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            return {k: _number(x) for k, x in v.items()}
-        return v
+    _kind_numbers = field_validator("per_kind_s", mode="before")(_numbers)
 
     @field_validator("per_kind_s")
     @classmethod
@@ -195,10 +203,7 @@ class Support(_Strict):
     def _non_negative(cls, v: float) -> float:
         return _finite_non_negative(v)
 
-    @field_validator("unsupported", mode="before")
-    @classmethod
-    def _tuple(cls, v: Any) -> Any:
-        return tuple(v) if isinstance(v, list) else v
+    _tuple = field_validator("unsupported", mode="before")(_listed)
 
 
 class Fusion(_Strict):
@@ -211,10 +216,7 @@ class Fusion(_Strict):
 
     epilogue: tuple[str, ...] = ("activation", "elementwise")
 
-    @field_validator("epilogue", mode="before")
-    @classmethod
-    def _tuple(cls, v: Any) -> Any:
-        return tuple(v) if isinstance(v, list) else v
+    _tuple = field_validator("epilogue", mode="before")(_listed)
 
 
 class FitInfo(_Strict):
@@ -231,10 +233,7 @@ class FitInfo(_Strict):
     spearman: float | None = None
     loo_spearman: float | None = None
 
-    @field_validator("free", mode="before")
-    @classmethod
-    def _tuple(cls, v: Any) -> Any:
-        return tuple(v) if isinstance(v, list) else v
+    _tuple = field_validator("free", mode="before")(_listed)
 
     _num = field_validator("median_abs_error_pct", "loo_median_abs_error_pct", "spearman",
                            "loo_spearman", mode="before")(_number)
@@ -249,7 +248,7 @@ class HardwareProfile(_Strict):
     """
 
     name: str
-    kind: Literal["cpu", "dsp", "gpu", "edgetpu", "npu"]
+    kind: DeviceKind
     description: str = ""
     default_precision: PrecisionName
     fuses_kernels: bool = True  # False: the runtime runs every op on its own (eager PyTorch)
@@ -284,17 +283,8 @@ class HardwareProfile(_Strict):
                              f"digit), got {v!r}")
         return v
 
-    @field_validator("memory", mode="before")
-    @classmethod
-    def _memory_tuple(cls, v: Any) -> Any:
-        return tuple(v) if isinstance(v, list) else v
-
-    @field_validator("peak_macs_per_s", mode="before")
-    @classmethod
-    def _peaks_numbers(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            return {k: _number(x) for k, x in v.items()}
-        return v
+    _memory_tuple = field_validator("memory", mode="before")(_listed)
+    _peaks_numbers = field_validator("peak_macs_per_s", mode="before")(_numbers)
 
     @field_validator("peak_macs_per_s")
     @classmethod
@@ -308,12 +298,7 @@ class HardwareProfile(_Strict):
                 raise ValueError(f"{precision}: {exc}") from None
         return v
 
-    @field_validator("efficiency", "memory_efficiency", mode="before")
-    @classmethod
-    def _eff_numbers(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            return {k: _number(x) for k, x in v.items()}
-        return v
+    _eff_numbers = field_validator("efficiency", "memory_efficiency", mode="before")(_numbers)
 
     @field_validator("efficiency", "memory_efficiency")
     @classmethod
@@ -336,40 +321,9 @@ class HardwareProfile(_Strict):
         return self
 
     def _numbers_without_source(self) -> Iterator[str]:
-        covered = set(self.sources)
+        from .fields import unsourced
 
-        def has(path: str) -> bool:
-            parts = path.split(".")
-            return any(".".join(parts[:i]) in covered for i in range(1, len(parts) + 1))
-
-        for precision in self.peak_macs_per_s:
-            if not has(f"peak_macs_per_s.{precision}"):
-                yield f"peak_macs_per_s.{precision}"
-        for level in self.memory:
-            if not has(f"memory.{level.name}"):
-                yield f"memory.{level.name}"
-        if not has("dram.bandwidth_bytes_per_s"):
-            yield "dram.bandwidth_bytes_per_s"
-        for name in ("per_kernel_s", "per_inference_s", "per_weight_byte_s"):
-            if getattr(self.overhead, name) and not has(f"overhead.{name}"):
-                yield f"overhead.{name}"
-        for kind in self.overhead.per_kind_s:
-            if not has(f"overhead.per_kind_s.{kind}"):
-                yield f"overhead.per_kind_s.{kind}"
-        for kind in self.efficiency:
-            if not has(f"efficiency.{kind}"):
-                yield f"efficiency.{kind}"
-        for kind in self.memory_efficiency:
-            if not has(f"memory_efficiency.{kind}"):
-                yield f"memory_efficiency.{kind}"
-        for name, value in self.geometry:
-            if value not in (0, 1) and not has(f"geometry.{name}"):
-                yield f"geometry.{name}"
-        if self.support.fallback_transfer_s and not has("support.fallback_transfer_s"):
-            yield "support.fallback_transfer_s"
-        for key, text in self.sources.items():
-            if not text.strip():
-                yield key
+        return unsourced(self)
 
     # -- derived ------------------------------------------------------------------------------
     def peak(self, precision: str) -> float:
@@ -576,6 +530,32 @@ def _load_file(path: Path, mtime_ns: int, size: int) -> HardwareProfile:
     # Keyed by modification time and size too: a profile edited while the process runs is
     # read again.
     return profile_from_dict(_read_cached(path, mtime_ns, size), path)
+
+
+def resolve_hardware(names: Sequence[HardwareProfile | str], precision: str | None = None
+                     ) -> list[HardwareProfile]:
+    """Load each named profile (name, alias, .toml path or a profile), in order, once each.
+
+    An empty list is a UsageError; ``precision`` (if given) must be one every profile has.
+    Two different profiles with one name (two files) are a UsageError: rows are keyed by name.
+    """
+    if not names:
+        raise UsageError("empty hardware list; give one or more profile names separated by "
+                         "commas (see 'roofline list hardware')")
+    out: list[HardwareProfile] = []
+    for name in names:
+        hw = load_hardware(name)
+        same = [h for h in out if h.name == hw.name]
+        if same and same[0] != hw:
+            raise UsageError(f"two different profiles are named {hw.name!r} ({same[0].path} "
+                             f"and {hw.path}); rename one")
+        if not same:
+            out.append(hw)
+    if precision is not None:
+        check_precision(precision)
+        for hw in out:
+            hw.peak(precision)  # UnknownNameError naming the precisions the device has
+    return out
 
 
 def alias_target(name: str) -> str | None:

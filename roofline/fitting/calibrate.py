@@ -32,8 +32,9 @@ import numpy as np
 
 from ..core.engine import KernelSet, evaluate
 from ..core.engine import io_on_chip as _io_on_chip
+from ..core.fields import FitSpec, fit_spec, source_key, values_by_path, with_values
 from ..core.hardware import HardwareProfile
-from ..errors import MeasurementError, ProfileError, RooflineError, UsageError
+from ..errors import MeasurementError, RooflineError, UsageError
 from ..units import PRECISIONS
 
 __all__ = ["Measurement", "load_measurements", "FitResult", "fit_profile", "spearman",
@@ -151,104 +152,33 @@ def _parse_row(path: Path, line: int, record: dict[str, str],
 
 # -- parameters -----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class _Param:
-    path: str
-    lower: float
-    upper: float
-    start: float
-    grid: tuple[int, ...] = ()  # a discrete (geometry) parameter: the values to search
-
-
-#: Values searched for a discrete geometry parameter: powers of two (and 0 for fill_rows).
-_GEOMETRY_GRID = tuple(2 ** i for i in range(15))
-
-
 class ParameterSpace:
-    """The named free parameters of a profile, their bounds and how to set them."""
+    """The named free parameters of a profile: their bounds, how a fit moves them, and how to
+    set them. Which fields may be fitted and how is ``roofline.core.fields``' table."""
 
     def __init__(self, base: HardwareProfile, free: Sequence[str]):
         if not free:
             raise UsageError("nothing to fit: the profile lists no free parameters "
                              "(its [fit] free list) and none were given")
         self.base = base
-        self.params = [self._param(path) for path in free]
-
-    def _param(self, path: str) -> _Param:
-        base = self.base
-        head, _, rest = path.partition(".")
-        if head in ("efficiency", "memory_efficiency") and rest:
-            kinds = rest.split("+")
-            of = base.efficiency_of if head == "efficiency" else base.memory_efficiency_of
-            start = min(of(k) for k in kinds)
-            return _Param(path, _MIN_EFFICIENCY, 1.0, start)
-        if head == "overhead" and rest in ("per_kernel_s", "per_inference_s"):
-            start = getattr(base.overhead, rest)
-            return _Param(path, 0.0, _MAX_OVERHEAD_S, start)
-        if path == "overhead.per_weight_byte_s":
-            # At most 1e-8 s/byte: no runtime repacks weights slower than 100 MB/s.
-            return _Param(path, 0.0, 1e-8, base.overhead.per_weight_byte_s)
-        if head == "overhead" and rest.startswith("per_kind_s."):
-            kinds = rest[len("per_kind_s."):].split("+")
-            start = min(base.overhead.per_kind_s.get(k, 0.0) for k in kinds)
-            return _Param(path, 0.0, _MAX_OVERHEAD_S, start)
-        if head == "peak_macs_per_s" and rest in base.peak_macs_per_s:
-            # The datasheet peak is an upper bound; a fit may find the runtime reaches less.
-            peak = base.peak_macs_per_s[rest]  # type: ignore[index]
-            return _Param(path, peak / 1000, peak, peak)
-        if path == "dram.bandwidth_bytes_per_s":
-            bw = base.dram.bandwidth_bytes_per_s
-            return _Param(path, bw / 1000, bw, bw)
-        if head == "geometry" and rest in type(base.geometry).model_fields:
-            grid = ((0,) if rest == "fill_rows" else ()) + _GEOMETRY_GRID
-            start = getattr(base.geometry, rest)
-            return _Param(path, min(grid), max(grid), start, grid)
-        if head == "memory" and rest.endswith(".capacity_bytes"):
-            name = rest.rsplit(".", 1)[0]
-            for level in base.memory:
-                if level.name == name:
-                    grid = tuple(2 ** i for i in range(14, 27))  # 16 KiB .. 64 MiB
-                    return _Param(path, grid[0], grid[-1], level.capacity_bytes, grid)
-        if head == "memory" and rest.endswith(".bandwidth_bytes_per_s"):
-            name = rest.rsplit(".", 1)[0]
-            for level in base.memory:
-                if level.name == name and level.bandwidth_bytes_per_s:
-                    bw = level.bandwidth_bytes_per_s
-                    return _Param(path, bw / 1000, bw, bw)
-        raise ProfileError(f"{base.path or base.name}: field 'fit.free': cannot fit {path!r}; "
-                           f"free parameters are efficiency.KIND[+KIND...], "
-                           f"memory_efficiency.KIND[+KIND...], "
-                           f"peak_macs_per_s.PRECISION, "
-                           f"overhead.per_kernel_s, overhead.per_inference_s, "
-                           f"overhead.per_weight_byte_s, "
-                           f"overhead.per_kind_s.KIND[+KIND...], "
-                           f"dram.bandwidth_bytes_per_s, memory.NAME.bandwidth_bytes_per_s, "
-                           f"memory.NAME.capacity_bytes, "
-                           f"geometry.FIELD (searched over powers of two)")
+        self.params = [fit_spec(base, path) for path in free]
 
     # Optimisation runs on a transformed vector of the continuous parameters: log for
     # multiplicative ones, a scaled linear value for overheads (which may be exactly 0).
-    # Discrete (geometry) parameters are searched over their grid around it.
+    # Discrete (grid) parameters are searched over their grid around it.
     @property
-    def continuous(self) -> list[_Param]:
-        return [p for p in self.params if not p.grid]
+    def continuous(self) -> list[FitSpec]:
+        return [p for p in self.params if p.transform != "grid"]
 
     @property
-    def discrete(self) -> list[_Param]:
-        return [p for p in self.params if p.grid]
-
-    def _is_log(self, p: _Param) -> bool:
-        return not p.path.startswith("overhead.")
-
-    def _scale(self, p: _Param) -> float:
-        # Overheads are optimised in ms (and weight-byte costs in ns/byte) so that all the
-        # transformed parameters are of order 1.
-        return 1e9 if p.path == "overhead.per_weight_byte_s" else 1e3
+    def discrete(self) -> list[FitSpec]:
+        return [p for p in self.params if p.transform == "grid"]
 
     def to_x(self, values: Sequence[float]) -> np.ndarray:
         """The continuous part of a full value vector, transformed."""
-        return np.array([math.log(v) if self._is_log(p) else v * self._scale(p)
-                         for p, v in zip(self.params, values, strict=True) if not p.grid])
+        return np.array([math.log(v) if p.transform == "log" else v * p.scale
+                         for p, v in zip(self.params, values, strict=True)
+                         if p.transform != "grid"])
 
     def from_x(self, x: np.ndarray, discrete: Sequence[float] = ()) -> list[float]:
         """A full value vector from transformed continuous values and discrete values."""
@@ -256,17 +186,17 @@ class ParameterSpace:
         ds = iter(discrete)
         out = []
         for p in self.params:
-            if p.grid:
+            if p.transform == "grid":
                 out.append(float(next(ds)))
             else:
                 v = next(xs)
-                out.append(math.exp(v) if self._is_log(p) else v / self._scale(p))
+                out.append(math.exp(v) if p.transform == "log" else v / p.scale)
         return out
 
     def bounds_x(self) -> tuple[np.ndarray, np.ndarray]:
         cont = self.continuous
-        lo = [math.log(p.lower) if self._is_log(p) else p.lower * self._scale(p) for p in cont]
-        hi = [math.log(p.upper) if self._is_log(p) else p.upper * self._scale(p) for p in cont]
+        lo = [math.log(p.lower) if p.transform == "log" else p.lower * p.scale for p in cont]
+        hi = [math.log(p.upper) if p.transform == "log" else p.upper * p.scale for p in cont]
         return np.array(lo), np.array(hi)
 
     def discrete_choices(self) -> list[tuple[int, ...]]:
@@ -276,96 +206,27 @@ class ParameterSpace:
         return list(itertools.product(*(p.grid for p in self.discrete))) or [()]
 
     def start_values(self) -> list[float]:
-        return [min(max(p.start, p.lower), p.upper) for p in self.params]
-
+        return [p.start for p in self.params]
 
     def apply(self, values: Sequence[float], source: str = "fitted") -> HardwareProfile:
         """The base profile with ``values`` set and ``source`` recorded for each of them."""
-        data = self.base.model_dump(exclude={"path"})
-        sources = dict(data["sources"])
-        for path in self.source_keys():
-            sources[path] = source
-        data["sources"] = sources
-        for p, v in zip(self.params, values, strict=True):
-            head, _, rest = p.path.partition(".")
-            if head in ("efficiency", "memory_efficiency"):
-                eff = dict(data[head])
-                for kind in rest.split("+"):
-                    eff[kind] = min(1.0, float(v))
-                data[head] = eff
-            elif head == "overhead" and rest.startswith("per_kind_s."):
-                per_kind = dict(data["overhead"]["per_kind_s"])
-                for kind in rest[len("per_kind_s."):].split("+"):
-                    per_kind[kind] = max(0.0, float(v))
-                data["overhead"] = {**data["overhead"], "per_kind_s": per_kind}
-            elif head == "overhead":
-                data["overhead"] = {**data["overhead"], rest: max(0.0, float(v))}
-            elif head == "dram":
-                data["dram"] = {**data["dram"], "bandwidth_bytes_per_s": float(v)}
-            elif head == "geometry":
-                data["geometry"] = {**data["geometry"], rest: int(v)}
-            elif head == "peak_macs_per_s":
-                data["peak_macs_per_s"] = {**data["peak_macs_per_s"], rest: float(v)}
-            else:
-                name, field_name = rest.rsplit(".", 1)
-                data["memory"] = tuple({**lv, field_name: float(v)}
-                                       if lv["name"] == name else lv for lv in data["memory"])
-        return HardwareProfile.model_validate(data)
+        sources = {**self.base.sources, **{key: source for key in self.source_keys()}}
+        cited = self.base.with_changes(sources=sources)
+        return with_values(cited, values_by_path(self.params, values))
 
     def source_keys(self) -> list[str]:
         """The [sources] keys the free parameters live under."""
-        keys = []
+        keys: list[str] = []
         for p in self.params:
-            head, _, rest = p.path.partition(".")
-            if head in ("efficiency", "memory_efficiency"):
-                keys.extend(f"{head}.{kind}" for kind in rest.split("+"))
-            elif rest.startswith("per_kind_s."):
-                keys.extend(f"overhead.per_kind_s.{kind}"
-                            for kind in rest[len("per_kind_s."):].split("+"))
-            elif head == "memory":
-                keys.append(f"memory.{rest}")
-            else:
-                keys.append(p.path)
+            for path in p.paths:
+                key = path if path.startswith("memory.") else source_key(path, self.base)
+                if key not in keys:
+                    keys.append(key)
         return keys
 
     def fast_apply(self, values: Sequence[float]) -> HardwareProfile:
         """Like :meth:`apply` without re-validation (the values are within bounds)."""
-        profile = self.base
-        updates: dict[str, Any] = {}
-        eff = dict(profile.efficiency)
-        memory_eff = dict(profile.memory_efficiency)
-        overhead = profile.overhead
-        dram = profile.dram
-        geometry = profile.geometry
-        memory = list(profile.memory)
-        for p, v in zip(self.params, values, strict=True):
-            head, _, rest = p.path.partition(".")
-            if head in ("efficiency", "memory_efficiency"):
-                target = eff if head == "efficiency" else memory_eff
-                for kind in rest.split("+"):
-                    target[kind] = min(1.0, float(v))
-            elif head == "overhead" and rest.startswith("per_kind_s."):
-                per_kind = dict(overhead.per_kind_s)
-                for kind in rest[len("per_kind_s."):].split("+"):
-                    per_kind[kind] = max(0.0, float(v))
-                overhead = overhead.model_copy(update={"per_kind_s": per_kind})
-            elif head == "overhead":
-                overhead = overhead.model_copy(update={rest: max(0.0, float(v))})
-            elif head == "dram":
-                dram = dram.model_copy(update={"bandwidth_bytes_per_s": float(v)})
-            elif head == "geometry":
-                geometry = geometry.model_copy(update={rest: int(v)})
-            elif head == "peak_macs_per_s":
-                peaks = {**(updates.get("peak_macs_per_s") or profile.peak_macs_per_s),
-                         rest: float(v)}
-                updates["peak_macs_per_s"] = peaks
-            else:
-                name, field_name = rest.rsplit(".", 1)
-                memory = [lv.model_copy(update={field_name: float(v)})
-                          if lv.name == name else lv for lv in memory]
-        updates.update(efficiency=eff, memory_efficiency=memory_eff, overhead=overhead,
-                       dram=dram, memory=tuple(memory), geometry=geometry)
-        return profile.model_copy(update=updates)
+        return with_values(self.base, values_by_path(self.params, values), validate=False)
 
 
 # -- statistics -----------------------------------------------------------------------------------

@@ -207,7 +207,8 @@ def roofline_figure(comparison: Any, hardware: str, label: str) -> go.Figure:
     import numpy as np
     import plotly.graph_objects as go
 
-    from ..analyses.compare import kernel_frame, roofs
+    from ..analyses.kernels import kernel_frame
+    from ..analyses.roofs import roofs
 
     h = comparison.hardware_names.index(hardware)
     pred = comparison.prediction(hardware, label)
@@ -273,7 +274,7 @@ def breakdown_figure(comparison: Any, hardware: str, label: str) -> go.Figure:
     trace per bound present (the per-inference overhead is its own stage)."""
     import plotly.graph_objects as go
 
-    from ..analyses.compare import stage_breakdown
+    from ..analyses.kernels import stage_breakdown
 
     pred = comparison.prediction(hardware, label)
     # The fixed per-inference cost is said in the title, not drawn: as a bar it would dwarf
@@ -451,7 +452,7 @@ def _verdict_html(comparison: Any) -> Markup:
 
 def _movers_html(comparison: Any, sweep: Any, n: int = 3) -> Markup:
     """The models whose relative latency changes most across the sweep, both ways."""
-    from ..analyses.compare import ridge_movers
+    from ..analyses.ridge import ridge_movers
 
     movers = ridge_movers(sweep)
     if len(movers) < 2:
@@ -559,8 +560,7 @@ def _provenance(comparison: Any, command: str, hardware_args: Sequence[str]) -> 
             info.append("not fitted to measurements (datasheet numbers)")
         info += [f"source of {k}: {v}" for k, v in hw.sources.items()]
         prov[f"profile {hw.name}"] = info
-    sources = sorted({src for v in comparison.variants if v.is_zoo
-                      for src in [_top1_source(v)] if src})
+    sources = sorted({src for v in comparison.variants for src in [v.top1_source()] if src})
     prov["models compared"] = [v.label for v in comparison.variants]
     prov["top-1 sources"] = sources or ["none (no zoo model at a published variant)"]
     prov["ridge points of the paper"] = ("Qin et al., MobileNetV4: Universal Models for the "
@@ -568,17 +568,10 @@ def _provenance(comparison: Any, command: str, hardware_args: Sequence[str]) -> 
     return prov
 
 
-def _top1_source(variant: Any) -> str | None:
-    from ..zoo import get_model_info
-
-    return get_model_info(variant.name).top1_source(variant.effective_width,
-                                                    variant.effective_resolution)
-
-
 def compare_page(comparison: Any, *, focus: str | None, command: str,
                  hardware_args: Sequence[str]) -> str:
     """The whole compare report (see ``roofline compare --help`` for what it holds)."""
-    from ..analyses.compare import ridge_data
+    from ..analyses.ridge import ridge_data
 
     names = comparison.hardware_names
     sections: list[Section] = []
@@ -639,7 +632,7 @@ def compare_page(comparison: Any, *, focus: str | None, command: str,
                 roof_figs.append(Chart(_empty_figure(
                     f"{hw}: {focus} is unsupported ({', '.join(pred.unsupported_kinds)})")))
                 continue
-            from ..analyses.compare import kernel_frame
+            from ..analyses.kernels import kernel_frame
 
             frame = kernel_frame(pred)
             hidden = frame[frame["attained_macs_per_s"].isna()]

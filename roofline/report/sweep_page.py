@@ -123,12 +123,7 @@ def frontier_figure(result: Any, h: int) -> Any:
 
 
 def _family(result: Any) -> str:
-    v = result.variants[0] if result.variants else None
-    if v is None or not v.is_zoo:
-        return "user"
-    from ..zoo import get_model_info
-
-    return get_model_info(v.name).family
+    return result.variants[0].family if result.variants else "user model"
 
 
 def _collapsed(summary: str, table: Any) -> Any:

@@ -4,27 +4,33 @@ Owns turning a PyTorch model into a :class:`~roofline.core.graph.LayerGraph`. It
 at PyTorch's dispatcher (a ``TorchDispatchMode``) under ``torch.inference_mode``, so functional code
 (``x + y``, ``F.*``, ``torch.cat``, ``matmul``, ``einsum``, attention) is seen as the model wrote
 it, and tags each op with the module it ran in (global forward hooks). Costs and shapes come from
-the op table in ``roofline.sources.pytorch.ops``.
+the op-rule registry in ``roofline.sources.pytorch.ops``, which binds each op's arguments to
+their schema names before a rule reads them.
 
 No real activation is ever computed: each op's outputs are shape-only tensors on the ``meta``
 device, made from the op table's shape rules (ops without one run on the meta device). A
 model at resolution 4096 and batch 64 costs no more memory and little more time than at 224.
 Parameters are only read for their shapes; the model is left as it was given.
+
+Inputs may have any shape and dtype and be passed by keyword (token ids, masks). A tensor that
+is not floating point (int64 ids, bool masks, argmax indices) keeps its own element size in its
+``TensorUse.element_bytes`` wherever it flows, so it is never priced as a float activation.
 """
 
 from __future__ import annotations
 
-import math
+import operator
 import sys
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ...core.graph import (  # noqa: F401 (UnknownOpWarning re-exported)
+    DTYPE_BYTES,
     InputSpec,
     Layer,
     LayerGraph,
@@ -32,25 +38,35 @@ from ...core.graph import (  # noqa: F401 (UnknownOpWarning re-exported)
     OpKind,
     TensorUse,
     UnknownOpWarning,
-)  # noqa: F401 (re-exported)
-from ...errors import TraceError, UsageError
+)
+from ...errors import TraceError, UnknownNameError, UsageError
 from ...units import check_precision
-from .ops import IGNORE_RULES, OpRule, _NeedsMeta, conv_kind, rule_for
+from .ops import IGNORE_RULES, OpRule, _NeedsMeta, bind, conv_kind_of, rule_for
 
-__all__ = ["trace", "UnknownOpWarning"]
+__all__ = ["trace", "InputLike", "UnknownOpWarning"]
 
 
 _META = torch.device("meta")
 
+#: One model input: a shape (float32), ``(shape, dtype)`` with a dtype name of
+#: :data:`~roofline.core.graph.DTYPE_BYTES` or a ``torch.dtype``, an :class:`InputSpec`, or a
+#: tensor (only its shape and dtype are used).
+InputLike = Sequence[int] | tuple[Sequence[int], str | torch.dtype] | InputSpec | torch.Tensor
+
 
 class _Const:
-    """A weight, buffer or other constant tensor: folded into the layers that read it."""
+    """A weight, buffer or other constant tensor: folded into the layers that read it.
 
-    __slots__ = ("key", "is_param")
+    ``sources`` are the parameters it was computed from: the parameter itself, or those a
+    constant folded ahead of time read (a relative-position bias gathered from its table).
+    """
 
-    def __init__(self, key: int, is_param: bool):
+    __slots__ = ("key", "is_param", "sources")
+
+    def __init__(self, key: int, is_param: bool, sources: frozenset[int] = frozenset()):
         self.key = key
         self.is_param = is_param
+        self.sources = frozenset({key}) if is_param else sources
 
 
 class _Act:
@@ -60,6 +76,35 @@ class _Act:
 
     def __init__(self, tid: int):
         self.tid = tid
+
+
+class _Op(NamedTuple):
+    """What the recorder knows of one op overload: its ledger name, rule and schema facts."""
+
+    name: str  # "conv2d" for ATen ops, "mylib::my_op" for others
+    rule: OpRule | None
+    multi_output: bool  # the schema returns several tensors
+    inplace: bool  # the schema writes its first argument and returns it
+
+
+def _op_of(func: Any) -> _Op:
+    packet = func._overloadpacket.__name__
+    namespace = getattr(func, "namespace", "aten")
+    name = packet if namespace == "aten" else f"{namespace}::{packet}"
+    schema = getattr(func, "_schema", None)
+    multi = inplace = False
+    if schema is not None:
+        multi = len(schema.returns) > 1
+        first = schema.arguments[0] if schema.arguments else None
+        alias = getattr(first, "alias_info", None)
+        inplace = bool(alias is not None and alias.is_write and not first.kwarg_only
+                       and len(schema.returns) == 1)
+    return _Op(name, rule_for(func), multi, inplace)
+
+
+def fixed_element_bytes(t: torch.Tensor) -> int:
+    """0 for a floating-point tensor (priced at the graph's precision), else its element size."""
+    return 0 if t.dtype.is_floating_point else t.element_size()
 
 
 class _Recorder(TorchDispatchMode):
@@ -87,10 +132,10 @@ class _Recorder(TorchDispatchMode):
         self.counted: Counter[str] = Counter()
         self.ignored: Counter[tuple[str, str]] = Counter()
         self.unknown: Counter[str] = Counter()
-        self.tensor_elements: dict[int, int] = {}
+        self.tensor_uses: dict[int, TensorUse] = {}
         self.params_read: set[int] = set()
         self._next_tid = 0
-        self._rules: dict[Any, tuple[str, OpRule | None]] = {}
+        self._ops: dict[Any, _Op] = {}
         self._meta_cache: dict[int, Any] = {}
         # (exception, module) for the innermost module an exception escaped from: the stack
         # itself is already unwound when the exception reaches trace().
@@ -103,13 +148,18 @@ class _Recorder(TorchDispatchMode):
         if is_param:
             self.param_numel[id(t)] = t.numel()
 
-    def new_activation(self, t: Any) -> _Act:
+    def new_activation(self, t: Any) -> TensorUse:
         act = _Act(self._next_tid)
         self._next_tid += 1
         self.info[id(t)] = act
         self.keep.append(t)
-        self.tensor_elements[act.tid] = t.numel()
-        return act
+        use = TensorUse(act.tid, t.numel(), fixed_element_bytes(t))
+        self.tensor_uses[act.tid] = use
+        return use
+
+    def _new_constant(self, t: Any, sources: frozenset[int] = frozenset()) -> None:
+        self.info[id(t)] = _Const(id(t), False, sources)
+        self.keep.append(t)
 
     def info_of(self, t: Any) -> _Const | _Act:
         found = self.info.get(id(t))
@@ -121,13 +171,11 @@ class _Recorder(TorchDispatchMode):
             self.keep.append(t)
         return found
 
-    def rule(self, func: Any) -> tuple[str, OpRule | None]:
-        cached = self._rules.get(func)
-        if cached is None:
-            name = func._overloadpacket.__name__
-            cached = (name, rule_for(name))
-            self._rules[func] = cached
-        return cached
+    def op(self, func: Any) -> _Op:
+        found = self._ops.get(func)
+        if found is None:
+            found = self._ops[func] = _op_of(func)
+        return found
 
     def to_meta(self, value: Any) -> Any:
         if isinstance(value, torch.Tensor):
@@ -145,9 +193,16 @@ class _Recorder(TorchDispatchMode):
             return _META
         return value
 
-    def run_on_meta(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
-        margs = [self.to_meta(a) for a in args]
-        mkwargs = {k: self.to_meta(v) for k, v in kwargs.items()}
+    def run_on_meta(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any],
+                    hint: str = "") -> Any:
+        host = self.op(func).rule.host_args if self.op(func).rule is not None else ()
+        if host:  # CPU tensors PyTorch reads even on meta inputs (a packed sequence's sizes)
+            names = [arg.name for arg in func._schema.arguments]
+            margs = [a if names[i] in host else self.to_meta(a) for i, a in enumerate(args)]
+            mkwargs = {k: v if k in host else self.to_meta(v) for k, v in kwargs.items()}
+        else:
+            margs = [self.to_meta(a) for a in args]
+            mkwargs = {k: self.to_meta(v) for k, v in kwargs.items()}
         if "device" in mkwargs:
             mkwargs["device"] = _META
         try:
@@ -155,40 +210,45 @@ class _Recorder(TorchDispatchMode):
         except Exception as exc:  # noqa: BLE001 - reported to the user with the op's name
             module = self.stack[-1][0] or "<root>"
             raise TraceError(
-                f"cannot trace op {func._overloadpacket.__name__!r} in module {module}: "
-                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                f"cannot trace op {self.op(func).name!r} in module {module}: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}{hint}"
             ) from None
 
     # -- the dispatch hook -----------------------------------------------------------------------
     def __torch_dispatch__(self, func: Any, types: Any, args: Sequence[Any] = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
-        name, rule = self.rule(func)
+        op = self.op(func)
+        rule = op.rule
         tensors = _tensor_args(args, kwargs)
 
         if rule is not None and rule.kind is None:
-            return self._ignored(func, name, rule.ignore or "view", args, kwargs, tensors)
+            return self._ignored(func, op.name, rule.ignore or "view", args, kwargs, tensors)
 
         infos = [self.info_of(t) for t in tensors]
         if tensors and all(isinstance(i, _Const) for i in infos):
             # Every input is a weight or constant: inference runtimes fold this ahead of time.
-            self.ignored[(name, "constant")] += 1
-            out = self.run_on_meta(func, args, kwargs)
+            # The parameters it reads are still the model's (a bias table read by an index).
+            self.ignored[(op.name, "constant")] += 1
+            out = (func(*args, **kwargs) if _small_host_integers(tensors)
+                   else self.run_on_meta(func, args, kwargs))
+            sources = frozenset().union(*(i.sources for i in infos if isinstance(i, _Const)))
+            self.params_read |= sources
             for leaf in _leaves(out):
-                self.info[id(leaf)] = _Const(id(leaf), False)
-                self.keep.append(leaf)
+                self._new_constant(leaf, sources)
             return out
 
         if rule is None:
-            return self._unknown(func, name, args, kwargs, tensors, infos)
+            return self._unknown(func, op, args, kwargs, tensors, infos)
 
+        a = bind(func, args, kwargs)
         if rule.may_alias:
             out = self.run_on_meta(func, args, kwargs)
             source = tensors[0]
             if _shares_storage(out, self.to_meta(source)):
-                return self._alias(name, "view", source, out)
-            return self._record(func, name, rule, args, kwargs, tensors, infos, out=out)
-        return self._record(func, name, rule, args, kwargs, tensors, infos)
+                return self._alias(op.name, "view", source, out)
+            return self._record(func, op, a, args, kwargs, tensors, infos, out=out)
+        return self._record(func, op, a, args, kwargs, tensors, infos)
 
     def _ignored(self, func: Any, name: str, why: str, args: Sequence[Any],
                  kwargs: dict[str, Any], tensors: list[Any]) -> Any:
@@ -201,8 +261,7 @@ class _Recorder(TorchDispatchMode):
         self.ignored[(name, why)] += 1
         out = func(*args, **kwargs) if why == "meta" else self.run_on_meta(func, args, kwargs)
         for leaf in _leaves(out):
-            self.info[id(leaf)] = _Const(id(leaf), False)
-            self.keep.append(leaf)
+            self._new_constant(leaf)
         return out
 
     def _alias(self, name: str, why: str, source: Any, out: Any) -> Any:
@@ -213,104 +272,127 @@ class _Recorder(TorchDispatchMode):
             self.keep.append(leaf)
         return out
 
-    def _unknown(self, func: Any, name: str, args: Sequence[Any], kwargs: dict[str, Any],
+    def _unknown(self, func: Any, op: _Op, args: Sequence[Any], kwargs: dict[str, Any],
                  tensors: list[Any], infos: list[_Const | _Act]) -> Any:
-        out = self.run_on_meta(func, args, kwargs)
-        self.unknown[name] += 1
+        out = self.run_on_meta(func, args, kwargs, hint=(
+            f" (no cost rule either: give one with roofline.register_op_rule({op.name!r}, "
+            f"kind, shape=...))"))
+        self.unknown[op.name] += 1
         leaves = [leaf for leaf in _leaves(out) if isinstance(leaf, torch.Tensor)]
-        inplace = name.endswith("_") and tensors and not name.startswith("_")
-        if inplace:
+        if op.inplace and tensors:
             out, leaves = args[0], [args[0]]
-        self._append(name, OpKind.UNKNOWN, tensors, infos, leaves, 0, (), None)
+        self._append(op.name, OpKind.UNKNOWN, tensors, infos, leaves, 0, ())
         return out
 
-    def _record(self, func: Any, name: str, rule: OpRule, args: Sequence[Any],
+    def _record(self, func: Any, op: _Op, a: dict[str, Any], args: Sequence[Any],
                 kwargs: dict[str, Any], tensors: list[Any], infos: list[_Const | _Act],
                 out: Any = None) -> Any:
+        rule = op.rule
+        assert rule is not None
         if out is None:
-            out = self._outputs(func, rule, args, kwargs, tensors)
-        if rule.tuple_output:
+            out = self._outputs(func, op, a, args, kwargs, tensors)
+        leaves = [leaf for leaf in _leaves(out) if isinstance(leaf, torch.Tensor)]
+        if rule.activations is not None:
             # Extra outputs (pooling indices, normalisation statistics) are not written at
-            # inference: only the first output is an activation.
-            leaves = [out[0]]
-        else:
-            leaves = [leaf for leaf in _leaves(out) if isinstance(leaf, torch.Tensor)]
+            # inference: only the leading ones are activations.
+            leaves = leaves[:rule.activations]
         out_shapes = [tuple(t.shape) for t in leaves]
-        macs, gemms = rule.cost(args, kwargs, out_shapes) if rule.cost else (0, ())
+        macs, gemms = rule.cost(a, out_shapes)
+        biases = {id(t) for t in rule.biases(a)} if rule.biases is not None else set()
         kind = rule.kind
-        if kind is OpKind.CONV:
-            w = args[1]
-            transposed = name.startswith("conv_transpose") or (
-                len(args) > 6 and args[6] is True)
-            groups = _conv_groups(name, args, kwargs)
-            kind = conv_kind(tuple(args[0].shape), tuple(w.shape), groups, transposed)
-        elif kind is OpKind.LINEAR or kind is OpKind.MATMUL:
-            operands = [i for k, i in enumerate(infos) if _arg_position(args, tensors[k])
-                        != rule.bias_arg]
-            kind = (OpKind.LINEAR if any(isinstance(i, _Const) for i in operands)
-                    else OpKind.MATMUL)
-        bias = args[rule.bias_arg] if rule.bias_arg is not None and len(args) > rule.bias_arg \
-            else kwargs.get("bias")
-        self._append(name, kind, tensors, infos, leaves, macs, gemms, bias)
-        self.counted[name] += 1
+        assert kind is not None
+        if rule.conv_kind:
+            kind = conv_kind_of(rule, a)
+        elif rule.linear_if_weight:
+            weights = [i for t, i in zip(tensors, infos, strict=True)
+                       if isinstance(i, _Const) and id(t) not in biases]
+            kind = OpKind.LINEAR if weights else OpKind.MATMUL
+        reads: dict[int, int] = {}
+        if rule.reads is not None:
+            for arg, elements in rule.reads(a, out_shapes).items():
+                value = a[arg]  # a list argument (an RNN's hx): each of its tensors
+                for t in value if isinstance(value, (list, tuple)) else [value]:
+                    reads[id(t)] = int(elements)
+        self._append(op.name, kind, tensors, infos, leaves, macs, gemms, biases, reads)
+        self.counted[op.name] += 1
         return out
 
-    def _outputs(self, func: Any, rule: OpRule, args: Sequence[Any], kwargs: dict[str, Any],
-                 tensors: list[Any]) -> Any:
-        if rule.inplace:
+    def _outputs(self, func: Any, op: _Op, a: dict[str, Any], args: Sequence[Any],
+                 kwargs: dict[str, Any], tensors: list[Any]) -> Any:
+        if op.inplace:
             return args[0]
+        rule = op.rule
+        assert rule is not None
         shapes = None
         if rule.shape is not None:
             try:
-                shapes = rule.shape(args, kwargs)
+                shapes = [tuple(int(d) for d in s) for s in rule.shape(a)]
             except _NeedsMeta:
                 shapes = None
-        if shapes is None or not all(t.is_contiguous() for t in tensors):
+        if shapes is not None and len(shapes) != (len(func._schema.returns)
+                                                  if op.multi_output else 1):
+            raise UsageError(f"the shape rule of {op.name!r} gave {len(shapes)} shape(s); the "
+                             f"op returns {len(func._schema.returns)}")
+        dtypes = None if shapes is None else _output_dtypes(op.name, rule, a, tensors,
+                                                           len(shapes))
+        if dtypes is None or not all(t.is_contiguous() for t in tensors):
             # Made from shapes, outputs are contiguous; PyTorch's follow the strides of
             # non-contiguous inputs, which decides whether a later view works and whether
-            # reshape or contiguous copies. The meta device gives PyTorch's own strides.
+            # reshape or contiguous copies. The meta device gives PyTorch's own strides (and
+            # its own type promotion where the inputs' dtypes differ).
             return self.run_on_meta(func, args, kwargs)
-        dtype = _output_dtype(func._overloadpacket.__name__, args, kwargs, tensors)
-        made = [torch.empty(s, dtype=dtype, device=_META) for s in shapes]
-        return tuple(made) if rule.tuple_output else made[0]
+        assert shapes is not None
+        made = [torch.empty(s, dtype=d, device=_META) for s, d in zip(shapes, dtypes,
+                                                                     strict=True)]
+        return tuple(made) if op.multi_output else made[0]
 
     def _append(self, name: str, kind: OpKind, tensors: list[Any], infos: list[_Const | _Act],
-                leaves: list[Any], macs: int, gemms: tuple[Any, ...], bias: Any) -> None:
+                leaves: list[Any], macs: int, gemms: tuple[Any, ...],
+                biases: set[int] = frozenset(),  # type: ignore[assignment]
+                reads: Mapping[int, int] | None = None) -> None:
         inputs: list[TensorUse] = []
         input_shapes: list[tuple[int, ...]] = []
         seen: set[int] = set()
-        weight_elements = bias_elements = params = 0
+        sources: set[int] = set()
+        weight_elements = bias_elements = 0
         for t, info in zip(tensors, infos, strict=True):
             if id(t) in seen:
                 continue
             seen.add(id(t))
-            n = t.numel()
             if isinstance(info, _Act):
-                inputs.append(TensorUse(info.tid, n))
+                inputs.append(TensorUse(info.tid, t.numel(), fixed_element_bytes(t)))
                 input_shapes.append(tuple(t.shape))
-            elif t is bias:
+                continue
+            n = reads.get(id(t), t.numel()) if reads else t.numel()
+            if id(t) in biases:
                 bias_elements += n
-                if info.is_param:
-                    params += n
-                    self.params_read.add(info.key)
             else:
                 weight_elements += n
-                if info.is_param:
-                    params += n
-                    self.params_read.add(info.key)
-        outputs = []
-        for leaf in leaves:
-            act = self.new_activation(leaf)
-            outputs.append(TensorUse(act.tid, self.tensor_elements[act.tid]))
+            sources |= info.sources
+        self.params_read |= sources
+        outputs = [self.new_activation(leaf) for leaf in leaves]
         module, module_type = self.stack[-1]
         self.raw.append({
             "module": module, "module_type": module_type, "op": name, "kind": kind,
             "input_shapes": tuple(input_shapes),
             "output_shapes": tuple(tuple(t.shape) for t in leaves),
-            "macs": int(macs), "params": params, "weight_elements": weight_elements,
-            "bias_elements": bias_elements, "inputs": tuple(inputs), "outputs": tuple(outputs),
-            "gemms": tuple(gemms),
+            "macs": int(macs), "params": sum(self.param_numel[k] for k in sources),
+            "weight_elements": weight_elements, "bias_elements": bias_elements,
+            "inputs": tuple(inputs), "outputs": tuple(outputs), "gemms": tuple(gemms),
         })
+
+
+#: Integer constants up to this many elements are folded on the CPU, for real.
+_HOST_FOLD_ELEMENTS = 1 << 16
+
+
+def _small_host_integers(tensors: list[Any]) -> bool:
+    """Constants folded for real rather than on meta: small integer tensors on the CPU
+    (index buffers, a packed sequence's lengths), whose values PyTorch may need later (a
+    packed LSTM reads its batch sizes). Never an activation, never a float weight."""
+    return sum(t.numel() for t in tensors) <= _HOST_FOLD_ELEMENTS and all(
+        t.device.type == "cpu" and not t.dtype.is_floating_point and not t.dtype.is_complex
+        for t in tensors)
 
 
 #: Ops whose result is a boolean mask whatever their inputs' type.
@@ -318,36 +400,26 @@ _BOOL_OUTPUT = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "logical_and", "lo
                           "logical_xor", "logical_not", "isnan", "isinf"})
 
 
-def _output_dtype(name: str, args: Sequence[Any], kwargs: dict[str, Any],
-                  tensors: list[Any]) -> torch.dtype:
-    """The dtype of an output made from shapes: masks are bool, casts (``x.long()``,
-    ``sum(dtype=...)``) take the dtype asked for, everything else its first input's."""
+def _output_dtypes(name: str, rule: OpRule, a: Mapping[str, Any], tensors: list[Any],
+                   n: int) -> list[torch.dtype] | None:
+    """The dtypes of outputs made from shapes, or None when only PyTorch's own type promotion
+    can tell (inputs of several dtypes, integer arithmetic): the op then runs on meta."""
+    if rule.dtype is not None:
+        found = rule.dtype(a)
+        return list(found) if isinstance(found, (list, tuple)) else [found] * n
     if name in _BOOL_OUTPUT:
-        return torch.bool
-    asked = kwargs.get("dtype")
-    if isinstance(asked, torch.dtype):
-        return asked
-    for a in args[1:]:
-        if isinstance(a, torch.dtype):
-            return a
-    if name in ("to", "type_as") and len(tensors) > 1:
-        return tensors[1].dtype
-    return tensors[0].dtype if tensors else torch.float32
-
-
-def _conv_groups(name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> int:
-    if name in ("convolution", "_convolution"):
-        return int(args[8] if len(args) > 8 else kwargs.get("groups", 1))
-    if name.startswith("conv_transpose"):
-        return int(args[6] if len(args) > 6 else kwargs.get("groups", 1))
-    return int(args[6] if len(args) > 6 else kwargs.get("groups", 1))
-
-
-def _arg_position(args: Sequence[Any], t: Any) -> int:
-    for i, a in enumerate(args):
-        if a is t:
-            return i
-    return -1
+        return [torch.bool] * n
+    asked = a.get("dtype")
+    if isinstance(asked, torch.dtype):  # casts: x.long(), x.to(torch.half), sum(dtype=...)
+        return [asked] * n
+    if name in ("to", "type_as") and isinstance(a.get("other"), torch.Tensor):
+        return [a["other"].dtype] * n
+    dtypes = {t.dtype for t in tensors}
+    if len(dtypes) == 1:
+        (dtype,) = dtypes
+        if dtype.is_floating_point:
+            return [dtype] * n
+    return None
 
 
 def _tensor_args(args: Sequence[Any], kwargs: dict[str, Any]) -> list[Any]:
@@ -360,6 +432,8 @@ def _tensor_args(args: Sequence[Any], kwargs: dict[str, Any]) -> list[Any]:
     for a in kwargs.values():
         if isinstance(a, torch.Tensor):
             found.append(a)
+        elif isinstance(a, (list, tuple)):
+            found.extend(x for x in a if isinstance(x, torch.Tensor))
     return found
 
 
@@ -382,6 +456,7 @@ def _shares_storage(out: Any, source: Any) -> bool:
     if out is source:
         return True
     return bool(out.untyped_storage()._cdata == source.untyped_storage()._cdata)
+
 
 
 class _ModuleTracking:
@@ -419,44 +494,123 @@ class _ModuleTracking:
     def __exit__(self, *exc: Any) -> None:
         for h in self.handles:
             h.remove()
-
-
-def _check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
+def _is_shape(value: Any) -> bool:
+    if isinstance(value, (str, bytes, torch.Tensor)) or not isinstance(value, Sequence):
+        return False
     try:
-        shape = tuple(int(d) for d in input_shape)
-    except (TypeError, ValueError):
-        raise UsageError(f"input shape must be a sequence of integers, got {input_shape!r}") \
-            from None
+        for d in value:
+            if isinstance(d, bool):
+                return False
+            operator.index(d)
+    except TypeError:
+        return False
+    return True
+
+
+def _is_pair(value: Any) -> bool:
+    return (isinstance(value, (tuple, list)) and len(value) == 2 and _is_shape(value[0])
+            and isinstance(value[1], (str, torch.dtype)))
+
+
+def _check_shape(input_shape: Any) -> tuple[int, ...]:
+    if not _is_shape(input_shape):
+        raise UsageError(f"input shape must be a sequence of integers, got {input_shape!r}")
+    shape = tuple(operator.index(d) for d in input_shape)
     if not shape or any(d <= 0 for d in shape):
         raise UsageError(f"input shape must have positive sizes, got {shape}")
     return shape
 
 
-def trace(model: nn.Module, input_shape: Sequence[int] = (1, 3, 224, 224),
-          precision: str | None = None, *, name: str = "") -> LayerGraph:
-    """Trace one forward pass of ``model`` on an input of ``input_shape`` into a LayerGraph.
+def _check_dtype(dtype: str | torch.dtype) -> str:
+    name = str(dtype).removeprefix("torch.") if isinstance(dtype, torch.dtype) else dtype
+    if name not in DTYPE_BYTES:
+        raise UnknownNameError("input dtype", str(name), DTYPE_BYTES)
+    return name
 
-    The model runs in eval mode under ``torch.inference_mode`` on shape-only tensors; its
-    training flags are restored afterwards and its parameters are never written. Ops without a
-    cost rule become layers of kind ``unknown`` and raise an :class:`UnknownOpWarning` listing
-    them. Raises :class:`~roofline.errors.TraceError` when the model cannot run on shapes alone
-    (for example, control flow that reads tensor values).
+
+def input_spec(value: InputLike, name: str = "") -> InputSpec:
+    """One input as an :class:`InputSpec`: a shape (float32), ``(shape, dtype)``, an
+    InputSpec or a tensor (its shape and dtype; its values are never read)."""
+    if isinstance(value, InputSpec):
+        shape, dtype, name = value.shape, value.dtype, name or value.name
+    elif isinstance(value, torch.Tensor):
+        shape, dtype = tuple(value.shape), value.dtype
+    elif _is_pair(value):
+        shape, dtype = value  # type: ignore[misc]
+    else:
+        shape, dtype = value, "float32"
+    return InputSpec(_check_shape(shape), _check_dtype(dtype), name)
+
+
+def input_specs(inputs: InputLike | Sequence[InputLike],
+                kwargs: Mapping[str, InputLike] | None = None) -> tuple[InputSpec, ...]:
+    """The model's inputs, positional then keyword (named), from :func:`trace`'s arguments.
+
+    ``inputs`` is one input (a shape, ``(shape, dtype)``, an InputSpec, a tensor) or a list
+    of them; an empty list means no positional input. An InputSpec with a name is passed by
+    keyword, like an entry of ``kwargs``.
+    """
+    if isinstance(inputs, (InputSpec, torch.Tensor)) or _is_shape(inputs) and len(inputs) \
+            or _is_pair(inputs):
+        positional = [inputs]
+    elif isinstance(inputs, (list, tuple)):
+        positional = list(inputs)
+    else:
+        positional = [inputs]
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise UsageError(f"kwargs must map argument names to inputs, got {kwargs!r}")
+    specs = [input_spec(v) for v in positional]
+    specs += [input_spec(v, str(k)) for k, v in (kwargs or {}).items()]
+    if not specs:
+        raise UsageError("trace() needs at least one input: a shape, (shape, dtype) or a list")
+    names = [s.name for s in specs if s.name]
+    if len(set(names)) != len(names):
+        raise UsageError(f"input names must be unique, got {names}")
+    # A named InputSpec is passed by keyword: positional inputs first, in their order.
+    return tuple(sorted(specs, key=lambda s: bool(s.name)))
+
+
+def _meta_input(spec: InputSpec) -> torch.Tensor:
+    return torch.empty(spec.shape, dtype=getattr(torch, spec.dtype), device=_META)
+
+
+def trace(model: nn.Module, inputs: InputLike | Sequence[InputLike] = (1, 3, 224, 224),
+          precision: str | None = None, *, kwargs: Mapping[str, InputLike] | None = None,
+          name: str = "") -> LayerGraph:
+    """Trace one forward pass of ``model`` into a LayerGraph, on shape-only inputs.
+
+    ``inputs`` is the positional input(s): a shape such as ``(1, 3, 224, 224)`` (float32),
+    ``(shape, dtype)`` such as ``((1, 16), "int64")`` (dtype: a key of
+    :data:`~roofline.core.graph.DTYPE_BYTES` or a ``torch.dtype``), an :class:`InputSpec`, or a
+    list of them for a model with several; ``kwargs`` maps forward's keyword arguments to
+    inputs (``{"mask": ((1, 16), "bool")}``). Integer and bool inputs are meta tensors of their
+    dtype and keep their element size (``TensorUse.element_bytes``): they are never priced as
+    float activations. ``graph.input_specs`` and ``graph.inputs`` have one entry per input,
+    positional then keyword.
+
+    The model runs in eval mode under ``torch.inference_mode``; its training flags are
+    restored afterwards and its parameters are never written. Ops without a cost rule become
+    layers of kind ``unknown`` and raise an :class:`UnknownOpWarning` listing them (add rules
+    with :func:`roofline.register_op_rule`). Raises :class:`~roofline.errors.TraceError` when
+    the model cannot run on shapes alone (for example, control flow that reads tensor values).
     """
     if not isinstance(model, nn.Module):
         raise UsageError(f"trace() needs a torch.nn.Module, got {type(model).__name__}")
     if precision is not None:
         check_precision(precision)
-    shape = _check_shape(input_shape)
+    specs = input_specs(inputs, kwargs)
     recorder = _Recorder(model)
     training = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
         with torch.inference_mode():
-            x = torch.empty(shape, device=_META)
-            recorder.new_activation(x)
+            values = [_meta_input(spec) for spec in specs]
+            uses = tuple(recorder.new_activation(v) for v in values)
+            positional = [v for v, s in zip(values, specs, strict=True) if not s.name]
+            named = {s.name: v for v, s in zip(values, specs, strict=True) if s.name}
             with _ModuleTracking(recorder), recorder:
-                out = model(x)
-    except TraceError:
+                out = model(*positional, **named)
+    except (TraceError, UsageError):
         raise
     except Exception as exc:  # noqa: BLE001 - the model's own code failed on shape-only input
         failed = recorder.failure
@@ -473,8 +627,8 @@ def trace(model: nn.Module, input_shape: Sequence[int] = (1, 3, 224, 224),
     for leaf in _leaves(out):
         info = recorder.info.get(id(leaf))
         if isinstance(info, _Act):
-            outputs.append(TensorUse(info.tid, leaf.numel()))
-    graph = _build_graph(recorder, shape, precision, tuple(outputs), name)
+            outputs.append(TensorUse(info.tid, leaf.numel(), fixed_element_bytes(leaf)))
+    graph = _build_graph(recorder, specs, uses, precision, tuple(outputs), name)
     graph.warn_unknown_ops(stacklevel=2)
     return graph
 
@@ -485,8 +639,9 @@ def _ignored_entries(ignored: Counter[tuple[str, str]]) -> dict[str, tuple[int, 
             for (op, why), n in sorted(ignored.items())}
 
 
-def _build_graph(rec: _Recorder, shape: tuple[int, ...], precision: str | None,
-                 outputs: tuple[TensorUse, ...], model_name: str) -> LayerGraph:
+def _build_graph(rec: _Recorder, specs: tuple[InputSpec, ...], inputs: tuple[TensorUse, ...],
+                 precision: str | None, outputs: tuple[TensorUse, ...],
+                 model_name: str) -> LayerGraph:
     per_module = Counter(r["module"] for r in rec.raw)
     per_module_op = Counter((r["module"], r["op"]) for r in rec.raw)
     seen: Counter[tuple[str, str]] = Counter()
@@ -507,8 +662,6 @@ def _build_graph(rec: _Recorder, shape: tuple[int, ...], precision: str | None,
         unknown=dict(rec.unknown),
     )
     params = sum(rec.param_numel[k] for k in rec.params_read)
-    inputs = (TensorUse(0, math.prod(shape)),)
-    return LayerGraph(layers=tuple(layers), input_specs=(InputSpec(shape),), precision=precision,
+    return LayerGraph(layers=tuple(layers), input_specs=specs, precision=precision,
                       ledger=ledger, params=params, inputs=inputs, outputs=outputs,
                       model_name=model_name)
-

@@ -1,0 +1,134 @@
+"""The model-source seam: which source a name belongs to, what a source answers without torch,
+and a new kind of source plugged in without touching the rest of the pipeline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from roofline.core.engine import predict
+from roofline.core.graph import InputSpec, LayerGraph, Ledger, OpKind, TensorUse
+from roofline.core.hardware import profile_from_dict
+from roofline.errors import UnknownNameError, UsageError
+from roofline.sources import register_source, source_for
+from roofline.sources.base import ModelSource, TorchSource, files_fingerprint
+from roofline.sources.variant import Variant, parse_variant
+
+
+@pytest.mark.parametrize("spec, kind", [
+    ("mobilenet_v2", "zoo"),
+    ("nets.py:build", "python"),
+    ("some/dir/nets.py:build", "python"),
+    ("package.module:factory", "python"),
+])
+def test_each_name_belongs_to_one_source(spec, kind):
+    assert source_for(spec).kind == kind
+
+
+def test_the_zoo_source_answers_from_its_catalogue():
+    source = source_for("mobilenet_v4_conv_medium")
+    assert isinstance(source, TorchSource)
+    assert source.family == "MobileNetV4" and source.default_resolution() == 256
+    assert source.top1(1.0, 256) == 79.9  # MobileNetV4 paper Table 6 (published_models.csv)
+    assert source.published_variants() == [(1.0, 256)]
+    assert source.default_inputs(2, 256) == (InputSpec((2, 3, 256, 256)),)
+    with pytest.raises(UnknownNameError, match="did you mean mobilenet_v2"):
+        source_for("mobilenet_v22").check()
+
+
+def test_metadata_and_a_warm_compare_never_import_torch(tmp_path):
+    """Names, defaults, top-1, cache keys and a compare whose graphs are cached need no torch
+    (`import torch` is the largest cost of a warm run)."""
+    env_code = (
+        "import os, sys; os.environ['ROOFLINE_CACHE_DIR'] = sys.argv[1]; "
+        "from roofline.cli import main; "
+        "code = main(['compare', '--hw', 'cpu,edgetpu', '--models', "
+        "'mobilenet_v2,mobilenet_v3_small@0.75,mobilenet_v4_conv_small', '--out', "
+        "sys.argv[2]]); print(code, 'torch' in sys.modules)")
+    cold = subprocess.run([sys.executable, "-c", env_code, str(tmp_path / "c"),
+                           str(tmp_path / "r.html")], capture_output=True, text=True, check=True)
+    assert cold.stdout.split()[-2:] == ["0", "True"]  # the first run traces
+    warm = subprocess.run([sys.executable, "-c", env_code, str(tmp_path / "c"),
+                           str(tmp_path / "r.html")], capture_output=True, text=True, check=True)
+    assert warm.stdout.split()[-2:] == ["0", "False"]
+
+
+class _Table(ModelSource):
+    """A toy model format: a 'file' naming one linear layer as ``table:IN:OUT``."""
+
+    kind = "toy-table"
+    takes_width = False
+
+    @classmethod
+    def claims(cls, spec: str) -> bool:
+        return spec.startswith("table=")
+
+    def check(self) -> None:
+        fields = self.spec.removeprefix("table=").split("x")
+        if len(fields) != 2 or not all(f.isdigit() for f in fields):
+            raise UsageError(f"{self.spec!r} is not table=INxOUT")
+
+    def fingerprint(self) -> str:
+        return files_fingerprint([], self.spec)
+
+    def frontend_fingerprint(self) -> str:
+        return "toy"
+
+    def default_resolution(self) -> None:
+        return None
+
+    def default_inputs(self, batch, resolution):
+        n_in = int(self.spec.removeprefix("table=").split("x")[0])
+        return (InputSpec((batch, n_in)),)
+
+    def graph(self, width, inputs, name) -> LayerGraph:
+        from roofline.core.graph import Gemm, Layer
+
+        n_in, n_out = (int(f) for f in self.spec.removeprefix("table=").split("x"))
+        batch = inputs[0].shape[0]
+        layer = Layer(index=0, name="fc", module="fc", module_type="Table", op="linear",
+                      kind=OpKind.LINEAR, input_shapes=((batch, n_in),),
+                      output_shapes=((batch, n_out),), macs=batch * n_in * n_out,
+                      params=n_in * n_out, weight_elements=n_in * n_out, bias_elements=0,
+                      inputs=(TensorUse(0, batch * n_in),),
+                      outputs=(TensorUse(1, batch * n_out),),
+                      gemms=(Gemm(1, batch, n_out, n_in),))
+        return LayerGraph(layers=(layer,), input_specs=inputs, precision=None,
+                          ledger=Ledger(counted={"linear": 1}), params=n_in * n_out,
+                          inputs=(TensorUse(0, batch * n_in),),
+                          outputs=(TensorUse(1, batch * n_out),), model_name=name)
+
+
+def test_a_new_model_format_is_one_class(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROOFLINE_CACHE_DIR", str(tmp_path))
+    register_source(_Table)
+    with pytest.raises(ValueError, match="already registered"):
+        register_source(_Table)
+    variant = parse_variant("table=64x10")
+    assert variant.source.kind == "toy-table" and variant.label == "table=64x10"
+    graph = variant.trace()
+    assert graph.macs == 640  # 1 x 64 x 10
+    assert variant.trace() == graph  # the second from the cache
+    # Priced like any other graph: 640 MACs / 1e9 = 0.64 us against (640 + 64 + 10) int8 bytes
+    # / 1e9 B/s = 0.714 us: memory-bound.
+    hw = profile_from_dict({"name": "p", "kind": "cpu", "default_precision": "int8",
+                            "peak_macs_per_s": {"int8": 1e9},
+                            "dram": {"bandwidth_bytes_per_s": 1e9},
+                            "sources": {"peak_macs_per_s": "t", "dram": "t"}})
+    assert predict(graph, hw).latency_ms == pytest.approx(0.714e-3)
+    with pytest.raises(UsageError, match="cannot apply"):
+        parse_variant("table=64x10@2")
+    with pytest.raises(UsageError, match="not table=INxOUT"):
+        Variant("table=64").validate()
+
+
+@pytest.fixture(autouse=True)
+def _forget_registered_sources():
+    import roofline.sources as sources
+
+    yield
+    sources._registered.clear()
+    sources.source_classes.cache_clear()
+    sources.source_for.cache_clear()

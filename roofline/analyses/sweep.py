@@ -229,7 +229,7 @@ def _variant_task(views: list[View], variant: Variant) -> list[dict[str, Any]]:
 def _trace_on(backend: Backend, variants: Sequence[Variant], views: list[View],
               todo: list[int], found: list[Any], stats: TraceStats,
               progress: Callable[[int, int], None] | None, done: int) -> None:
-    from ..sources.cache import cache_enabled, cache_key, load_arrays, store_arrays
+    from ..sources.cache import cache_enabled, load_arrays, store_arrays
 
     for j, arrays in backend.run(_variant_task, [variants[i] for i in todo], views):
         i = todo[j]
@@ -237,7 +237,7 @@ def _trace_on(backend: Backend, variants: Sequence[Variant], views: list[View],
         stats.traced += 1
         done += 1
         if cache_enabled():  # a worker on another machine cached it on its own disk
-            key = cache_key(variants[i])
+            key = variants[i].cache_key
             for view, a in zip(views, arrays, strict=True):
                 if load_arrays(key, view) is None:
                     store_arrays(key, view, a)

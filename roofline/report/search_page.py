@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .page import Chart, Section, html_table, plot_text, render_page, style_figure
+from .page import Chart, Section, html_table, render_page, style_figure
 
 __all__ = ["search_page", "frontier_figure", "cross_device_figure", "SAMPLE"]
 

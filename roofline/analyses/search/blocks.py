@@ -169,9 +169,9 @@ def unit_fingerprint() -> str:
     view key), the zoo's layers and this module."""
     from importlib import resources
 
-    from ...sources.cache import tracer_fingerprint
+    from ...sources.base import _tracer_fingerprint
 
-    digest = hashlib.sha256(tracer_fingerprint().encode())
+    digest = hashlib.sha256(_tracer_fingerprint().encode())
     # Read, not imported: importing the zoo's layers imports torch, which a warm run never
     # needs.
     digest.update(resources.files("roofline.zoo").joinpath("layers.py").read_bytes())

@@ -9,6 +9,8 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from roofline.analyses.backends import LocalBackend
 from roofline.analyses.pareto import pareto_mask
@@ -95,6 +97,8 @@ def test_unknown_space_suggests_close_names():
      "(top level)"),
     ({"stage": [{"name": "s", "blocks": ["warp"], "channels": [16]}]}, "stage.0.blocks.0"),
     ({"stage": [{"name": "s", "blocks": ["ib"], "channels": [0]}]}, "stage.0.channels"),
+    ({"stage": [{"name": "s", "blocks": ["ib"], "channels": [8], "expand": [float("nan")]}]},
+     "stage.0.expand"),
 ])
 def test_bad_space_fields_are_named(change, field):
     data = {"name": "x", "resolution": [224],
@@ -102,6 +106,41 @@ def test_bad_space_fields_are_named(change, field):
     data.update(change)
     with pytest.raises(UsageError, match=re.escape(f"field '{field}'")):
         space_from_dict(data, "x.toml")
+
+
+_values = st.one_of(st.none(), st.booleans(), st.integers(-3, 3000), st.floats(allow_nan=True),
+                    st.text(max_size=8), st.lists(st.integers(-2, 9), max_size=4),
+                    st.lists(st.floats(allow_nan=True), max_size=3),
+                    st.lists(st.text(max_size=8), max_size=3))
+
+
+@settings(max_examples=200, deadline=None)
+@given(top=st.dictionaries(st.sampled_from(["name", "resolution", "share", "activation",
+                                            "batch", "stage", "head", "bogus"]), _values,
+                           max_size=4),
+       stage=st.dictionaries(st.sampled_from(["name", "blocks", "channels", "depth", "stride",
+                                              "kernel", "expand", "se", "activation",
+                                              "heads", "kv_stride", "bogus"]), _values,
+                             max_size=6))
+def test_space_loader_never_crashes(top, stage):
+    data = {"name": "x", "resolution": [224],
+            "stage": [{"name": "s", "blocks": ["ib"], "channels": [16], **stage}], **top}
+    try:
+        space = space_from_dict(data, "x.toml")
+    except UsageError as exc:
+        assert str(exc).startswith("x.toml") and "\n" not in str(exc)
+    else:
+        Genome(space).sample(3, np.random.default_rng(0))  # a valid space can be sampled
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=200))
+def test_space_file_never_crashes(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("space") / "s.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(UsageError):
+        load_space(str(path))
 
 
 # -- genomes --------------------------------------------------------------------------------------
@@ -394,3 +433,22 @@ def test_interrupted_command_exits_130_and_writes_what_finished(capsys, tmp_path
     assert "interrupted" in out
     with csv_path.open() as handle:
         assert list(csv.DictReader(handle)) == []
+
+
+@pytest.mark.browser
+def test_search_page_renders_offline_in_chromium(tmp_path):
+    from test_report_browser import ARTIFACTS, _open_in_chromium
+
+    page = tmp_path / "search.html"
+    assert main(["search", "mobilenet_v4", "--hw", "cpu,dsp,gpu,edgetpu", "--samples", "1500",
+                 "--latency-ms", "cpu=8,gpu=3,edgetpu=1", "--lut", str(tmp_path / "lut.csv"),
+                 "--lut-check", "200", "--out", str(page)]) == 0
+    seen = _open_in_chromium(page, [tmp_path / "search-report.png",
+                                    ARTIFACTS / "search-report.png"])
+    assert seen["outside"] == [] and seen["console"] == [] and seen["page"] == []
+    figures = seen["figures"]
+    # Per device MACs and params frontiers, and the cross-device chart.
+    assert len(figures) == 4 * 2 + 1
+    assert all(f["svg"] >= 1 and f["title"] and f["traces"] >= 1 for f in figures)
+    assert "Fast on every device at once" in seen["text"]
+    assert "Latency lookup table" in seen["text"]

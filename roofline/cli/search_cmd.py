@@ -150,10 +150,10 @@ class _Progress:
 
 def run(args: argparse.Namespace) -> int:
     from ..analyses.backends import make_backend
-    from ..analyses.compare import resolve_hardware
     from ..analyses.search.search import MAX_SAMPLES, SearchConfig, run_search
     from ..analyses.search.space import load_space
     from ..analyses.sweep import default_workers
+    from ..core.hardware import resolve_hardware
     from ..errors import UsageError
     from ..io import check_writable
 

@@ -149,7 +149,7 @@ def _fast_table(result: Any, names: list[str]) -> str:
     p = result.prices
     meets = np.flatnonzero(result.meets)
     gain = p.macs if result.config.objective == "macs" else p.params
-    top = meets[np.argsort(-gain[meets], kind="stable")][:50]
+    top = meets[np.argsort(-gain[meets], kind="stable")][:25]
     # Zero-width spaces after each '/' let the long encodings wrap between stages.
     rows = [(f"#{i}", result.encodings[i].replace("/", "/\u200b"), f"{p.macs[i] / 1e6:.1f}",
              f"{p.params[i] / 1e6:.2f}",

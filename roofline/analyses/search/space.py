@@ -40,6 +40,7 @@ A block that cannot carry a stride (FFN, Mobile MQA) is not offered at a strided
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from functools import cache
@@ -185,6 +186,8 @@ class Stage(_Strict):
     @field_validator("expand")
     @classmethod
     def _expand(cls, v: list[float]) -> list[float]:
+        if any(not math.isfinite(e) for e in v):
+            raise ValueError(f"expansion ratios must be finite numbers, got {v}")
         _positive_list(v, "expansion ratio")
         if any(e > 16 for e in v):
             raise ValueError(f"expansion ratios must be at most 16, got {v}")

@@ -154,9 +154,9 @@ def test_encoding_round_trips_and_rows_are_canonical(space):
     children = genome.mutate(rows, rng)
     assert (genome.decode(genome.encode(children)) == children).all()
     assert (children != rows).any(axis=1).mean() > 0.8  # nearly every child changed
-    for st in genome.stages:
-        depth = st.depths[rows[:, st.column + 1]]
-        slots = rows[:, st.column + 2:st.column + 2 + int(st.depths.max())]
+    for stage in genome.stages:
+        depth = stage.depths[rows[:, stage.column + 1]]
+        slots = rows[:, stage.column + 2:stage.column + 2 + int(stage.depths.max())]
         assert ((slots >= 0).sum(axis=1) == depth).all()
         if genome.space.share == "stage":
             used = slots[:, :1]

@@ -25,9 +25,13 @@ from typing import Any
 import numpy as np
 
 from ...units import bytes_per_element
+from .pricing import CHUNK
 from .search import BlockTotals, SearchResult, weight_levels
 
-__all__ = ["LookupTable", "build_lut", "LUT_FIELDS"]
+__all__ = ["LookupTable", "build_lut", "LUT_FIELDS", "COVER"]
+
+#: Random candidates each block is priced in when the search did not cover it.
+COVER = 4
 
 LUT_FIELDS = ("device", "precision", "stage", "position", "block", "c_in", "c_out", "stride",
               "activation", "input_h", "input_w", "weights_in", "latency_ms", "weight_bytes",
@@ -117,19 +121,32 @@ class LookupTable:
         }
 
 
-def build_lut(result: SearchResult, check: int = 2000, seed: int | None = None) -> LookupTable:
-    """The lookup table of ``result``'s blocks, its error measured on ``check`` random
-    candidates of the space that the search did not price (priced whole for the comparison)."""
+def build_lut(result: SearchResult, check: int = 2000, seed: int | None = None,
+              sample: int = 20_000) -> LookupTable:
+    """The lookup table of ``result``'s space on its devices, its error measured on ``check``
+    random candidates the table was not built from (priced whole for the comparison).
+
+    Built from the blocks of a random search's own candidates; after an evolution, whose
+    candidates crowd one corner of the space, from ``sample`` fresh random candidates."""
     if result.blocks is None:
         raise ValueError("this search kept no per-block latencies")
     genome = result.genome
-    totals = BlockTotals(*(getattr(result.blocks, n).copy() for n in (
-        "latency_s", "count", "unsupported", "weight_bytes", "clean")))
-    # Blocks of the space that no priced candidate held: priced now, each in a random
-    # candidate holding it, so that the table covers every block of the space.
-    unseen = np.flatnonzero(totals.count.sum(axis=(0, 2)) == 0)
-    if unseen.size:
-        totals.add(_cover(result, unseen))
+    if result.config.strategy == "random":
+        totals = BlockTotals(*(getattr(result.blocks, n).copy() for n in (
+            "latency_s", "count", "unsupported", "weight_bytes", "clean")))
+    else:
+        rows = genome.sample(sample, np.random.default_rng(result.config.seed + 3))
+        totals = _totals(result, rows)
+    # Blocks of the space that no priced candidate held, or held only with the weights in one
+    # place where the device keeps them in another for other candidates: priced now, each in
+    # a few random candidates holding it, so that the table covers every block of the space
+    # (a search that converged, an evolution, sees little of it).
+    counts = totals.count
+    reached = counts.sum(axis=1, keepdims=True) > 0  # (device, 1, level): some model had it
+    missing = ((counts == 0) & reached).any(axis=(0, 2)) | (counts.sum(axis=(0, 2)) == 0)
+    todo = np.flatnonzero(missing)
+    if todo.size:
+        totals.add(_cover(result, np.repeat(todo, COVER)))
     sums, counts, clean = totals.latency_s, totals.count, totals.clean
     weights = totals.weight_bytes
     supported = totals.unsupported == 0
@@ -153,17 +170,26 @@ def build_lut(result: SearchResult, check: int = 2000, seed: int | None = None) 
     return table
 
 
-def _cover(result: SearchResult, lut_ids: np.ndarray) -> Any:
+def _cover(result: SearchResult, lut_ids: np.ndarray) -> BlockTotals:
+    genome = result.genome
+    return _totals(result, genome.covering(lut_ids, np.random.default_rng(
+        result.config.seed + 2)))
+
+
+def _totals(result: SearchResult, rows: np.ndarray) -> BlockTotals:
+    """Block totals of candidate ``rows`` (priced now, in this process)."""
     from .search import _price_chunk, unit_block_table
 
     genome = result.genome
     assert genome.bank is not None
-    rows = genome.covering(lut_ids, np.random.default_rng(result.config.seed + 2))
-    units = genome.units(rows)
-    genome.bank.fill(units)
     n_blocks = len(genome.blocks) + len(genome.head_keys)
-    context = (genome.bank, result.hardware, result.config.precision, n_blocks)
-    return _price_chunk(context, (units, unit_block_table(genome)))[1]
+    total = BlockTotals.zeros(len(result.hardware), n_blocks)
+    for start in range(0, len(rows), CHUNK):
+        units = genome.units(rows[start:start + CHUNK])
+        genome.bank.fill(units)
+        context = (genome.bank, result.hardware, result.config.precision, n_blocks)
+        total.add(_price_chunk(context, (units, unit_block_table(genome)))[1])
+    return total
 
 
 def _error(table: LookupTable, check: int, seed: int) -> dict[str, dict[str, float]]:

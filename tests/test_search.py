@@ -452,3 +452,22 @@ def test_search_page_renders_offline_in_chromium(tmp_path):
     assert all(f["svg"] >= 1 and f["title"] and f["traces"] >= 1 for f in figures)
     assert "Fast on every device at once" in seen["text"]
     assert "Latency lookup table" in seen["text"]
+
+
+def test_shipped_spaces_are_package_data():
+    import fnmatch
+    import sys
+    from pathlib import Path
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    patterns = setuptools["package-data"]["roofline.analyses.search.spaces"]
+    folder = root / "roofline" / "analyses" / "search" / "spaces"
+    files = [p.name for p in folder.iterdir() if p.suffix == ".toml"]
+    assert len(files) >= 2
+    assert all(any(fnmatch.fnmatch(f, pat) for pat in patterns) for f in files)

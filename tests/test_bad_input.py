@@ -207,7 +207,7 @@ def test_unknown_ops_are_listed_and_still_predicted(capsys, user_file):
 # -- measurements and outputs ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, where", [
-    ("model,width,latency_ms\nmobilenet_v2,1,5\n", "missing column(s) resolution"),
+    ("model,resolution,latency_ms\nmobilenet_v2,224,5\n", "missing column(s) width"),
     ("model,width,resolution,latency_ms\nmobilenet_v2,1,224,soon\n", "row 2"),
     ("model,width,resolution,latency_ms\nmobilenet_v2,1,224,-5\n", "row 2"),
     ("model,width,resolution,latency_ms\nmobilenet_v2,1,224,5\nresnet,1,224,5\n",

@@ -9,7 +9,7 @@ import pytest
 from roofline.cli import main
 from roofline.core.engine import predict
 from roofline.core.hardware import load_hardware, profile_from_dict
-from roofline.errors import MeasurementError, ProfileError
+from roofline.errors import MeasurementError, ProfileError, UsageError
 from roofline.fitting.calibrate import (
     ParameterSpace,
     fit_profile,
@@ -58,7 +58,7 @@ def synthetic():
 def test_fit_recovers_known_parameters(synthetic):
     truth, rows, graphs = synthetic
     free = [GEMM, "efficiency.depthwise_conv", "overhead.per_kernel_s"]
-    result = fit_profile(base_profile(), rows, free, graphs=graphs)
+    result = fit_profile(base_profile(), rows, free, graphs=graphs, priors=False)
     values = dict(zip(free, result.values, strict=True))
     assert values[GEMM] == pytest.approx(0.6, rel=1e-3)
     assert values["efficiency.depthwise_conv"] == pytest.approx(0.1, rel=1e-3)
@@ -70,6 +70,54 @@ def test_fit_recovers_known_parameters(synthetic):
     fitted = result.profile
     assert fitted.efficiency["pointwise_conv"] == pytest.approx(0.6, rel=1e-3)
     assert "fitted" in fitted.sources["efficiency.depthwise_conv"]
+
+
+def _fit_info(**extra):
+    return {"measurements": "synthetic", "command": "test", **extra}
+
+
+def test_priors_pull_as_far_as_the_data_are_uncertain(synthetic):
+    """A MAP fit sits between the prior and the truth: near the truth when the engine's error
+    allowance is small, near the prior when it is large (the measurements then say little)."""
+    truth, rows, graphs = synthetic
+    free = [GEMM, "efficiency.depthwise_conv"]
+    # Prior: dense efficiency 0.3 (truth 0.6), depthwise 0.3 (truth 0.1), each x/÷ 2.
+    priors = {GEMM: {"typical": 0.3, "spread": 2.0},
+              "efficiency.depthwise_conv": {"typical": 0.3, "spread": 2.0}}
+    sources = {"fit": "test"}
+
+    def fitted(model_sigma):
+        base = base_profile(overhead={"per_kernel_s": 20e-6},
+                            fit=_fit_info(free=free, priors=priors, model_sigma=model_sigma),
+                            sources={**base_profile().sources, **sources})
+        result = fit_profile(base, rows, None, graphs=graphs, leave_one_out=False)
+        return dict(zip(free, result.values, strict=True)), result
+
+    precise, result = fitted(1e-4)
+    assert precise[GEMM] == pytest.approx(0.6, rel=1e-3)
+    assert precise["efficiency.depthwise_conv"] == pytest.approx(0.1, rel=1e-3)
+    assert result.used_priors and len(result.covariance) == 2
+    loose, _ = fitted(1.0)
+    import math
+
+    # With an error allowance of 100 % per row, seven rows move each parameter less than half
+    # way (in log units) from its prior of 0.3 towards the truth.
+    for path in free:
+        assert abs(math.log(loose[path] / 0.3)) < 0.5 * abs(math.log(precise[path] / 0.3))
+
+
+def test_a_floor_is_a_hard_bound_and_bounds_are_flagged(synthetic):
+    _, rows, graphs = synthetic
+    # The data want 10 GB/s of a 20 GB/s datasheet figure (they were made by a compute-bound
+    # profile); a floor at 0.9 x the datasheet stops the fit there and says so.
+    base = base_profile(fit=_fit_info(free=["dram.bandwidth_bytes_per_s"], priors={
+        "dram.bandwidth_bytes_per_s": {"typical": 0.95, "spread": 1.5, "floor": 0.9,
+                                       "relative": True}}),
+        sources={**base_profile().sources, "fit": "test"},
+        peak_macs_per_s={"int8": 400e9})
+    result = fit_profile(base, rows, None, graphs=graphs, leave_one_out=False)
+    assert result.profile.dram.bandwidth_bytes_per_s >= 0.9 * 20e9 * (1 - 1e-9)
+    assert any("dram.bandwidth_bytes_per_s is at its" in f for f in result.flags)
 
 
 def test_fit_respects_bounds(synthetic):
@@ -134,7 +182,7 @@ def test_shipped_measurements_load():
 
 
 @pytest.mark.parametrize("text, where", [
-    ("model,width,latency_ms\nmobilenet_v2,1,5\n", "missing column(s) resolution"),
+    ("model,resolution,latency_ms\nmobilenet_v2,224,5\n", "missing column(s) width"),
     (HEADER + "mobilenet_v2,1,224,fast\n", "row 2, column 'latency_ms'"),
     (HEADER + "mobilenet_v2,1,224,-3\n", "row 2, column 'latency_ms'"),
     (HEADER + "mobilenet_v2,1,224,nan\n", "row 2, column 'latency_ms'"),
@@ -180,3 +228,28 @@ def test_calibrate_cli_bad_input(tmp_path, capsys):
     assert previous.read_text() == "untouched"
     assert main(["calibrate", "--hw", "cpu"]) == 2
     assert "missing --measurements, --out" in capsys.readouterr().err
+
+
+def test_published_tables_read_as_written(tmp_path):
+    """A row may leave the resolution to the model (published tables of fixed-size models),
+    name its runtime and threads, and give int8 by its quantisation scheme; the rounding of the
+    printed figure is kept."""
+    from roofline.fitting.measurements import parse_select, select
+
+    path = _csv(tmp_path, "model,width,resolution,device,precision,runtime,threads,latency_ms\n"
+                          "mobilenet_v4_conv_medium,1,,p3,int8-ptq,tflite-cpu,4,2.35\n"
+                          "mobilenet_v2,1,224,p3,fp32,tflite-gpu,,61\n")
+    rows = load_measurements(path)
+    first, second = rows
+    assert first.resolution is None and first.variant().effective_resolution == 256
+    assert first.precision == "int8" and first.threads == 4 and first.runtime == "tflite-cpu"
+    assert first.step_ms == pytest.approx(0.01) and second.step_ms == 1.0
+    # 0.01 ms step on 2.35 ms: uniform error of sd 0.01 / sqrt(12) / 2.35 = 0.123 %.
+    assert first.rounding_sd == pytest.approx(0.01 / 12 ** 0.5 / 2.35)
+    assert select(rows, parse_select("runtime=tflite-gpu,threads=")) == [second]
+    assert select(rows, parse_select("threads=4;runtime=tflite-gpu")) == rows  # either
+    assert load_measurements(path, where={"threads": "4"}) == [first]
+    with pytest.raises(UsageError, match="KEY=VALUE"):
+        parse_select("colour=red")
+    with pytest.raises(MeasurementError, match="no measurements with device=p3,runtime=npu"):
+        load_measurements(path, where={"device": "p3", "runtime": "npu"})

@@ -378,6 +378,50 @@ def test_fallback_is_decided_the_same_way_by_predict_sweep_and_calibrate(tmp_pat
     # Calibration accepts the model and reproduces it from its own parameters.
     rows = [Measurement(model=variant.name, width=1.0, resolution=128, latency_ms=expected)]
     fit = fit_profile(dsp, rows, ["overhead.per_kernel_s"], graphs=[graph],
-                      leave_one_out=False)
+                      leave_one_out=False, priors=False)
     assert fit.predicted_ms[0] == pytest.approx(expected, rel=1e-6)
     assert fit.profile.overhead.per_kernel_s == pytest.approx(1e-5, rel=1e-4)
+
+
+# -- ranges ------------------------------------------------------------------------------------
+
+def _compute_bound(**extra: object):
+    # 1e9 MACs/s and 1e15 B/s: every kernel is compute-bound, latency = MACs / (1e9 x eff).
+    return profile_from_dict({
+        "name": "cb", "kind": "cpu", "default_precision": "int8",
+        "peak_macs_per_s": {"int8": 1e9}, "dram": {"bandwidth_bytes_per_s": 1e15},
+        "efficiency": {"pointwise_conv": 0.5},
+        "sources": {"peak_macs_per_s": "t", "dram": "t", "efficiency": "t", "fit": "t"},
+        **extra})
+
+
+def test_a_fitted_profile_range_combines_its_covariance_and_the_engines_error():
+    graph = trace(_pointwise(), (1, 16, 8, 8))
+    hw = _compute_bound(fit={"measurements": "t", "command": "t",
+                             "free": ["efficiency.pointwise_conv"],
+                             "covariance": [[0.04]], "structural_sigma": 0.1})
+    prediction = predict(graph, hw)
+    # 32,768 MACs / (1e9 x 0.5) = 65.536 us. ln latency = -ln efficiency, so the parameter's
+    # sd of 0.2 is 0.2 in ln latency; with the engine's 0.1: sigma = sqrt(0.04 + 0.01) and the
+    # 80 % range is latency x/÷ exp(1.2816 x 0.22361) = 1.33186.
+    assert prediction.latency_ms == pytest.approx(65.536e-3)
+    factor = math.exp(1.2815515655446004 * math.sqrt(0.05))
+    low, high = prediction.latency_range_ms
+    assert (low, high) == pytest.approx((65.536e-3 / factor, 65.536e-3 * factor))
+
+
+def test_an_unfitted_profile_has_a_wide_range():
+    graph = trace(_pointwise(), (1, 16, 8, 8))
+    fitted = _compute_bound(fit={"measurements": "t", "command": "t",
+                                 "free": ["efficiency.pointwise_conv"],
+                                 "covariance": [[0.0025]], "structural_sigma": 0.1})
+    bare = _compute_bound()
+    low, high = predict(graph, bare).latency_range_ms
+    tight_low, tight_high = predict(graph, fitted).latency_range_ms
+    # The bare profile is unsure of what a cpu fit would move, by the generic priors: its
+    # dense efficiency by a factor of 3 (ln 3 = 1.0986 in ln latency: efficiency 0.5 -> 1/6),
+    # its per-kernel cost by 30 us (65.536 -> 95.536 us: ln 1.4578 = 0.3769), its depthwise
+    # efficiency not at all (no depthwise kernel); then the cpu kind's structural 0.15.
+    sigma = math.sqrt(math.log(3.0) ** 2 + math.log(95.536 / 65.536) ** 2 + 0.15 ** 2)
+    assert high / low == pytest.approx(math.exp(2 * 1.2815515655446004 * sigma), rel=1e-6)
+    assert high / low > 3 * (tight_high / tight_low)

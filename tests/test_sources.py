@@ -132,3 +132,67 @@ def _forget_registered_sources():
     sources._registered.clear()
     sources.source_classes.cache_clear()
     sources.source_for.cache_clear()
+
+
+def test_a_user_op_rule_bypasses_the_graph_cache(tmp_path, monkeypatch):
+    """A rule registered at run time is code the cache key cannot see: graphs traced under a
+    changed op table are neither served from nor written to the cache."""
+    import roofline
+    from roofline.sources.pytorch import ops
+
+    monkeypatch.setenv("ROOFLINE_CACHE_DIR", str(tmp_path))
+    variant = Variant("mobilenet_v3_small", 0.5, 96)
+    variant.trace()  # cached under the shipped table
+    stored = sorted((tmp_path / "graphs").iterdir())
+    assert len(stored) == 1 and variant.source.cacheable()
+    original = ops.RULES["hardswish"]
+    # Price hard-swish as a data copy instead: the cache must not answer with the old graph.
+    roofline.register_op_rule("hardswish", "data_movement", replace=True)
+    try:
+        assert not variant.source.cacheable()
+        kinds = {layer.op: layer.kind.value for layer in variant.trace().layers}
+        assert kinds["hardswish"] == "data_movement"
+        assert sorted((tmp_path / "graphs").iterdir()) == stored  # nothing written
+    finally:
+        ops.RULES["hardswish"] = original
+    assert variant.source.cacheable()
+
+
+IMAGE_AND_TOKENS = '''
+from torch import nn
+
+
+class ImageText(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.embed = nn.Embedding(1000, 8)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, image, tokens):
+        return self.head(self.conv(image).mean(dim=(2, 3)) + self.embed(tokens).mean(dim=1))
+
+
+def build():
+    return ImageText()
+'''
+
+
+def test_an_image_and_int64_tokens_from_the_command_line(tmp_path, cli):
+    path = tmp_path / "two.py"
+    path.write_text(IMAGE_AND_TOKENS)
+    out = cli("graph", f"{path}:build", "--input", "1x3x64x64", "--input", "1x16:int64",
+              "--ops", "--json").json()
+    assert out["inputs"] == [{"shape": [1, 3, 64, 64], "dtype": "float32", "name": ""},
+                             {"shape": [1, 16], "dtype": "int64", "name": ""}]
+    layers = {layer["name"]: layer for layer in out["layers"]}
+    # conv 3 -> 8, 3x3, stride 2 on 64x64: 32*32*8 outputs x 27 MACs = 221,184; head 8 x 4.
+    assert out["macs"] == 32 * 32 * 8 * 27 + 8 * 4
+    # The lookup reads 16 rows of 8 fp32 weights (512 B, not the 1000-row table) and the ids
+    # are 16 int64 elements (128 B), whatever precision the graph is shown at.
+    assert layers["embed"]["weight_bytes"] == 16 * 8 * 4
+    assert layers["embed"]["input_bytes"] == 16 * 8
+    assert out["params"] == (8 * 27 + 8) + 1000 * 8 + (8 * 4 + 4)
+    # A model with two inputs given one: the model's own error, on one line.
+    assert "forward" in cli("graph", f"{path}:build", "--input", "1x3x64x64").error_line
+    assert "SHAPE[:DTYPE]" in cli("graph", "mobilenet_v2", "--input", "1x3x2x").error_line

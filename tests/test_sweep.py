@@ -105,8 +105,11 @@ def test_rows_have_every_field(small_sweep):
     rows = result.rows()
     assert len(rows) == 3 * 6
     assert set(rows[0]) == {"model", "label", "width", "resolution", "batch", "hardware",
-                            "precision", "macs", "params", "latency_ms", "supported", "top1",
-                            "pareto_macs", "pareto_top1"}
+                            "precision", "macs", "params", "latency_ms", "latency_range_ms",
+                            "supported", "top1", "pareto_macs", "pareto_top1"}
+    for row in rows:  # every supported latency lies inside its range
+        low, high = row["latency_range_ms"]
+        assert low < row["latency_ms"] < high
 
 
 def test_second_sweep_on_other_devices_is_served_from_the_cache(tmp_path, monkeypatch):

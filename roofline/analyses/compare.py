@@ -38,7 +38,8 @@ __all__ = ["Comparison", "compare", "short_labels", "USER_FAMILY", "ROW_FIELDS",
 #: device (1 = fastest; None when unsupported).
 ROW_FIELDS: tuple[str, ...] = (
     "model", "label", "short_label", "family", "width", "resolution", "hardware", "precision",
-    "latency_ms", "macs", "params", "top1", "pareto", "supported", "unsupported_kinds", "bound",
+    "latency_ms", "latency_range_ms", "macs", "params", "top1", "pareto", "supported",
+    "unsupported_kinds", "bound",
     "compute_bound_ms", "memory_bound_ms", "overhead_bound_ms", "rank", "kernels")
 
 
@@ -113,6 +114,8 @@ class Comparison:
                     "hardware": hw.name,
                     "precision": pred.precision,
                     "latency_ms": pred.latency_ms,
+                    "latency_range_ms": (list(pred.latency_range_ms)
+                                         if pred.latency_range_ms else None),
                     "macs": int(graph.macs),
                     "params": int(graph.params),
                     "top1": top1[m],

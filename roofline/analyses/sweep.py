@@ -37,7 +37,8 @@ __all__ = ["parse_grid", "sweep_variants", "trace_all", "evaluate_grid", "SweepR
 MAX_VARIANTS = 100_000
 
 ROW_FIELDS = ("model", "label", "width", "resolution", "batch", "hardware", "precision", "macs",
-              "params", "latency_ms", "supported", "top1", "pareto_macs", "pareto_top1")
+              "params", "latency_ms", "latency_range_ms", "supported", "top1", "pareto_macs",
+              "pareto_top1")
 
 
 # -- grids ---------------------------------------------------------------------------------------
@@ -115,9 +116,7 @@ View = tuple[bool, frozenset[str]]
 
 
 def _arrays_for(variant: Variant, views: list[View]) -> tuple[list[dict[str, Any]], bool]:
-    from ..sources.cache import cached_arrays
-
-    return cached_arrays(variant.cache_key, views, variant.trace_uncached)
+    return variant.kernel_arrays(views)
 
 
 @dataclass
@@ -163,7 +162,7 @@ def trace_all(variants: Sequence[Variant], views: Sequence[View], workers: int =
     stats = TraceStats()
     todo: list[int] = []
     for i, v in enumerate(variants):
-        key = v.cache_key if cache_enabled() else ""
+        key = v.cache_key if cache_enabled() and v.source.cacheable() else ""
         arrays = [load_arrays(key, view) for view in views] if key else [None]
         if all(a is not None for a in arrays):
             found[i] = arrays  # type: ignore[assignment]
@@ -270,6 +269,8 @@ class SweepResult:
     hardware: list[HardwareProfile]
     precisions: list[str]
     latency_s: np.ndarray  # (devices, variants); NaN where unsupported
+    latency_low_s: np.ndarray | None = None  # the range of each latency (same shape)
+    latency_high_s: np.ndarray | None = None
     stats: TraceStats = field(default_factory=TraceStats)
     total_variants: int = 0
 
@@ -290,6 +291,8 @@ class SweepResult:
             by_macs, by_top1 = self.frontier(h)
             for m, variant in enumerate(self.variants):
                 latency = self.latency_s[h, m]
+                spread = None if self.latency_low_s is None or math.isnan(latency) else [
+                    float(self.latency_low_s[h, m] * 1e3), float(self.latency_high_s[h, m] * 1e3)]
                 out.append({
                     "model": variant.name, "label": variant.label,
                     "width": variant.effective_width,
@@ -297,6 +300,7 @@ class SweepResult:
                     "hardware": hw.name, "precision": self.precisions[h],
                     "macs": int(self.macs[m]), "params": int(self.params[m]),
                     "latency_ms": None if math.isnan(latency) else float(latency * 1e3),
+                    "latency_range_ms": spread,
                     "supported": not math.isnan(latency), "top1": top1[m],
                     "pareto_macs": bool(by_macs[m]), "pareto_top1": bool(by_top1[m]),
                 })
@@ -324,12 +328,14 @@ def evaluate_grid(variants: Sequence[Variant], arrays: Sequence[list[dict[str, A
     kept = [(v, a) for v, a in zip(variants, arrays, strict=True) if a is not None]
     latency = np.full((len(hardware), len(kept)), np.nan)
     precisions = [precision or hw.default_precision for hw in hardware]
+    low = high = latency
     if kept:
         index = {view: k for k, view in enumerate(views)}
         models = KernelSet(arrays=lambda view: [a[index[view]] for _, a in kept],
                            count=len(kept))
         pricing = price(models, hardware, precision)
         latency = pricing.latency_s
+        low, high = pricing.latency_low_s, pricing.latency_high_s
         precisions = [p[0] for p in pricing.precisions]
     first = [a[0] for _, a in kept]
     return SweepResult(
@@ -337,4 +343,5 @@ def evaluate_grid(variants: Sequence[Variant], arrays: Sequence[list[dict[str, A
         macs=np.array([float(a["graph_macs"]) for a in first]),
         params=np.array([float(a["graph_params"]) for a in first]),
         hardware=list(hardware), precisions=precisions, latency_s=latency,
+        latency_low_s=low, latency_high_s=high,
         stats=stats or TraceStats(), total_variants=len(variants))

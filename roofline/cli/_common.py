@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..errors import RooflineError
-from ..sources.variant import check_batch, check_resolution, check_width
+from ..sources.spec import check_batch, check_resolution, check_width, parse_input
 from ..units import PRECISIONS
 
 __all__ = [
-    "add_variant_options", "add_precision_option", "arg_type", "split_list", "console",
+    "add_variant_options", "add_input_option",
+    "add_precision_option", "arg_type", "split_list", "console",
     "fmt_count", "fmt_bytes", "fmt_ms", "print_json", "make_table", "positive_int",
     "seconds_between", "write_rows_csv", "ProgressBar",
 ]
@@ -55,6 +56,17 @@ def add_variant_options(parser: argparse.ArgumentParser, *, batch: bool = True) 
     if batch:
         parser.add_argument("--batch", type=arg_type(check_batch, "batch"), default=1,
                             metavar="B", help="batch size (default 1)")
+    add_input_option(parser)
+
+
+def add_input_option(parser: argparse.ArgumentParser) -> None:
+    """--input SHAPE[:DTYPE], repeatable: the model's inputs instead of an image batch."""
+    parser.add_argument("--input", dest="input", action="append", default=None,
+                        type=arg_type(parse_input, "input"), metavar="SHAPE[:DTYPE]",
+                        help="a model input instead of the default image batch, repeatable "
+                             "for several (1x3x224x224, 1x16:int64; NAME=SHAPE[:DTYPE] for a "
+                             "keyword input); dtypes: float32, float16, int64, int32, int8, "
+                             "uint8, bool")
 
 
 def add_precision_option(parser: argparse.ArgumentParser, default: str | None) -> None:
@@ -171,8 +183,10 @@ def seconds_between(low: float, high: float) -> Callable[[str], float]:
 
 def write_rows_csv(path: str, rows: Sequence[dict[str, Any]],
                    fields: Sequence[str] | None = None) -> None:
-    """Write ``rows`` (dicts) to ``path`` as CSV, atomically."""
+    """Write ``rows`` (dicts) to ``path`` as CSV, atomically. A list cell (a latency range,
+    unsupported op kinds) is written as its JSON text, ``[0.93, 1.21]``, so it reads back."""
     import csv
+    import json
 
     from ..io import atomic_open
 
@@ -180,7 +194,8 @@ def write_rows_csv(path: str, rows: Sequence[dict[str, Any]],
     with atomic_open(path, "w") as handle:
         writer = csv.DictWriter(handle, fieldnames=names)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: json.dumps(v) if isinstance(v, (list, tuple)) else v
+                          for k, v in row.items()} for row in rows)
 
 
 class ProgressBar:

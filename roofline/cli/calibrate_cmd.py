@@ -22,9 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "efficiencies, overheads) to measured whole-model latencies by bounded "
                     "least squares on relative error, report the fit with leave-one-out "
                     "errors, and write the fitted profile. The fit uses fused kernels.")
-    p.add_argument("--measurements", metavar="FILE.csv",
-                   help="CSV with columns model, width, resolution, latency_ms (optional: "
-                        "precision, device, batch, source)")
+    p.add_argument("--measurements", metavar="FILE.csv[,FILE.csv]",
+                   help="CSV with columns model, width, latency_ms (optional: resolution, "
+                        "precision, device, runtime, threads, batch, source); several files "
+                        "separated by commas")
     p.add_argument("--hw", metavar="BASE", help="profile to start from (name or path); its "
                                                 "[fit] free list names what is fitted")
     p.add_argument("--out", metavar="NEW_PROFILE", help="where to write the fitted profile "
@@ -32,6 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", metavar="NAME",
                    help="use the rows of this device (default: BASE's name) when the file "
                         "has a device column")
+    p.add_argument("--select", metavar="KEY=VALUE[,...]", default=None,
+                   help="use the rows whose columns have these values (device, runtime, "
+                        "threads, precision, model), e.g. device=pixel3,runtime=tflite-gpu; "
+                        "default: BASE's [fit] select, else its device rows")
     p.add_argument("--free", metavar="P1,P2", type=lambda s: split_list(s, "parameter"),
                    help="parameters to fit instead of BASE's [fit] free list")
     p.add_argument("--name", help="name of the written profile (default: BASE's name)")
@@ -57,23 +62,34 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_measurements(args: argparse.Namespace) -> int:
     from ..core.hardware import load_hardware, profile_to_toml
-    from ..fitting.calibrate import fit_profile, load_measurements
+    from ..fitting.calibrate import fit_profile
+    from ..fitting.measurements import format_select, load_measurements, parse_select
     from ..io import atomic_write_text, check_writable
     from ..zoo import list_models
 
     check_writable(args.out)
     base = load_hardware(args.hw)
-    device = args.device or base.name
+    stated = base.fit.select if base.fit else ""
+    where = parse_select(args.select if args.select is not None else stated) or [{}]
+    if args.device:
+        where = [{**c, "device": args.device} for c in where]
+    elif not stated and args.select is None:
+        where = [{**c, "device": base.name} for c in where]
     zoo = set(list_models())
-    measurements = load_measurements(args.measurements, device=device,
-                                     known_models=lambda m: m in zoo or ":" in m)
+    measurements = []
+    for path in split_list(args.measurements, "measurement file"):
+        measurements += load_measurements(path, where=where,
+                                          known_models=lambda m: m in zoo or ":" in m)
     free = args.free or (list(base.fit.free) if base.fit else [])
     command = "python -m roofline " + shlex.join(args.argv)
-    source = (f"fitted to {len(measurements)} measured latencies of {device} in "
+    shown = format_select(where)
+    source = (f"fitted to {len(measurements)} measured latencies ({shown}) in "
               f"{args.measurements} (the command is in [fit])")
     result = fit_profile(base, measurements, free, leave_one_out=args.loo, source=source)
+    stated_fit = base.fit.model_dump() if base.fit else {}
     fit_info = {
         "measurements": str(args.measurements),
+        "select": shown,
         "command": command,
         "convention": "fused kernels",
         "date": _dt.date.today().isoformat(),
@@ -81,6 +97,11 @@ def _run_measurements(args: argparse.Namespace) -> int:
         "models": len(measurements),
         "median_abs_error_pct": round(result.median_abs_error_pct, 2),
         "spearman": _round(result.spearman),
+        "model_sigma": stated_fit.get("model_sigma"),
+        "priors": stated_fit.get("priors", {}),
+        "covariance": [[float(f"{v:.6g}") for v in row] for row in result.covariance],
+        "structural_sigma": stated_fit.get("structural_sigma"),
+        "flags": list(result.flags),
     }
     if result.loo_predicted_ms:
         fit_info["loo_median_abs_error_pct"] = round(result.loo_median_abs_error_pct, 2)
@@ -132,4 +153,6 @@ def _print_fit(result, name: str, out: str) -> None:
         line += (f"   leave-one-out: median |error| {result.loo_median_abs_error_pct:.1f} %  "
                  f"Spearman {result.loo_spearman:.3f}")
     con.print(line)
+    for flag in result.flags:
+        con.print(f"note: {flag}")
     con.print(f"wrote {out}")

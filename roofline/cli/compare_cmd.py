@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ._common import (
+    add_input_option,
     add_precision_option,
     console,
     fmt_count,
@@ -45,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", type=lambda s: split_list(s, "model"), default=["all"],
                    metavar="all|NAME,...", help="models to compare (default: all)")
     add_precision_option(p, None)
+    add_input_option(p)
     p.add_argument("--focus", metavar="NAME", default=None,
                    help="model whose kernels the report's roofline and breakdown charts show "
                         "(default: the fastest Pareto-optimal model on the first device)")
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if args.no_report and args.out:
         raise UsageError("--out and --no-report contradict each other; give one")
     hardware = resolve_hardware(args.hw, args.precision)
-    variants = resolve_models(args.models)
+    variants = resolve_models(args.models, args.input)
     if args.focus is not None:
         from ..sources.variant import parse_variant
 

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from ..sources.variant import parse_variant
 
     variant = parse_variant(args.model, width=args.width, resolution=args.resolution,
-                            batch=args.batch)
+                            batch=args.batch, inputs=args.input)
     if args.csv:
         check_writable(args.csv)
     graph = variant.trace(args.precision)

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     precision = args.precision or hw.default_precision
     hw.peak(precision)  # an unknown precision for this device fails before tracing
     variant = parse_variant(args.model, width=args.width, resolution=args.resolution,
-                            batch=args.batch)
+                            batch=args.batch, inputs=args.input)
     graph = variant.trace()
     prediction = predict(graph, hw, precision)
     if args.json:
@@ -69,6 +69,8 @@ def profile_json(variant: Any, graph: Any, prediction: Any) -> dict[str, Any]:
         "macs": graph.macs,
         "top1": variant.top1(),
         "latency_ms": prediction.latency_ms,
+        "latency_range_ms": (list(prediction.latency_range_ms)
+                             if prediction.latency_range_ms else None),
         "supported": prediction.supported,
         "unsupported_kinds": prediction.unsupported_kinds,
         "bound_ms": prediction.bound_breakdown(),

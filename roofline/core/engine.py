@@ -492,6 +492,106 @@ def _switch_counts(table: KernelTable, supported: np.ndarray) -> np.ndarray:
     return counts
 
 
+# -- how far a prediction may be off ---------------------------------------------------------------
+
+#: The coverage of a prediction's range: the central 80 % of the latencies consistent with the
+#: profile's fit and the engine's own error.
+RANGE_COVERAGE = 0.80
+_RANGE_Z = 1.2815515655446004  # the standard normal's 90th percentile: 80 % two-sided
+
+#: The engine's own relative error (natural-log units, one standard deviation) on models unlike
+#: those a profile was fitted to, by device kind, for a profile whose [fit] does not state its
+#: own: the held-out errors of benchmarks/bench_fit.py's extrapolating splits.
+STRUCTURAL_SIGMA: dict[str, float] = {"cpu": 0.15, "gpu": 0.20, "dsp": 0.20, "edgetpu": 0.20,
+                                      "npu": 0.20}
+
+#: What a profile that was never fitted is unsure of, by device kind: the parameters a fit
+#: would move (with their generic priors, roofline.core.fields): a datasheet alone is a
+#: guess, and its range says so.
+UNFITTED_FREE: dict[str, tuple[str, ...]] = {
+    "cpu": ("efficiency.conv+pointwise_conv+linear+matmul", "efficiency.depthwise_conv",
+            "overhead.per_kernel_s"),
+    "gpu": ("efficiency.conv+pointwise_conv+linear+matmul", "dram.bandwidth_bytes_per_s",
+            "overhead.per_kernel_s"),
+    "dsp": ("efficiency.conv+pointwise_conv+linear+matmul", "dram.bandwidth_bytes_per_s",
+            "overhead.per_kernel_s"),
+    "edgetpu": ("efficiency.conv+pointwise_conv+linear+matmul", "dram.bandwidth_bytes_per_s",
+                "overhead.per_kernel_s"),
+    "npu": ("efficiency.conv+pointwise_conv+linear+matmul", "dram.bandwidth_bytes_per_s",
+            "overhead.per_kernel_s"),
+}
+
+
+def _uncertain_directions(hw: HardwareProfile) -> tuple[list[HardwareProfile], float]:
+    """Profiles one standard deviation away from ``hw`` along each principal direction of its
+    parameters' uncertainty, and the engine's structural error (ln units).
+
+    A fitted profile's uncertainty is its fit's posterior covariance; an unfitted one's, the
+    generic priors of the parameters a fit would move (:data:`UNFITTED_FREE`).
+    """
+    from .fields import fit_spec, values_by_path, with_values
+
+    fit = hw.fit
+    structural = (fit.structural_sigma if fit is not None and fit.structural_sigma is not None
+                  else STRUCTURAL_SIGMA.get(hw.kind, 0.2))
+    if fit is not None and fit.covariance:
+        specs = [fit_spec(hw, p) for p in fit.free]
+        specs = [s for s in specs if s.transform != "grid"]
+        cov = np.array(fit.covariance, dtype=np.float64)
+    else:
+        specs = []
+        for path in UNFITTED_FREE.get(hw.kind, ()):
+            try:
+                specs.append(fit_spec(hw, path))
+            except Exception:  # noqa: BLE001 - a field this profile lacks is not uncertain
+                continue
+        sds = [math.log(s.generic_prior[1]) if s.transform == "log" else
+               s.generic_prior[1] * s.scale for s in specs if s.generic_prior]
+        cov = np.diag(np.square(sds)) if sds else np.zeros((0, 0))
+    if len(specs) != len(cov):
+        return [], structural
+    def coord(spec: Any, value: float) -> float:
+        return math.log(value) if spec.transform == "log" else value * spec.scale
+
+    center = np.array([coord(s, s.start) for s in specs])
+    lo = np.array([coord(s, s.lower) if s.transform != "log" or s.lower > 0 else -np.inf
+                   for s in specs])
+    hi = np.array([coord(s, s.upper) for s in specs])
+    lam, vec = np.linalg.eigh(cov) if cov.size else (np.zeros(0), np.zeros((0, 0)))
+    members = []
+    for i in range(len(lam)):
+        if lam[i] <= 1e-12:
+            continue
+        step = math.sqrt(lam[i]) * vec[:, i]
+        # One standard deviation to the side that stays inside the parameters' box (an
+        # efficiency of 0.9 can only be 3x lower, not 3x higher); if both leave it, the side
+        # that leaves it less.
+        outside = [float(np.sum(np.maximum(x - hi, 0) + np.maximum(lo - x, 0)))
+                   for x in (center + step, center - step)]
+        x = center + step if outside[0] <= outside[1] else center - step
+        values = [math.exp(v) if s.transform == "log" else v / s.scale
+                  for s, v in zip(specs, x, strict=True)]
+        members.append(with_values(hw, values_by_path(specs, values), validate=False))
+    return members, structural
+
+
+def _ranges(table: KernelTable, hw: HardwareProfile, codes: np.ndarray,
+            fallback: HardwareProfile | None, latency: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """The low and high ends of each graph's latency range on ``hw`` (see RANGE_COVERAGE): the
+    spread of latency over the parameters consistent with the fit (one-sided differences one
+    standard deviation along each principal direction), combined with the engine's own
+    error."""
+    members, structural = _uncertain_directions(hw)
+    variance = np.full(latency.shape, structural ** 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for member in members:
+            moved = _evaluate(table, member, codes, fallback).graph_latency_s
+            variance += np.square(np.log(moved / latency))
+    spread = np.exp(_RANGE_Z * np.sqrt(variance))
+    return latency / spread, latency * spread
+
+
 # -- the pricing function -------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -507,6 +607,8 @@ class Pricing:
     supported: np.ndarray
     costs: tuple[KernelCosts, ...]
     tables: tuple[KernelTable, ...]
+    latency_low_s: np.ndarray  # the range (RANGE_COVERAGE) of each latency; NaN unsupported
+    latency_high_s: np.ndarray
 
     @property
     def latency_ms(self) -> np.ndarray:
@@ -525,6 +627,8 @@ class Pricing:
             graph=table.graphs[g], hardware=hw, precision=self.precisions[h][g],
             latency_ms=float(self.latency_s[h, g] * 1e3) if ok else None, supported=ok,
             per_inference_ms=hw.overhead.per_inference_s * 1e3,
+            latency_range_ms=(float(self.latency_low_s[h, g] * 1e3),
+                              float(self.latency_high_s[h, g] * 1e3)) if ok else None,
             _costs=self.costs[h], _rows=slice(int(starts[g]), int(starts[g + 1])))
 
     def predictions(self) -> list[list[Prediction]]:
@@ -548,6 +652,7 @@ def price(models: Sequence[LayerGraph] | KernelSet,
     kernels = models if isinstance(models, KernelSet) else KernelSet(models)
     profiles = tuple(_as_profile(h) for h in hardware)
     latency = np.full((len(profiles), kernels.count), np.nan)
+    low, high = latency.copy(), latency.copy()
     supported = np.zeros((len(profiles), kernels.count), dtype=bool)
     costs, tables, precisions = [], [], []
     for h, hw in enumerate(profiles):
@@ -556,13 +661,14 @@ def price(models: Sequence[LayerGraph] | KernelSet,
         fallback = load_hardware(hw.support.fallback) if hw.support.fallback else None
         result = _evaluate(table, hw, codes, fallback)
         latency[h] = result.graph_latency_s
+        low[h], high[h] = _ranges(table, hw, codes, fallback, result.graph_latency_s)
         supported[h] = result.graph_supported
         costs.append(result)
         tables.append(table)
         precisions.append(tuple(PRECISION_ORDER[c] for c in codes))
     return Pricing(models=kernels, hardware=profiles, precisions=tuple(precisions),
                    latency_s=latency, supported=supported, costs=tuple(costs),
-                   tables=tuple(tables))
+                   tables=tuple(tables), latency_low_s=low, latency_high_s=high)
 
 
 def predict(graph: LayerGraph, hardware: HardwareProfile | str,
@@ -595,6 +701,9 @@ class Prediction:
     latency_ms: float | None
     supported: bool
     per_inference_ms: float
+    # (low, high): the central RANGE_COVERAGE of the latencies consistent with the profile's
+    # fit and the engine's own error; None when unsupported.
+    latency_range_ms: tuple[float, float] | None
     _costs: KernelCosts = field(repr=False)
     _rows: slice = field(repr=False)
 

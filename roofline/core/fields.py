@@ -60,6 +60,10 @@ class Field:
     scale: float = 1.0
     grid: tuple[int, ...] = ()
     ceiling_factor: float = 1000.0  # for log fields bounded by the base: lower = base / this
+    # The generic prior of a fit that states none: (typical, spread, relative to the base's
+    # value), as in roofline.core.hardware.Prior. Deliberately weak: a profile's own
+    # [fit.priors] say what its datasheet and runtime suggest, with sources.
+    prior: tuple[float, float, bool] | None = None
 
     def parts(self) -> list[str]:
         return self.pattern.split(".")
@@ -68,27 +72,37 @@ class Field:
 #: Every numeric field of a profile. A new fittable parameter is a new row (and its field in
 #: ``roofline.core.hardware``).
 FIELDS: tuple[Field, ...] = (
-    Field("peak_macs_per_s.{precision}", "MACs/s", "peak_macs_per_s.{precision}", fit="log"),
-    Field("dram.bandwidth_bytes_per_s", "bytes/s", "dram.bandwidth_bytes_per_s", fit="log"),
+    # A datasheet peak or bandwidth is a ceiling: expected near it (throttling, contention
+    # and runtimes reach less), never above.
+    Field("peak_macs_per_s.{precision}", "MACs/s", "peak_macs_per_s.{precision}", fit="log",
+          prior=(0.8, 1.6, True)),
+    Field("dram.bandwidth_bytes_per_s", "bytes/s", "dram.bandwidth_bytes_per_s", fit="log",
+          prior=(0.6, 1.6, True)),
     Field("memory.{level}.capacity_bytes", "bytes", "memory.{level}", fit="grid",
           grid=_CAPACITIES),
-    Field("memory.{level}.bandwidth_bytes_per_s", "bytes/s", "memory.{level}", fit="log"),
+    Field("memory.{level}.bandwidth_bytes_per_s", "bytes/s", "memory.{level}", fit="log",
+          prior=(0.6, 1.6, True)),
+    # Fixed costs: expected small, a standard deviation of the size a dispatch (tens of
+    # microseconds) or a whole inference set-up (a millisecond) takes on a phone.
     Field("overhead.per_kernel_s", "s", "overhead.per_kernel_s", 0.0, "linear", 0.0, 0.05,
-          1e3),
+          1e3, prior=(0.0, 30e-6, False)),
     Field("overhead.per_inference_s", "s", "overhead.per_inference_s", 0.0, "linear", 0.0,
-          0.05, 1e3),
+          0.05, 1e3, prior=(0.0, 1e-3, False)),
     # At most 1e-8 s/byte: no runtime repacks weights slower than 100 MB/s.
     Field("overhead.per_weight_byte_s", "s/byte", "overhead.per_weight_byte_s", 0.0, "linear",
-          0.0, 1e-8, 1e9),
+          0.0, 1e-8, 1e9, prior=(0.0, 1e-9, False)),
     Field("overhead.per_kind_s.{kind}", "s", "overhead.per_kind_s.{kind}", 0.0, "linear", 0.0,
-          0.05, 1e3),
-    Field("efficiency.{kind}", "fraction of peak", "efficiency.{kind}", 1.0, "log", 1e-3, 1.0),
+          0.05, 1e3, prior=(0.0, 30e-6, False)),
+    # An op kind's share of peak: anywhere from a few percent (depthwise on wide SIMD) to
+    # nearly all of it (large GEMMs); a factor of 3 either side of a half.
+    Field("efficiency.{kind}", "fraction of peak", "efficiency.{kind}", 1.0, "log", 1e-3, 1.0,
+          prior=(0.5, 3.0, False)),
     Field("memory_efficiency.{kind}", "fraction of bandwidth", "memory_efficiency.{kind}",
-          1.0, "log", 1e-3, 1.0),
+          1.0, "log", 1e-3, 1.0, prior=(0.7, 2.0, False)),
     Field("geometry.{geometry}", "MAC lanes", "geometry.{geometry}", 1.0, "grid",
           grid=_POWERS),
     Field("support.fallback_transfer_s", "s", "support.fallback_transfer_s", 0.0, "linear",
-          0.0, 0.05, 1e3),
+          0.0, 0.05, 1e3, prior=(0.0, 1e-3, False)),
 )
 
 
@@ -270,6 +284,18 @@ def _present(profile: HardwareProfile) -> Iterator[tuple[str, float]]:
     yield "support.fallback_transfer_s", profile.support.fallback_transfer_s
 
 
+def _fit_numbers(profile: HardwareProfile) -> Iterator[str]:
+    """The [sources] keys a profile's fit numbers need: each prior (a stated expectation is a
+    number like any other) and the structural error."""
+    fit = profile.fit
+    if fit is None:
+        return
+    for path in fit.priors:
+        yield f"fit.priors.{path}"
+    if fit.structural_sigma is not None:
+        yield "fit.structural_sigma"
+
+
 def unsourced(profile: HardwareProfile) -> Iterator[str]:
     """The ``[sources]`` keys a profile's numbers need and lack, each once: every number it
     gives that differs from its field's default (an efficiency given explicitly needs a
@@ -290,6 +316,9 @@ def unsourced(profile: HardwareProfile) -> Iterator[str]:
         key = source_key(path, profile)
         if not trivial and not has(key) and key not in missing:
             missing.append(key)
+    for key in _fit_numbers(profile):
+        if not has(key) and key not in missing:
+            missing.append(key)
     yield from missing
     for key, text in profile.sources.items():
         if not text.strip():
@@ -300,7 +329,8 @@ def unsourced(profile: HardwareProfile) -> Iterator[str]:
 
 @dataclass(frozen=True)
 class FitSpec:
-    """One free parameter of a fit: the paths it sets, how it moves, its bounds and start."""
+    """One free parameter of a fit: the paths it sets, how it moves, its bounds and start, and
+    the field's generic prior (typical, spread, relative) when the profile states none."""
 
     path: str  # as given, perhaps tied (efficiency.conv+linear)
     paths: tuple[str, ...]
@@ -311,6 +341,8 @@ class FitSpec:
     scale: float = 1.0
     grid: tuple[int, ...] = ()
     unit: str = ""
+    base_value: float = 1.0  # the base profile's value (relative priors are fractions of it)
+    generic_prior: tuple[float, float, bool] | None = None
 
 
 def fit_spec(profile: HardwareProfile, path: str) -> FitSpec:
@@ -337,7 +369,8 @@ def fit_spec(profile: HardwareProfile, path: str) -> FitSpec:
     upper = start if spec.upper is None else spec.upper
     lower = upper / spec.ceiling_factor if spec.lower is None else spec.lower
     return FitSpec(path, tuple(paths), spec.fit, lower, upper, min(max(start, lower), upper),
-                   scale=spec.scale, unit=spec.unit)
+                   scale=spec.scale, unit=spec.unit, base_value=start,
+                   generic_prior=spec.prior)
 
 
 def describe_fittable() -> str:

@@ -219,11 +219,51 @@ class Fusion(_Strict):
     _tuple = field_validator("epilogue", mode="before")(_listed)
 
 
+class Prior(_Strict):
+    """What a free parameter is expected to be before any measurement is seen: a soft
+    constraint of the fit (a penalty of one unit of squared error per standard deviation).
+
+    For a field fitted on a log scale (peaks, bandwidths, efficiencies) ``typical`` is its
+    expected value (with ``relative``, a fraction of the base profile's own value: the
+    datasheet figure) and ``spread`` the factor (> 1) one standard deviation spans. For a
+    field fitted linearly (overheads, in seconds) ``typical`` is its expected value and
+    ``spread`` one standard deviation in the same unit. ``floor`` is a hard lower bound where
+    physics sets one (relative like ``typical``).
+    """
+
+    typical: float
+    spread: float
+    floor: float | None = None
+    relative: bool = False
+
+    _num = field_validator("typical", "spread", "floor", mode="before")(_number)
+
+    @field_validator("typical", "spread")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        return _finite_positive(v) if v != 0 else v
+
+    @field_validator("floor")
+    @classmethod
+    def _floor(cls, v: float | None) -> float | None:
+        return None if v is None else _finite_non_negative(v)
+
+
 class FitInfo(_Strict):
-    """How the profile's free parameters were fitted (written by ``roofline calibrate``)."""
+    """How the profile's free parameters were fitted (written by ``roofline calibrate``),
+    and how far its predictions may be off.
+
+    ``covariance`` is the fit's posterior covariance of the continuous free parameters (in
+    ``free`` order, grid-searched ones left out) in fit coordinates: natural log for fields
+    fitted on a log scale, the field's unit for the others. ``structural_sigma`` is the
+    relative error (natural-log units, one standard deviation) of the engine itself on models
+    unlike those fitted, measured on held-out splits (``benchmarks/bench_fit.py``). Together
+    they give every prediction its range. ``flags`` say where the fit is weak.
+    """
 
     measurements: str
     command: str
+    select: str = ""  # the measurement rows used: KEY=VALUE,... (roofline.fitting)
     convention: str = "fused kernels"
     date: str = ""
     free: tuple[str, ...] = ()
@@ -232,11 +272,38 @@ class FitInfo(_Strict):
     loo_median_abs_error_pct: float | None = None
     spearman: float | None = None
     loo_spearman: float | None = None
+    model_sigma: float | None = None
+    priors: dict[str, Prior] = Field(default_factory=dict)
+    covariance: tuple[tuple[float, ...], ...] = ()
+    structural_sigma: float | None = None
+    flags: tuple[str, ...] = ()
 
-    _tuple = field_validator("free", mode="before")(_listed)
+    _tuple = field_validator("free", "flags", mode="before")(_listed)
 
     _num = field_validator("median_abs_error_pct", "loo_median_abs_error_pct", "spearman",
-                           "loo_spearman", mode="before")(_number)
+                           "loo_spearman", "model_sigma", "structural_sigma",
+                           mode="before")(_number)
+
+    @field_validator("covariance", mode="before")
+    @classmethod
+    def _matrix(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return tuple(tuple(_number(x) for x in row) if isinstance(row, list) else row
+                         for row in v)
+        return v
+
+    @model_validator(mode="after")
+    def _square(self) -> FitInfo:
+        n = len(self.covariance)
+        if any(len(row) != n for row in self.covariance):
+            raise ValueError("covariance must be a square matrix, one row per continuous "
+                             "free parameter")
+        for i in range(n):
+            if not math.isfinite(self.covariance[i][i]) or self.covariance[i][i] < 0:
+                raise ValueError(f"covariance: variance {i} must be a finite number >= 0")
+        if self.structural_sigma is not None:
+            _finite_non_negative(self.structural_sigma)
+        return self
 
 
 class HardwareProfile(_Strict):
@@ -610,11 +677,20 @@ def profile_to_toml(profile: HardwareProfile, header: str = "") -> str:
                 lines.append("")
     if data.get("fit"):
         lines.append("[fit]")
+        tables = []
         for k, v in data["fit"].items():
-            if v is None:
+            if v is None or v == () or v == []:
+                continue
+            if isinstance(v, dict):
+                tables.append((k, v))
                 continue
             lines.append(f"{k} = {_toml_value(v)}")
         lines.append("")
+        for k, v in tables:
+            if v:
+                lines.append(f"[fit.{k}]")
+                lines.extend(f"{_toml_key(kk)} = {_toml_value(vv)}" for kk, vv in v.items())
+                lines.append("")
     lines.append("[sources]")
     for k, v in data["sources"].items():
         lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
@@ -646,4 +722,7 @@ def _toml_value(v: Any) -> str:
         return f'"{escaped}"'
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):  # an inline table; None values are left out
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()
+                                if x is not None) + " }"
     raise TypeError(f"cannot write {type(v).__name__} to TOML")

@@ -21,11 +21,10 @@ The fit uses the kernel view (fused kernels), the convention the engine predicts
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,120 +33,13 @@ from ..core.engine import KernelSet, evaluate
 from ..core.engine import io_on_chip as _io_on_chip
 from ..core.fields import FitSpec, fit_spec, source_key, values_by_path, with_values
 from ..core.hardware import HardwareProfile
-from ..errors import MeasurementError, RooflineError, UsageError
-from ..units import PRECISIONS
+from ..errors import ProfileError, RooflineError, UsageError
+from .measurements import Measurement, load_measurements, trace_measurements
 
-__all__ = ["Measurement", "load_measurements", "FitResult", "fit_profile", "spearman",
-           "kendall", "ParameterSpace"]
+__all__ = ["FitResult", "fit_profile", "spearman", "kendall", "ParameterSpace",
+           # the measurements a fit reads (roofline.fitting.measurements), for its callers
+           "Measurement", "load_measurements", "trace_measurements"]
 
-REQUIRED_COLUMNS = ("model", "width", "resolution", "latency_ms")
-OPTIONAL_COLUMNS = ("precision", "device", "source", "batch")
-_MAX_OVERHEAD_S = 0.05
-_MIN_EFFICIENCY = 1e-3
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """One measured latency: a model variant on a device at a precision."""
-
-    model: str
-    width: float
-    resolution: int
-    latency_ms: float
-    precision: str | None = None
-    device: str | None = None
-    batch: int = 1
-    source: str = ""
-    row: int = 0  # line number in the file (1 = header)
-
-    @property
-    def label(self) -> str:
-        return f"{self.model}@{self.width:g}:{self.resolution}" + (
-            f" {self.precision}" if self.precision else "")
-
-
-def load_measurements(path: str | Path, *, device: str | None = None,
-                      known_models: Callable[[str], bool] | None = None) -> list[Measurement]:
-    """Read a measurement CSV; every problem is a MeasurementError naming the file and row.
-
-    Columns: model, width, resolution, latency_ms (required); precision, device, batch,
-    source (optional). With ``device``, only rows for that device are kept (a file without
-    a device column is taken to be for it). ``known_models`` validates model names.
-    """
-    from ..core.hardware import shipped_path
-
-    path = shipped_path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise MeasurementError(f"measurement file {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MeasurementError(f"{path}: cannot read: {exc}") from None
-    reader = csv.DictReader(text.splitlines())
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise MeasurementError(f"{path}: missing column(s) {', '.join(missing)}; need "
-                               f"{', '.join(REQUIRED_COLUMNS)} (optional: "
-                               f"{', '.join(OPTIONAL_COLUMNS)})")
-    unknown = [c for c in header if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
-    if unknown:
-        raise MeasurementError(f"{path}: unknown column(s) {', '.join(unknown)}; valid: "
-                               f"{', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}")
-    rows: list[Measurement] = []
-    for line, raw in enumerate(reader, start=2):
-        record = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k}
-        if None in raw:
-            raise MeasurementError(f"{path}: row {line}: more fields than columns")
-        rows.append(_parse_row(path, line, record, known_models))
-    if device is not None and "device" in header:
-        rows = [r for r in rows if r.device == device]
-    if not rows:
-        where = f" for device {device!r}" if device else ""
-        raise MeasurementError(f"{path}: no measurements{where}")
-    return rows
-
-
-def _parse_row(path: Path, line: int, record: dict[str, str],
-               known_models: Callable[[str], bool] | None) -> Measurement:
-    def fail(column: str, why: str) -> MeasurementError:
-        return MeasurementError(f"{path}: row {line}, column {column!r}: {why}")
-
-    model = record.get("model", "")
-    if not model:
-        raise fail("model", "empty")
-    if known_models is not None and not known_models(model):
-        raise fail("model", f"unknown model {model!r}")
-    number = {}
-    for column in ("width", "latency_ms"):
-        try:
-            value = float(record.get(column, ""))
-        except ValueError:
-            raise fail(column, f"not a number: {record.get(column)!r}") from None
-        if not math.isfinite(value) or value <= 0:
-            raise fail(column, f"must be a finite number > 0, got {record.get(column)!r}")
-        number[column] = value
-    try:
-        resolution = int(record.get("resolution", ""))
-    except ValueError:
-        raise fail("resolution", f"not a whole number: {record.get('resolution')!r}") from None
-    if not 8 <= resolution <= 8192:
-        raise fail("resolution", f"must be from 8 to 8192, got {resolution}")
-    precision = record.get("precision") or None
-    if precision is not None and precision not in PRECISIONS:
-        raise fail("precision", f"unknown precision {precision!r}; valid: "
-                                f"{', '.join(PRECISIONS)}")
-    batch_text = record.get("batch") or "1"
-    try:
-        batch = int(batch_text)
-    except ValueError:
-        raise fail("batch", f"not a whole number: {batch_text!r}") from None
-    if batch < 1:
-        raise fail("batch", f"must be >= 1, got {batch}")
-    return Measurement(model=model, width=number["width"], resolution=resolution,
-                       latency_ms=number["latency_ms"], precision=precision,
-                       device=record.get("device") or None, batch=batch,
-                       source=record.get("source", ""), row=line)
 
 
 # -- parameters -----------------------------------------------------------------------------------
@@ -156,12 +48,52 @@ class ParameterSpace:
     """The named free parameters of a profile: their bounds, how a fit moves them, and how to
     set them. Which fields may be fitted and how is ``roofline.core.fields``' table."""
 
-    def __init__(self, base: HardwareProfile, free: Sequence[str]):
+    def __init__(self, base: HardwareProfile, free: Sequence[str], *, priors: bool = True):
         if not free:
             raise UsageError("nothing to fit: the profile lists no free parameters "
                              "(its [fit] free list) and none were given")
         self.base = base
         self.params = [fit_spec(base, path) for path in free]
+        if priors:  # a prior's floor is a hard bound
+            self.params = [self._floored(p) for p in self.params]
+
+    def _stated(self, p: FitSpec) -> Any:
+        priors = self.base.fit.priors if self.base.fit else {}
+        return priors.get(p.path)
+
+    def _floored(self, p: FitSpec) -> FitSpec:
+        stated = self._stated(p)
+        if stated is None or stated.floor is None:
+            return p
+        floor = stated.floor * (p.base_value if stated.relative else 1.0)
+        if floor >= p.upper:
+            raise ProfileError(f"{self.base.path or self.base.name}: field "
+                               f"'fit.priors.{p.path}': floor {floor:.4g} is not below the "
+                               f"upper bound {p.upper:.4g}")
+        lower = max(p.lower, floor)
+        return dataclasses.replace(p, lower=lower, start=min(max(p.start, lower), p.upper))
+
+    def prior(self, p: FitSpec) -> tuple[float, float]:
+        """(mean, standard deviation) of ``p``'s prior in fit coordinates: the profile's own
+        ``[fit.priors]`` entry, else the field's generic prior."""
+        stated = self._stated(p)
+        if stated is not None:
+            typical, spread, relative = stated.typical, stated.spread, stated.relative
+        elif p.generic_prior is not None:
+            typical, spread, relative = p.generic_prior
+        else:  # pragma: no cover - every continuous field has a generic prior
+            raise ProfileError(f"no prior for {p.path}")
+        value = typical * (p.base_value if relative else 1.0)
+        if p.transform == "log":
+            if value <= 0 or spread <= 1:
+                raise ProfileError(f"{self.base.path or self.base.name}: field "
+                                   f"'fit.priors.{p.path}': a log-scale prior needs typical "
+                                   f"> 0 and spread > 1, got {typical:g}, {spread:g}")
+            return math.log(value), math.log(spread)
+        if spread <= 0:
+            raise ProfileError(f"{self.base.path or self.base.name}: field "
+                               f"'fit.priors.{p.path}': spread must be > 0")
+        return value * p.scale, spread * p.scale
 
     # Optimisation runs on a transformed vector of the continuous parameters: log for
     # multiplicative ones, a scaled linear value for overheads (which may be exactly 0).
@@ -262,7 +194,9 @@ class FitResult:
     predicted_ms: tuple[float, ...]
     loo_predicted_ms: tuple[float, ...] = ()
     start_values: tuple[float, ...] = ()
-    notes: tuple[str, ...] = field(default=())
+    covariance: tuple[tuple[float, ...], ...] = ()  # continuous free parameters, fit coords
+    flags: tuple[str, ...] = field(default=())
+    used_priors: bool = False
 
     @property
     def measured_ms(self) -> list[float]:
@@ -340,47 +274,154 @@ class _Problem:
         return evaluate(self.table, profile, self.precisions).graph_latency_s
 
 
-def _least_squares(problem: _Problem, space: ParameterSpace, rows: np.ndarray) -> list[float]:
-    """Best full value vector on ``rows``: continuous parameters by bounded least squares,
-    discrete ones by trying every grid combination."""
+#: The relative error (natural-log units) the engine is allowed on a measured model beyond the
+#: rounding of the published figure, when the profile's [fit] does not say: it keeps a handful
+#: of precisely printed latencies from outweighing every prior. Chosen on the held-out splits
+#: of benchmarks/bench_fit.py.
+MODEL_SIGMA = 0.08
+
+
+@dataclass(frozen=True)
+class _Objective:
+    """What a fit minimises: each measurement's log error over its standard deviation
+    (rounding and the engine's own error), plus each continuous parameter's distance from its
+    prior in standard deviations. Without priors, the plain relative error of each row."""
+
+    sigma: np.ndarray  # per measurement (ln units); empty: unweighted relative errors
+    prior_mean: np.ndarray  # per continuous parameter, fit coordinates
+    prior_sd: np.ndarray
+
+    @property
+    def uses_priors(self) -> bool:
+        return self.prior_sd.size > 0
+
+    def residuals(self, predicted: np.ndarray, measured: np.ndarray, rows: np.ndarray,
+                  x: np.ndarray) -> np.ndarray:
+        if not self.uses_priors:
+            res = predicted / measured - 1.0
+            return np.where(np.isfinite(res), res, 10.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            res = np.log(predicted / measured) / self.sigma[rows]
+        res = np.where(np.isfinite(res), res, 1e3)
+        return np.concatenate([res, (x - self.prior_mean) / self.prior_sd])
+
+
+def _objective(space: ParameterSpace, measurements: Sequence[Measurement],
+               priors: bool) -> _Objective:
+    if not priors:
+        return _Objective(np.zeros(0), np.zeros(0), np.zeros(0))
+    fit = space.base.fit
+    model_sigma = fit.model_sigma if fit is not None and fit.model_sigma else MODEL_SIGMA
+    sigma = np.sqrt(np.array([m.rounding_sd for m in measurements]) ** 2 + model_sigma ** 2)
+    means, sds = [], []
+    for p in space.continuous:
+        mean, sd = space.prior(p)
+        means.append(mean)
+        sds.append(sd)
+    return _Objective(sigma, np.array(means), np.array(sds))
+
+
+@dataclass
+class _Best:
+    values: list[float]
+    cost: float = math.inf
+    x: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    jac: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    choice: tuple[int, ...] = ()
+    # cost of the best continuous fit at every grid choice (for the cliff flags)
+    by_choice: dict[tuple[int, ...], float] = field(default_factory=dict)
+
+
+def _least_squares(problem: _Problem, space: ParameterSpace, rows: np.ndarray,
+                   objective: _Objective) -> _Best:
+    """The best full value vector on ``rows``: continuous parameters by bounded least squares
+    on ``objective``, discrete ones by trying every grid combination."""
     from scipy.optimize import least_squares
 
     lo, hi = space.bounds_x()
     measured = problem.measured[rows]
-    best_cost, best_values = math.inf, space.start_values()
+    best = _Best(space.start_values())
     for choice in space.discrete_choices():
 
         def residuals(x: np.ndarray, choice: tuple[int, ...] = choice) -> np.ndarray:
             profile = space.fast_apply(space.from_x(x, choice))
-            pred = problem.predict(profile)[rows]
-            res = pred / measured - 1.0
-            return np.where(np.isfinite(res), res, 10.0)
+            return objective.residuals(problem.predict(profile)[rows], measured, rows, x)
 
         if not len(lo):
             cost = 0.5 * float(np.sum(residuals(np.array([])) ** 2))
-            if cost < best_cost:
-                best_cost, best_values = cost, space.from_x(np.array([]), choice)
+            best.by_choice[choice] = cost
+            if cost < best.cost:
+                best = _Best(space.from_x(np.array([]), choice), cost, np.zeros(0),
+                             np.zeros((0, 0)), choice, best.by_choice)
             continue
-        # Two starts (the base profile's values and the middle of the box) guard against a
-        # poor local minimum.
-        starts = [space.to_x(space.start_values()), (lo + hi) / 2]
-        for x0 in starts:
-            x0 = np.clip(x0, lo + 1e-12 * (hi - lo), hi - 1e-12 * (hi - lo))
+        # Two starts (the base profile's values, or the priors' means, and the middle of the
+        # box) guard against a poor local minimum.
+        first = objective.prior_mean if objective.uses_priors else space.to_x(
+            space.start_values())
+        choice_cost = math.inf
+        for x0 in (first, (lo + hi) / 2):
+            x0 = np.clip(x0, lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))
             result = least_squares(residuals, x0, bounds=(lo, hi), method="trf",
                                    x_scale="jac", max_nfev=400)
-            if result.cost < best_cost:
-                best_cost, best_values = float(result.cost), space.from_x(result.x, choice)
-    return best_values
+            choice_cost = min(choice_cost, float(result.cost))
+            if result.cost < best.cost:
+                best = _Best(space.from_x(result.x, choice), float(result.cost), result.x,
+                             result.jac, choice, best.by_choice)
+        best.by_choice[choice] = choice_cost
+    return best
+
+
+def _posterior(space: ParameterSpace, best: _Best, objective: _Objective
+               ) -> tuple[np.ndarray, list[str]]:
+    """The posterior covariance of the continuous parameters (Laplace: the inverse of JᵀJ at
+    the optimum) and the flags a user should read before trusting the fit."""
+    flags: list[str] = []
+    cont = space.continuous
+    lo, hi = space.bounds_x()
+    cov = np.zeros((len(cont), len(cont)))
+    if len(cont) and objective.uses_priors and best.jac.size:
+        cov = np.linalg.pinv(best.jac.T @ best.jac)
+    for i, p in enumerate(cont):
+        x = best.x[i] if best.x.size else math.nan
+        span = hi[i] - lo[i]
+        value = space.from_x(best.x, best.choice)[space.params.index(p)] if best.x.size \
+            else math.nan
+        if math.isfinite(x) and x <= lo[i] + 1e-6 * span:
+            flags.append(f"{p.path} is at its lower bound ({value:.3g}): the measurements "
+                         f"push it below what physics allows; suspect the model, not the bound")
+        elif math.isfinite(x) and x >= hi[i] - 1e-6 * span:
+            flags.append(f"{p.path} is at its upper bound ({value:.3g})")
+        if objective.uses_priors and cov.size:
+            ratio = math.sqrt(max(cov[i, i], 0.0)) / objective.prior_sd[i]
+            if ratio > 0.8:
+                flags.append(f"{p.path} is barely constrained by the measurements (posterior "
+                             f"{ratio:.0%} of the prior's spread): predictions lean on its "
+                             f"prior")
+    for j, p in enumerate(space.discrete):
+        near = sorted({c[j] for c, cost in best.by_choice.items()
+                       if cost <= best.cost + 0.5 and c[j] != best.choice[j]})
+        if near:
+            shown = ", ".join(f"{v:g}" for v in near[:4])
+            flags.append(f"{p.path} is a cliff: {best.choice[j]:g} fits best, but {shown} fit "
+                         f"within one standard deviation; latency jumps where a model's "
+                         f"tensors cross it")
+    return cov, flags
 
 
 def fit_profile(base: HardwareProfile, measurements: Sequence[Measurement],
                 free: Sequence[str] | None = None, *, graphs: Sequence[Any] | None = None,
                 leave_one_out: bool = True, fit_info: dict[str, Any] | None = None,
                 source: str = "fitted to measured latencies",
-                io_on_chip: bool = False) -> FitResult:
-    """Fit ``free`` parameters of ``base`` to ``measurements`` by bounded least squares on
-    relative error; with ``leave_one_out``, also predict each measurement from a fit that
-    did not see it. ``source`` is recorded in the profile's [sources] for every fitted value.
+                io_on_chip: bool = False, priors: bool = True) -> FitResult:
+    """Fit ``free`` parameters of ``base`` to ``measurements``; with ``leave_one_out``, also
+    predict each measurement from a fit that did not see it. ``source`` is recorded in the
+    profile's [sources] for every fitted value.
+
+    With ``priors`` (the default) the fit is a maximum a-posteriori one: each measurement's
+    log error is weighed by its rounding and the engine's own error (:data:`MODEL_SIGMA`, or
+    ``[fit] model_sigma``), and each parameter is held near its prior (``[fit.priors]``, else
+    the field's generic one in ``roofline.core.fields``); the posterior covariance and the
+    flags of a weak fit are returned. Without, plain least squares on relative error.
 
     ``graphs`` (op or kernel view, one per measurement) are traced when not given.
     ``io_on_chip``: the measurements are single layers timed in a loop on the same tensors,
@@ -388,23 +429,34 @@ def fit_profile(base: HardwareProfile, measurements: Sequence[Measurement],
     """
     if free is None:
         free = list(base.fit.free) if base.fit else []
-    space = ParameterSpace(base, free)
+    space = ParameterSpace(base, free, priors=priors)
     if graphs is None:
         graphs = trace_measurements(measurements)
     problem = _Problem(base, measurements, graphs, io_on_chip)
+    objective = _objective(space, measurements, priors)
     everything = np.arange(len(measurements))
-    values = _least_squares(problem, space, everything)
+    best = _least_squares(problem, space, everything, objective)
+    values = best.values
     fitted = space.apply(values, source)
     predicted = problem.predict(fitted)
     if not np.all(np.isfinite(predicted)):
         bad = [measurements[i].label for i in np.flatnonzero(~np.isfinite(predicted))]
         raise RooflineError(f"{base.name} cannot run {', '.join(bad)} (unsupported op kinds); "
                             f"remove them from the measurements")
+    covariance, flags = _posterior(space, best, objective)
+    if objective.uses_priors and len(measurements) >= 2:
+        errors = np.log(predicted / problem.measured)
+        rounding = float(np.median([m.rounding_sd for m in measurements]))
+        if rounding > 0 and float(np.sqrt(np.mean(errors ** 2))) < rounding:
+            flags.append(f"the fit is tighter than the rounding of the measurements "
+                         f"(rms error {np.sqrt(np.mean(errors ** 2)):.1%} against "
+                         f"{rounding:.1%}): in-sample error says nothing; read the "
+                         f"leave-one-out error")
     loo: list[float] = []
     if leave_one_out and len(measurements) >= 3:
         for i in everything:
             rest = everything[everything != i]
-            profile_i = space.apply(_least_squares(problem, space, rest))
+            profile_i = space.apply(_least_squares(problem, space, rest, objective).values)
             loo.append(float(problem.predict(profile_i)[i]) * 1e3)
     if fit_info is not None:
         fitted = fitted.with_changes(fit=fit_info)
@@ -412,18 +464,6 @@ def fit_profile(base: HardwareProfile, measurements: Sequence[Measurement],
                      values=tuple(values), predicted_ms=tuple(float(p) * 1e3
                                                               for p in predicted),
                      loo_predicted_ms=tuple(loo),
-                     start_values=tuple(space.start_values()))
-
-
-def trace_measurements(measurements: Sequence[Measurement]) -> list[Any]:
-    """Op-view graphs of every measured variant (each distinct variant traced once)."""
-    from ..sources.variant import Variant
-
-    cache: dict[tuple[str, float, int, int], Any] = {}
-    graphs = []
-    for m in measurements:
-        key = (m.model, m.width, m.resolution, m.batch)
-        if key not in cache:
-            cache[key] = Variant(m.model, m.width, m.resolution, m.batch).validate().trace()
-        graphs.append(cache[key])
-    return graphs
+                     start_values=tuple(space.start_values()),
+                     covariance=tuple(tuple(float(v) for v in row) for row in covariance),
+                     flags=tuple(flags), used_priors=objective.uses_priors)

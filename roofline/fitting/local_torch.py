@@ -316,8 +316,9 @@ def calibrate_local(thread_count: int = 1, budget_s: float = 60.0, name: str = "
     measurements = [Measurement(model=layer.name, width=1.0, resolution=8,
                                 latency_ms=timings[layer.name].median_ms)
                     for layer in layers]
+    # Plain least squares: hundreds of precise local measurements need no priors.
     fit = fit_profile(base, measurements, list(FREE), graphs=graphs, leave_one_out=False,
-                      io_on_chip=True,
+                      io_on_chip=True, priors=False,
                       source=f"fitted to the eager latency of {len(layers)} single layers "
                              f"({where})")
     # Second stage: with every efficiency and per-kind cost from the single layers, the cost
@@ -326,7 +327,7 @@ def calibrate_local(thread_count: int = 1, budget_s: float = 60.0, name: str = "
                             latency_ms=net_timings[net.name].median_ms) for net in nets]
     layer_fit = fit
     fit = fit_profile(fit.profile, net_rows, ["overhead.per_kernel_s"], graphs=net_graphs,
-                      leave_one_out=False,
+                      leave_one_out=False, priors=False,
                       source=f"fitted to the eager latency of {len(nets)} seeded synthetic "
                              f"inverted-residual nets, none of them a validated model ({where})")
     fit_info = {"measurements": f"{len(layers)} single-layer micro-benchmarks, then "

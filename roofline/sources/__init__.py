@@ -1,11 +1,13 @@
 """Model sources: where a model comes from and how it becomes an op-view layer graph.
 
 One implementation of :class:`~roofline.sources.base.ModelSource` per place a model can come
-from, asked in order which of them a name belongs to: ``path/to/file.py:callable`` and
-``package.module:callable`` (``python``), then a zoo name (``zoo``). A new model format is one
+from, asked in order which of them a name belongs to: ``path/to/model.onnx`` (``onnx``),
+``path/to/file.py:callable`` and ``package.module:callable`` (``python``), then a zoo name
+(``zoo``). A new model format is one
 new module here and one line in :data:`SOURCE_KINDS`. ``variant`` turns a name plus width,
 input and batch into a :class:`~roofline.sources.variant.Variant`; ``cache`` keeps traced
-graphs on disk; ``pytorch`` is the PyTorch front end (the tracer and its op table).
+graphs on disk; ``pytorch`` is the PyTorch front end (the tracer and its op table), ``onnx``
+the ONNX one (the reader and its op table).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ __all__ = ["SOURCE_KINDS", "source_for", "source_classes", "register_source"]
 #: Every kind of model source, in the order they are asked whether a name is theirs
 #: (``module:Class`` under roofline.sources; the zoo claims whatever is left).
 SOURCE_KINDS: tuple[str, ...] = (
+    "onnx:OnnxSource",
     "python:PythonSource",
     "zoo:ZooSource",
 )

@@ -11,6 +11,7 @@ trace it). Answering what a model is called, what input it takes by default, wha
 from __future__ import annotations
 
 import hashlib
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from functools import lru_cache
@@ -114,6 +115,10 @@ class ModelSource(ABC):
         """The inputs traced when none are given."""
         return image_input(batch, resolution or DEFAULT_RESOLUTION)
 
+    def cacheable(self) -> bool:
+        """Whether graphs of this source may be stored in and served from the cache."""
+        return True
+
     def shows_width(self, width: float | None) -> bool:
         """Whether a label names ``width`` (the zoo leaves its default 1.0 out)."""
         return width is not None
@@ -141,14 +146,18 @@ class TorchSource(ModelSource):
     def frontend_fingerprint(self) -> str:
         return _tracer_fingerprint()
 
+    def cacheable(self) -> bool:
+        # A rule a user registered (roofline.register_op_rule) is code the cache key cannot
+        # see: graphs traced under a changed op table are never stored or served. The table
+        # can only have changed if its module was imported.
+        ops = sys.modules.get("roofline.sources.pytorch.ops")
+        return ops is None or not ops.table_changed()
+
     def graph(self, width: float | None, inputs: tuple[InputSpec, ...],
               name: str) -> LayerGraph:
         from .pytorch.tracer import trace
 
-        model = self.build(width, meta=True)
-        if len(inputs) != 1 or inputs[0].name or not inputs[0].is_float:
-            return trace(model, inputs=inputs, name=name)  # type: ignore[call-arg]
-        return trace(model, inputs[0].shape, name=name)
+        return trace(self.build(width, meta=True), inputs=inputs, name=name)
 
 
 #: The code a traced graph depends on, relative to the roofline package folder: a change to any

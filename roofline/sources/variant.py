@@ -20,7 +20,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from . import source_for
@@ -36,6 +36,7 @@ from .spec import (
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
+    from ..core.engine import View
     from ..core.graph import InputSpec, LayerGraph
     from .base import ModelSource
 
@@ -160,13 +161,30 @@ class Variant:
         graph is priced at it everywhere; without, at its own or each device's."""
         from .cache import cached_graph
 
-        if cache:
+        if cache and self.source.cacheable():
             graph, hit = cached_graph(self.cache_key, self.trace_uncached)
             if hit:  # a fresh trace warned already; a cached one must say the same
                 graph.warn_unknown_ops(stacklevel=2)
         else:
             graph = self.trace_uncached()
         return graph.at_precision(precision) if precision is not None else graph
+
+    def kernel_arrays(self, views: Sequence[View]) -> tuple[list[dict[str, Any]], bool]:
+        """The engine's kernel arrays of this variant in each kernel view (cached like its
+        graph), and whether a graph had to be traced."""
+        from ..core.engine import kernel_arrays, kernel_graph
+        from .cache import cached_arrays
+
+        if self.source.cacheable():
+            return cached_arrays(self.cache_key, views, self.trace_uncached)
+        graph = self.trace_uncached()
+        out = []
+        for view in views:
+            arrays = kernel_arrays(kernel_graph(graph, *view))
+            arrays["graph_macs"] = float(graph.macs)
+            arrays["graph_params"] = float(graph.params)
+            out.append(arrays)
+        return out, True
 
     def trace_uncached(self) -> LayerGraph:
         """Build or read this variant and trace it (no cache)."""
@@ -223,8 +241,10 @@ def _published_variants(name: str) -> list[Variant]:
     return [Variant(name, w, r) for w, r in variants]
 
 
-def resolve_models(specs: str | Iterable[str] | None) -> list[Variant]:
+def resolve_models(specs: str | Iterable[str] | None,
+                   inputs: Sequence[InputSpec] | None = None) -> list[Variant]:
     """The variants named by ``specs`` (see the module docstring); None means ``all``.
+    ``inputs`` (``--input``) replace every model's default input.
 
     Raises UsageError / UnknownNameError / ModelLoadError for a bad name, width or resolution.
     """
@@ -241,12 +261,15 @@ def resolve_models(specs: str | Iterable[str] | None) -> list[Variant]:
     out: list[Variant] = []
     seen: set[str] = set()
     for item in items:
+        if inputs and (item == "all" or item.endswith("@*")):
+            raise UsageError(f"--input gives one input size: it cannot apply to {item!r}, "
+                             f"a set of published sizes; name the models instead")
         if item == "all":
             found = default_variants()
         elif item.endswith("@*"):
             found = _published_variants(item[:-2])
         else:
-            found = [parse_variant(item)]
+            found = [parse_variant(item, inputs=inputs)]
         for v in found:
             if v.label not in seen:
                 seen.add(v.label)

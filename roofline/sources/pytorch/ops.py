@@ -124,6 +124,15 @@ IGNORE_RULES: dict[str, str] = {
 #: The registry: op key (see :func:`op_key`) → rule.
 RULES: dict[str, OpRule] = {}
 
+#: The built-in table as shipped (filled at import); :func:`table_changed` compares with it.
+_BUILTIN: dict[str, OpRule] = {}
+
+
+def table_changed() -> bool:
+    """Whether rules were registered, replaced or removed since import: graphs traced now may
+    differ from those of the shipped table, so the on-disk cache must not serve them."""
+    return RULES != _BUILTIN
+
 
 # -- the registry ---------------------------------------------------------------------------
 
@@ -912,3 +921,4 @@ def _register_builtin_rules() -> None:
 
 
 _register_builtin_rules()
+_BUILTIN.update(RULES)

@@ -201,6 +201,10 @@ def test_composed_pricing_equals_tracing_the_built_network(space, extra, every_p
     ok = np.isfinite(whole.latency_s)
     assert ok.any(axis=1).all()  # every profile priced something
     np.testing.assert_allclose(composed.latency_s[ok], whole.latency_s[ok], rtol=1e-9, atol=0)
+    # The engine's range of each prediction comes through as well.
+    for name in ("latency_low_s", "latency_high_s"):
+        expected = getattr(whole, name, whole.latency_s)
+        np.testing.assert_allclose(getattr(composed, name)[ok], expected[ok], rtol=1e-9, atol=0)
     # The same through the per-model entry point, for a few (model, device) pairs.
     for g in (0, len(rows) - 1):
         for h in (0, len(every_profile) - 1):

@@ -144,7 +144,7 @@ class ComposedKernels(KernelSet):
 @dataclass
 class RowPrices:
     """Candidates priced on every device: ``latency_s[h, i]`` (NaN: cannot run), the range
-    ``latency_low_s``/``latency_high_s`` (equal to the latency until the engine gives ranges),
+    ``latency_low_s``/``latency_high_s`` (the engine's range; the latency itself if it has none),
     MACs and params per candidate, and the precision per device."""
 
     latency_s: np.ndarray

@@ -238,6 +238,63 @@ def test_composed_arrays_equal_the_whole_networks_kernel_arrays():
                                           err_msg=name)
 
 
+def test_pricing_by_context_gives_the_engines_numbers(every_profile):
+    from roofline.analyses.search.pricing import price_contexts, price_units
+
+    hardware = [hw for hw in every_profile if not hw.support.fallback]
+    genome = genome_for("mobilenet_v4", hardware)
+    rows = _candidates(genome, 600, seed=21, extra=MQA_CASES)
+    units = genome.units(rows)
+    genome.bank.fill(units)
+    engine = price_units(genome.bank, units, hardware)  # price() on the composed tables
+    fast, parts = price_contexts(genome.bank, units, hardware, parts=True)
+    assert len(parts) == len(hardware)
+    for name in ("latency_s", "latency_low_s", "latency_high_s"):
+        a, b = getattr(engine, name), getattr(fast, name)
+        assert (np.isnan(a) == np.isnan(b)).all()
+        ok = np.isfinite(a)
+        np.testing.assert_allclose(b[ok], a[ok], rtol=1e-9, atol=0, err_msg=name)
+    assert (fast.macs == engine.macs).all() and (fast.params == engine.params).all()
+
+
+def test_block_totals_by_context_equal_the_composed_ones(four):
+    from roofline.analyses.search.search import (
+        _price_chunk,
+        _price_chunk_composed,
+        unit_block_table,
+    )
+
+    genome = genome_for("mobilenet_v4", four)
+    rows = _candidates(genome, 300, seed=8, extra=MQA_CASES)
+    units = genome.units(rows)
+    genome.bank.fill(units)
+    n_blocks = len(genome.blocks) + len(genome.head_keys)
+    context = (genome.bank, four, None, n_blocks)
+    item = (units, unit_block_table(genome))
+    (_, fast), (_, composed) = _price_chunk(context, item), _price_chunk_composed(context, item)
+    for name in ("latency_s", "count", "unsupported", "weight_bytes", "clean"):
+        np.testing.assert_allclose(getattr(fast, name), getattr(composed, name), rtol=1e-9,
+                                   err_msg=name)
+
+
+def test_a_device_with_a_fallback_is_priced_whole(four):
+    from roofline.analyses.search.pricing import price_contexts
+
+    base = load_hardware("dsp")
+    dsp = base.with_changes(
+        support={"unsupported": ["matmul"], "fallback": "pixel6-cpu",
+                 "fallback_transfer_s": 1e-4},
+        sources={**base.sources, "support.fallback_transfer_s": "a test's assumption"})
+    hardware = [four[0], dsp]
+    genome = genome_for("mobilenet_v4", hardware)
+    rows = genome.decode(MQA_CASES)
+    assert price_contexts(genome.bank, genome.units(rows), hardware) is None
+    composed = price_rows(genome, rows, hardware)
+    whole = price([trace_network(genome, row) for row in rows], hardware).latency_s
+    assert np.isfinite(whole).all()  # the attention runs on the fallback CPU
+    np.testing.assert_allclose(composed.latency_s, whole, rtol=1e-9)
+
+
 # -- frontiers, targets, search -------------------------------------------------------------------
 
 def test_frontier_mask_is_pareto_mask():

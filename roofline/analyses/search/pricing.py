@@ -28,9 +28,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["ComposedKernels", "compose", "price_rows", "RowPrices", "build_network",
            "trace_network", "CHUNK"]
 
-#: Candidates composed and priced together: large enough for numpy to dominate, small enough
-#: to stay within a few hundred MB.
-CHUNK = 4096
+#: Candidates priced together: the more, the more unit contexts they share (and the fewer
+#: kernels the engine prices per candidate), within a few hundred MB.
+CHUNK = 25_000
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -53,10 +53,18 @@ class Layout:
     kernel_count: np.ndarray
 
 
-def compose(bank: UnitBank, units: np.ndarray, view: View) -> tuple[KernelTable, Layout]:
+def compose(bank: UnitBank, units: np.ndarray, view: View, *,
+            next_in_read: np.ndarray | None = None,
+            graph_weights: tuple[np.ndarray, np.ndarray] | None = None
+            ) -> tuple[KernelTable, Layout]:
     """The kernel table of the candidates whose unit ids are the rows of ``units`` (-1
     padded), in ``view``: exactly the table :meth:`KernelTable.from_arrays` builds from each
-    candidate's whole-network kernel arrays."""
+    candidate's whole-network kernel arrays.
+
+    ``next_in_read`` (per unit of ``units[units >= 0]``): the reuse distance of the unit's
+    output write, when it is not the next unit of its row that reads it (context tables, see
+    :func:`price_contexts`); ``graph_weights``: (weight, bias) elements per row that the
+    engine places weights by, instead of the rows' own."""
     flat = bank.flat(view)
     n = len(units)
     valid = units >= 0
@@ -78,7 +86,8 @@ def compose(bank: UnitBank, units: np.ndarray, view: View) -> tuple[KernelTable,
     same_next[:-1] = cand[1:] == cand[:-1]
     next_uid = np.zeros(len(uid), dtype=np.int64)
     next_uid[:-1] = uid[1:]
-    next_in = np.where(same_next, flat["in_read"][next_uid], np.inf)
+    next_in = np.where(same_next, flat["in_read"][next_uid], np.inf) \
+        if next_in_read is None else next_in_read
     is_out = flat["is_out"][w_idx] > 0
     write_distance = np.where(is_out, np.repeat(next_in, wc), flat["write_distance"][w_idx])
     weight = flat["weight_elements"][k_idx]
@@ -97,8 +106,10 @@ def compose(bank: UnitBank, units: np.ndarray, view: View) -> tuple[KernelTable,
         write_element_bytes=flat["write_element_bytes"][w_idx],
         write_distance=write_distance,
         # Sums of whole numbers below 2**53: exact in any order, so equal to from_arrays'.
-        graph_weight_elements=np.bincount(graph, weights=weight, minlength=n),
-        graph_bias_elements=np.bincount(graph, weights=bias, minlength=n),
+        graph_weight_elements=np.bincount(graph, weights=weight, minlength=n)
+        if graph_weights is None else graph_weights[0],
+        graph_bias_elements=np.bincount(graph, weights=bias, minlength=n)
+        if graph_weights is None else graph_weights[1],
         graph_kernels=graph_kernels,
         graph_precision=np.full(n, -1, dtype=np.int64),
     )
@@ -196,6 +207,157 @@ def price_units(bank: UnitBank, units: np.ndarray, hardware: Sequence[HardwarePr
                          hardware, precision)
 
 
+# -- pricing by context: every distinct (unit, next unit, weight placement) once ----------------
+
+@dataclass
+class DeviceParts:
+    """One device's per-part results of :func:`price_contexts`, for lookup tables: for every
+    unit instance (``units[units >= 0]``, row-major) its context, and per context and part the
+    latency (s, at the profile itself), unsupported kernels and weight bytes; per candidate
+    the index of the place its weights live (:func:`weight_places`)."""
+
+    context: np.ndarray
+    latency_s: np.ndarray  # (contexts, parts)
+    unsupported: np.ndarray
+    weight_bytes: np.ndarray
+    weight_place: np.ndarray  # per candidate
+
+
+def weight_places(hw: HardwareProfile) -> np.ndarray:
+    """Capacities of where ``hw`` can keep a model's weights, smallest first (DRAM: inf): the
+    engine keeps them in the first one the whole model's weights fit in."""
+    import math
+
+    return np.array([lv.capacity_bytes if lv.holds != "activations" else -1.0
+                     for lv in hw.memory] + [math.inf])
+
+
+def _range_members() -> Any:
+    """The engine's profiles one standard deviation along each direction of a profile's
+    uncertainty, and its range multiplier, or None when this engine has no such ranges."""
+    from ...core import engine
+
+    directions = getattr(engine, "_uncertain_directions", None)
+    z = getattr(engine, "_RANGE_Z", None)
+    return None if directions is None or z is None else (directions, z)
+
+
+def price_contexts(bank: UnitBank, units: np.ndarray, hardware: Sequence[HardwareProfile],
+                   precision: str | None = None, parts: bool = False
+                   ) -> tuple[RowPrices, list[DeviceParts]] | None:
+    """The same numbers as ``price(ComposedKernels(bank, units), hardware)`` (latency and the
+    engine's range; to rounding), pricing each distinct unit context once instead of every
+    kernel of every candidate.
+
+    A kernel's cost depends only on itself, on the reuse distances of what it reads and
+    writes, and on where the whole model's weights live. Inside a unit the distances are its
+    own; its output's is set by the next unit; the weights' place by the model's weight bytes.
+    So a candidate's latency on a profile is the sum over its units of the latency of the
+    unit in its context (unit, next unit, weights' place on that profile and on each profile
+    the engine's range moves it to) plus the per-inference cost, and its range follows from
+    those sums as the engine computes it. Returns None where that does not hold (a device
+    with a fallback device, whose hand-overs cost per switch; an engine without ranges of
+    this form): price() it is.
+    """
+    from ...core.engine import evaluate, resolve_precision
+    from ...units import bias_bytes_per_element, bytes_per_element
+
+    machinery = _range_members()
+    if machinery is None or any(hw.support.fallback for hw in hardware):
+        return None
+    directions, z = machinery
+    n = len(units)
+    valid = units >= 0
+    cand = np.nonzero(valid)[0]
+    uid = units[valid]
+    same_next = np.zeros(len(uid), dtype=bool)
+    same_next[:-1] = cand[1:] == cand[:-1]
+    next_uid = np.full(len(uid), -1, dtype=np.int64)
+    next_uid[:-1] = np.where(same_next[:-1], uid[1:], -1)
+    first = bank.flat(bank.views[0])
+    macs = np.bincount(cand, weights=first["macs_total"][uid], minlength=n)
+    params = np.bincount(cand, weights=first["params_total"][uid], minlength=n)
+    shape = (len(hardware), n)
+    latency, low, high = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
+    precisions: list[str] = []
+    details: list[DeviceParts] = []
+    for h, hw in enumerate(hardware):
+        view = hw.kernel_view()
+        flat = bank.flat(view)
+        members, structural = directions(hw)
+        profiles = [hw, *members]
+        chosen = resolve_precision(hw, precision)
+        precisions.append(chosen)
+        # Each candidate's weight (and bias) elements in this view, and where they live on
+        # every profile: the context's third coordinate.
+        kernel_unit = np.repeat(np.arange(len(flat["k_count"])), flat["k_count"])
+        unit_w = np.bincount(kernel_unit, weights=flat["weight_elements"],
+                             minlength=len(flat["k_count"]))
+        unit_b = np.bincount(kernel_unit, weights=flat["bias_elements"],
+                             minlength=len(flat["k_count"]))
+        cand_w = np.bincount(cand, weights=unit_w[uid], minlength=n)
+        cand_b = np.bincount(cand, weights=unit_b[uid], minlength=n)
+        place_code = np.zeros(n, dtype=np.int64)
+        center_place = np.zeros(n, dtype=np.int64)
+        for k, p in enumerate(profiles):
+            prec = resolve_precision(p, precision)
+            nbytes = cand_w * bytes_per_element(prec) + cand_b * bias_bytes_per_element(prec)
+            caps = weight_places(p)
+            place = np.argmax(nbytes[:, None] <= caps[None, :], axis=1)
+            place_code = place_code * len(caps) + place
+            if k == 0:
+                center_place = place
+        # One integer per (unit, next unit, places): np.unique on rows would sort far slower.
+        n_units = len(flat["k_count"]) + 1
+        n_places = int(place_code.max()) + 1 if n else 1
+        key = (uid * n_units + (next_uid + 1)) * n_places + place_code[cand]
+        unique, inverse = np.unique(key, return_inverse=True)
+        inverse = inverse.ravel()
+        contexts = np.stack([unique // n_places // n_units, unique // n_places % n_units - 1],
+                            axis=1)
+        # One representative candidate per context carries its weight totals.
+        rep = np.zeros(len(contexts), dtype=np.int64)
+        rep[inverse] = cand
+        next_in = np.where(contexts[:, 1] >= 0, flat["in_read"][np.maximum(contexts[:, 1], 0)],
+                           np.inf)
+        table, layout = compose(bank, contexts[:, :1], view, next_in_read=next_in,
+                                graph_weights=(cand_w[rep], cand_b[rep]))
+        sums = []
+        for k, p in enumerate(profiles):
+            costs = evaluate(table, p, precision)
+            ctx = np.bincount(table.graph, weights=costs.latency_s, minlength=len(contexts))
+            bad = np.bincount(table.graph, weights=~costs.supported, minlength=len(contexts))
+            total = np.bincount(cand, weights=ctx[inverse], minlength=n) \
+                + p.overhead.per_inference_s
+            unsupported = np.bincount(cand, weights=bad[inverse], minlength=n) > 0
+            sums.append(np.where(unsupported, np.nan, total))
+            if k == 0 and parts:
+                details.append(_parts(flat, table, layout, costs, inverse, center_place))
+        center = sums[0]
+        variance = np.full(n, structural ** 2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for moved in sums[1:]:
+                variance += np.square(np.log(moved / center))
+        spread = np.exp(z * np.sqrt(variance))
+        latency[h], low[h], high[h] = center, center / spread, center * spread
+    return RowPrices(latency, low, high, macs, params, precisions), details
+
+
+def _parts(flat: dict[str, np.ndarray], table: KernelTable, layout: Layout, costs: Any,
+           inverse: np.ndarray, place: np.ndarray) -> DeviceParts:
+    k_idx = _ranges(flat["k_start"][layout.unit], layout.kernel_count)
+    part = flat["part"][k_idx].astype(np.int64)
+    width = int(part.max()) + 1 if part.size else 1
+    cell = table.graph * width + part
+    size = len(layout.unit) * width
+
+    def per(values: np.ndarray) -> np.ndarray:
+        return np.bincount(cell, weights=values, minlength=size).reshape(-1, width)
+
+    return DeviceParts(inverse, per(costs.latency_s), per(~costs.supported),
+                       per(costs.weight_bytes), place)
+
+
 def price_rows(genome: Genome, rows: np.ndarray, hardware: Sequence[HardwareProfile],
                precision: str | None = None, *, chunk: int = CHUNK,
                fill: Callable[[np.ndarray], None] | None = None,
@@ -215,7 +377,9 @@ def price_rows(genome: Genome, rows: np.ndarray, hardware: Sequence[HardwareProf
             fill(units)
         else:
             bank.fill(units)
-        parts.append(price_units(bank, units, hardware, precision))
+        fast = price_contexts(bank, units, hardware, precision)
+        parts.append(fast[0] if fast is not None else
+                     price_units(bank, units, hardware, precision))
         done += len(units)
         if progress:
             progress(done)

@@ -275,7 +275,57 @@ def _price_chunk(context: Any, item: tuple[np.ndarray, np.ndarray]
                  ) -> tuple[RowPrices, BlockTotals]:
     """Price candidates whose unit ids are ``item[0]`` and accumulate their blocks'
     in-context latency by where the candidate's weights live (``item[1]``: each unit's block
-    ids per part, -1 padded)."""
+    ids per part, -1 padded): by context (:func:`~.pricing.price_contexts`) where that gives
+    the engine's numbers, else through ``price()`` on the composed kernel tables."""
+    from .pricing import price_contexts
+
+    bank, hardware, precision, n_blocks = context
+    units, unit_blocks = item
+    fast = price_contexts(bank, units, hardware, precision, parts=True)
+    if fast is None:
+        return _price_chunk_composed(context, item)
+    prices, details = fast
+    totals = BlockTotals.zeros(len(hardware), n_blocks)
+    valid = units >= 0
+    cand = np.nonzero(valid)[0]
+    uid = units[valid]
+    parts_per_unit = (unit_blocks >= 0).sum(axis=1)
+    n_lv = MAX_WEIGHT_LEVELS
+    for h, (hw, d) in enumerate(zip(hardware, details, strict=True)):
+        level = _level_index(hw)[d.weight_place][cand]
+        for j in range(d.latency_s.shape[1]):
+            block = unit_blocks[uid, j] if j < unit_blocks.shape[1] else np.full(len(uid), -1)
+            used = block >= 0
+            b, ctx, lv = block[used], d.context[used], level[used]
+            cell = b * n_lv + lv
+            totals.latency_s[h] += np.bincount(cell, weights=d.latency_s[ctx, j],
+                                               minlength=n_blocks * n_lv).reshape(n_blocks, n_lv)
+            totals.count[h] += np.bincount(cell, minlength=n_blocks * n_lv).reshape(n_blocks,
+                                                                                      n_lv)
+            totals.unsupported[h] += np.bincount(b, weights=d.unsupported[ctx, j],
+                                                 minlength=n_blocks)
+            # A block's weight bytes, from the occurrences where no later part of its unit
+            # put a batch norm into its last kernel (Mobile MQA's, which is added back to the
+            # MQA block by the lookup table).
+            own = parts_per_unit[uid[used]] - 1 == j
+            totals.weight_bytes[h] += np.bincount(b[own], weights=d.weight_bytes[ctx[own], j],
+                                                  minlength=n_blocks)
+            totals.clean[h] += np.bincount(b[own], minlength=n_blocks)
+    return prices, totals
+
+
+def _level_index(hw: HardwareProfile) -> np.ndarray:
+    """Map an index into :func:`~.pricing.weight_places` to one into :func:`weight_levels`
+    (levels that hold no weights are never chosen)."""
+    from .pricing import weight_places
+
+    holds = weight_places(hw) >= 0
+    return np.minimum(np.cumsum(holds) - 1, MAX_WEIGHT_LEVELS - 1)
+
+
+def _price_chunk_composed(context: Any, item: tuple[np.ndarray, np.ndarray]
+                          ) -> tuple[RowPrices, BlockTotals]:
+    """:func:`_price_chunk` through ``price()`` on the composed kernel tables."""
     from ...core.engine import price
     from .pricing import ComposedKernels, price_summary
 
@@ -311,9 +361,6 @@ def _price_chunk(context: Any, item: tuple[np.ndarray, np.ndarray]
         change = np.r_[True, (part[1:] != part[:-1]) | (kernel_unit[1:] != kernel_unit[:-1])]
         counts[h] = np.bincount(cell[change], minlength=n_blocks * n_lv).reshape(n_blocks, n_lv)
         bad[h] = np.bincount(block, weights=~costs.supported, minlength=n_blocks)
-        # A block's weight bytes, from the occurrences where no later part of its unit put a
-        # batch norm into its last kernel (Mobile MQA's, which is added back to the MQA block
-        # by the lookup table).
         own = part == parts_per_unit[layout.unit[kernel_unit]] - 1
         weights[h] = np.bincount(block[own], weights=costs.weight_bytes[own],
                                  minlength=n_blocks)

@@ -1,6 +1,7 @@
 """Design-space sweeps: width × resolution grids of one model on many devices, fast.
 
-Owns grid parsing, tracing many variants (from the on-disk cache, else in worker processes),
+Owns grid parsing, tracing many variants (from the on-disk cache, else in worker processes or
+on a backend such as a Ray cluster: ``roofline.analyses.backends``),
 evaluating the whole grid on every device as arrays (one kernel table per distinct kernel view,
 one ``evaluate`` call per device), the per-device frontiers, and keeping what finished when
 the user interrupts. No plotting (``roofline.report.sweep_page``) and no printing (the CLI).
@@ -27,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from ..core.hardware import HardwareProfile
+    from .backends import Backend
 
 __all__ = ["parse_grid", "sweep_variants", "trace_all", "evaluate_grid", "SweepResult", "views_of",
            "MAX_VARIANTS", "ROW_FIELDS"]
@@ -140,14 +142,17 @@ def _pool_context() -> Any:
 
 
 def trace_all(variants: Sequence[Variant], views: Sequence[View], workers: int = 1,
-              progress: Callable[[int, int], None] | None = None
+              progress: Callable[[int, int], None] | None = None,
+              backend: Backend | None = None
               ) -> tuple[list[list[dict[str, Any]] | None], TraceStats]:
     """The kernel arrays of every variant in every kernel view (None for the variants not
     finished when interrupted).
 
     Arrays already cached are read in this process; the rest are traced (and cached) by
-    ``workers`` processes (in-process when 1). ``progress(done, total)`` is called as variants
-    finish. A KeyboardInterrupt stops the workers and returns what finished, with
+    ``workers`` processes (in-process when 1), or by ``backend``'s workers when one is given
+    (``roofline.analyses.backends``: a Ray cluster), whose results this process also stores
+    in its own cache. ``progress(done, total)`` is called as variants finish. A
+    KeyboardInterrupt stops the workers and returns what finished, with
     ``stats.interrupted`` set.
     """
     from ..sources.cache import cache_enabled, load_arrays
@@ -168,7 +173,9 @@ def trace_all(variants: Sequence[Variant], views: Sequence[View], workers: int =
     if progress:
         progress(done, len(variants))
     try:
-        if workers <= 1 or len(todo) <= 1:
+        if backend is not None and todo:
+            _trace_on(backend, variants, views, todo, found, stats, progress, done)
+        elif workers <= 1 or len(todo) <= 1:
             for i in todo:
                 found[i], _ = _arrays_for(variants[i], views)
                 stats.traced += 1
@@ -212,6 +219,29 @@ def _trace_in_workers(variants: Sequence[Variant], views: list[View], todo: list
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+
+
+def _variant_task(views: list[View], variant: Variant) -> list[dict[str, Any]]:
+    return _arrays_for(variant, views)[0]
+
+
+def _trace_on(backend: Backend, variants: Sequence[Variant], views: list[View],
+              todo: list[int], found: list[Any], stats: TraceStats,
+              progress: Callable[[int, int], None] | None, done: int) -> None:
+    from ..sources.cache import cache_enabled, load_arrays, store_arrays
+
+    for j, arrays in backend.run(_variant_task, [variants[i] for i in todo], views):
+        i = todo[j]
+        found[i] = arrays
+        stats.traced += 1
+        done += 1
+        if cache_enabled():  # a worker on another machine cached it on its own disk
+            key = variants[i].cache_key
+            for view, a in zip(views, arrays, strict=True):
+                if load_arrays(key, view) is None:
+                    store_arrays(key, view, a)
+        if progress:
+            progress(done, len(variants))
 
 
 def _take(iterator: Iterable[int], n: int) -> list[int]:

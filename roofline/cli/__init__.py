@@ -20,8 +20,8 @@ from ..errors import RooflineError, close_matches
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: Subcommand modules under roofline.cli, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("list", "graph", "profile", "compare", "sweep", "calibrate",
-                             "validate")
+COMMANDS: tuple[str, ...] = ("list", "graph", "profile", "compare", "sweep", "search",
+                             "calibrate", "validate")
 
 
 class Parser(argparse.ArgumentParser):

@@ -1,4 +1,5 @@
-"""``roofline list models|hardware``: what the zoo and the hardware profiles hold."""
+"""``roofline list models|hardware|spaces``: what the zoo, the hardware profiles and the
+shipped search spaces hold."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from ._common import Col, console, count_cell, make_table, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("list", help="list zoo models or hardware profiles",
+    p = sub.add_parser("list", help="list zoo models, hardware profiles or search spaces",
                        description="List the model zoo (with parameters, MACs and published "
-                                   "top-1 at width 1.0) or the hardware profiles.")
-    p.add_argument("what", choices=("models", "hardware"), metavar="models|hardware")
+                                   "top-1 at width 1.0), the hardware profiles, or the "
+                                   "shipped search spaces (roofline search SPACE).")
+    p.add_argument("what", choices=("models", "hardware", "spaces"),
+                   metavar="models|hardware|spaces")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -19,7 +22,42 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.what == "models":
         return _models(args)
+    if args.what == "spaces":
+        return _spaces(args)
     return _hardware(args)
+
+
+def _spaces(args: argparse.Namespace) -> int:
+    from ..analyses.search.space import list_spaces, load_space
+
+    rows = []
+    for name in list_spaces():
+        space = load_space(name)
+        blocks = list(dict.fromkeys(b for s in space.stage for b in s.blocks))
+        rows.append({
+            "name": name,
+            "description": space.description,
+            "stages": len(space.stage),
+            "blocks": blocks,
+            "resolutions": list(space.resolution),
+            "share": space.share,
+            "candidates": space.size(),
+            "sources": dict(space.sources),
+        })
+    if args.json:
+        print_json(rows)
+        return 0
+    out = console()
+    out.print(make_table(
+        [("space", "left"), ("stages", "right"), ("resolution", "left"), ("share", "left"),
+         ("candidates", "right")],
+        [(r["name"], r["stages"], ",".join(str(x) for x in r["resolutions"]), r["share"],
+          f"{r['candidates']:.2g}") for r in rows]))
+    for r in rows:
+        out.print(f"{r['name']}: {r['description']}; blocks {', '.join(r['blocks'])}")
+    out.print("share: 'layer' = every block picks its own op, 'stage' = one op per stage. "
+              "A .toml path works wherever a space name does.")
+    return 0
 
 
 def _models(args: argparse.Namespace) -> int:

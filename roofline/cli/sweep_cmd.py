@@ -59,6 +59,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="processes tracing variants not in the cache (default min(cores, 4); "
                         "1 traces in this process)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="where variants are traced: local processes (default) or a Ray "
+                        "cluster (pip install 'roofline[distributed]'); the same rows")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="with --backend ray: the cluster (default: start a local one)")
     p.add_argument("--ridge", metavar="START:STOP[:STEP]", default=None,
                    help="the ridge-point sweep (MACs per byte; step 5 by default) instead of a "
                         "grid")
@@ -81,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--out and --no-report contradict each other; give one")
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    if args.address and args.backend != "ray":
+        raise UsageError("--address goes with --backend ray")
+    if args.ridge is not None and args.backend != "local":
+        raise UsageError("--backend goes with a grid sweep, not --ridge")
     if args.ridge is not None:
         if args.top1:
             raise UsageError("--top1 goes with a grid sweep: the ridge-point sweep ranks by "
@@ -139,10 +148,20 @@ def _grid(args: argparse.Namespace) -> int:
     report = _outputs(args, f"sweep-{_safe_name(args.model)}.html")
     workers = args.workers or default_workers()
 
+    backend = None
+    if args.backend == "ray":
+        from ..analyses.backends import make_backend
+
+        backend = make_backend("ray", workers=workers, address=args.address)
+    where = backend.describe() if backend is not None else plural(workers, "worker")
     started = time.perf_counter()
-    with ProgressBar(len(variants), "tracing") as bar:
-        arrays, stats = trace_all(variants, views_of(hardware), workers,
-                                  lambda done, total: bar.update(done))
+    try:
+        with ProgressBar(len(variants), "tracing") as bar:
+            arrays, stats = trace_all(variants, views_of(hardware), workers,
+                                      lambda done, total: bar.update(done), backend=backend)
+    finally:
+        if backend is not None:
+            backend.close()
     traced_s = time.perf_counter() - started
     result = evaluate_grid(variants, arrays, hardware, args.precision, stats, top1)
     engine_s = time.perf_counter() - started - traced_s
@@ -163,7 +182,7 @@ def _grid(args: argparse.Namespace) -> int:
         _print_frontiers(result)
     summary = (f"{len(result.variants)} of {plural(len(variants), 'variant')} x "
                f"{plural(len(hardware), 'device')}; kernels: {stats.cached} from the cache, "
-               f"{stats.traced} traced ({traced_s:.1f} s, {plural(workers, 'worker')}); engine "
+               f"{stats.traced} traced ({traced_s:.1f} s, {where}); engine "
                f"{engine_s * 1e3:.0f} ms for "
                f"{plural(len(result.variants) * len(hardware), 'prediction')}")
     said = console(stderr=args.json)  # the summary wraps to the terminal like the tables

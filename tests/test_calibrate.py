@@ -8,7 +8,7 @@ import pytest
 
 from roofline.cli import main
 from roofline.core.engine import predict
-from roofline.core.hardware import load_hardware, profile_from_dict
+from roofline.core.hardware import load_hardware, profile_from_dict, profile_to_toml
 from roofline.errors import MeasurementError, ProfileError, UsageError
 from roofline.fitting.calibrate import (
     ParameterSpace,
@@ -292,3 +292,24 @@ def test_local_calibration_is_named_after_its_file_too(tmp_path, monkeypatch):
                         and 0)
     assert main(["calibrate", "--local", "--out", str(tmp_path / "my-cpu.toml")]) == 0
     assert seen["name"] == "my-cpu"
+
+
+def test_a_bare_datasheet_prior_fits_what_its_kind_of_device_tells_apart(synthetic, cli,
+                                                                          tmp_path):
+    """A user's datasheet prior without a [fit] free list is fitted on the parameters whole
+    models can tell apart on its kind of device (roofline.core.fields.DEFAULT_FREE)."""
+    from roofline.core.fields import DEFAULT_FREE
+
+    _, rows, graphs = synthetic
+    result = fit_profile(base_profile(), rows, graphs=graphs, leave_one_out=False)
+    assert list(result.free) == list(DEFAULT_FREE["cpu"])
+    assert result.median_abs_error_pct < 5  # the truth is one of these profiles
+    # The same from the command line, with a prior file holding no [fit] at all.
+    prior = tmp_path / "x86.toml"
+    prior.write_text(profile_to_toml(base_profile().with_changes(name="x86")))
+    measured = tmp_path / "m.csv"
+    measured.write_text("model,width,resolution,latency_ms\n" + "".join(
+        f"{r.model},{r.width},{r.resolution},{r.latency_ms:.4f}\n" for r in rows))
+    out = cli("calibrate", "--measurements", measured, "--hw", prior, "--out",
+              tmp_path / "x86-fit.toml", "--no-loo", "--json").json()
+    assert out["free"] == list(DEFAULT_FREE["cpu"])

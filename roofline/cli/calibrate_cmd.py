@@ -96,7 +96,7 @@ def profile_name(out: str, name: str | None) -> str:
 def _run_measurements(args: argparse.Namespace) -> int:
     from ..core.hardware import load_hardware, profile_to_toml
     from ..errors import UsageError
-    from ..fitting.calibrate import fit_profile
+    from ..fitting.calibrate import default_free, fit_profile
     from ..fitting.measurements import format_select, load_measurements, parse_select
     from ..io import atomic_write_text, check_writable
     from ..zoo import list_models
@@ -105,10 +105,9 @@ def _run_measurements(args: argparse.Namespace) -> int:
     base = load_hardware(args.hw)
     stated = base.fit.select if base.fit else ""
     where = parse_select(args.select if args.select is not None else stated) or [{}]
-    if args.device:
-        where = [{**c, "device": args.device} for c in where]
-    elif not stated and args.select is None:
-        where = [{**c, "device": base.name} for c in where]
+    # Without a selection, a file's rows of this device (a file without a device column is
+    # taken to be all this device's).
+    device = args.device or (base.name if not stated and args.select is None else None)
     zoo = set(list_models())
 
     def known(model: str) -> bool:
@@ -117,7 +116,7 @@ def _run_measurements(args: argparse.Namespace) -> int:
     measurements = []
     skipped: dict[str, int] = {}
     for path in split_list(args.measurements, "measurement file"):
-        rows = load_measurements(path, where=where,
+        rows = load_measurements(path, where=where, device=device,
                                  known_models=None if args.skip_unknown else known)
         for m in rows:
             if known(m.model):
@@ -127,9 +126,9 @@ def _run_measurements(args: argparse.Namespace) -> int:
     if not measurements:
         raise UsageError(f"no measurements of models roofline has in {args.measurements} "
                          f"({format_select(where)})")
-    free = args.free or (list(base.fit.free) if base.fit else [])
+    free = args.free or default_free(base)
     command = "python -m roofline " + shlex.join(args.argv)
-    shown = format_select(where)
+    shown = format_select([{**c, "device": device} for c in where] if device else where)
     source = (f"fitted to {len(measurements)} measured latencies ({shown}) in "
               f"{args.measurements} (the command is in [fit])")
     result = fit_profile(base, measurements, free, leave_one_out=args.loo, source=source)

@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["price", "Pricing", "predict", "predict_many", "Prediction", "KernelSet",
            "KernelTable", "KernelCosts", "evaluate", "kernel_graph", "kernel_arrays",
            "ARRAY_KEYS", "io_on_chip", "resolve_precision", "View", "KIND_ORDER", "BOUNDS",
+           "STRUCTURAL_SIGMA", "RANGE_COVERAGE",
            "PRECISION_ORDER"]
 
 KIND_ORDER: tuple[OpKind, ...] = tuple(OpKind)
@@ -528,21 +529,6 @@ _RANGE_Z = 1.2815515655446004  # the standard normal's 90th percentile: 80 % two
 STRUCTURAL_SIGMA: dict[str, float] = {"cpu": 0.11, "gpu": 0.16, "dsp": 0.20, "edgetpu": 0.20,
                                       "npu": 0.20}
 
-#: What a profile that was never fitted is unsure of, by device kind: the parameters a fit
-#: would move (with their generic priors, roofline.core.fields): a datasheet alone is a
-#: guess, and its range says so.
-UNFITTED_FREE: dict[str, tuple[str, ...]] = {
-    "cpu": ("efficiency.conv+pointwise_conv+linear+matmul", "efficiency.depthwise_conv",
-            "overhead.per_kernel_s"),
-    "gpu": ("efficiency.conv+pointwise_conv+linear+matmul", "dram.bandwidth_bytes_per_s",
-            "overhead.per_kernel_s"),
-    "dsp": ("efficiency.conv+pointwise_conv+linear+matmul", "dram.bandwidth_bytes_per_s",
-            "overhead.per_kernel_s"),
-    "edgetpu": ("efficiency.conv+pointwise_conv+linear+matmul", "dram.bandwidth_bytes_per_s",
-                "overhead.per_kernel_s"),
-    "npu": ("efficiency.conv+pointwise_conv+linear+matmul", "dram.bandwidth_bytes_per_s",
-            "overhead.per_kernel_s"),
-}
 
 
 def _uncertain_directions(hw: HardwareProfile) -> tuple[list[HardwareProfile], float]:
@@ -550,9 +536,10 @@ def _uncertain_directions(hw: HardwareProfile) -> tuple[list[HardwareProfile], f
     parameters' uncertainty, and the engine's structural error (ln units).
 
     A fitted profile's uncertainty is its fit's posterior covariance; an unfitted one's, the
-    generic priors of the parameters a fit would move (:data:`UNFITTED_FREE`).
+    generic priors of the parameters a fit would move (``roofline.core.fields.DEFAULT_FREE``):
+    a datasheet alone is a guess, and its range says so.
     """
-    from .fields import fit_spec, values_by_path, with_values
+    from .fields import DEFAULT_FREE, fit_spec, values_by_path, with_values
 
     fit = hw.fit
     structural = (fit.structural_sigma if fit is not None and fit.structural_sigma is not None
@@ -563,7 +550,7 @@ def _uncertain_directions(hw: HardwareProfile) -> tuple[list[HardwareProfile], f
         cov = np.array(fit.covariance, dtype=np.float64)
     else:
         specs = []
-        for path in UNFITTED_FREE.get(hw.kind, ()):
+        for path in DEFAULT_FREE.get(hw.kind, ()):
             try:
                 specs.append(fit_spec(hw, path))
             except Exception:  # noqa: BLE001 - a field this profile lacks is not uncertain

@@ -27,8 +27,8 @@ from ..units import PRECISIONS
 if TYPE_CHECKING:  # pragma: no cover
     from .hardware import HardwareProfile
 
-__all__ = ["Field", "FIELDS", "FitSpec", "get", "with_values", "expand", "source_key",
-           "unsourced", "fit_spec", "describe_fittable"]
+__all__ = ["Field", "FIELDS", "FitSpec", "DEFAULT_FREE", "get", "with_values", "expand",
+           "source_key", "unsourced", "fit_spec", "describe_fittable"]
 
 Transform = Literal["log", "linear", "grid"]
 
@@ -328,6 +328,19 @@ def unsourced(profile: HardwareProfile) -> Iterator[str]:
 
 
 # -- what a fit may move --------------------------------------------------------------------------
+
+#: The parameters a fit moves when a profile names none ([fit] free), by device kind: what
+#: the measurements of whole models can tell apart on that kind of device (how fast its dense
+#: and depthwise convolutions run, what each kernel costs, and on an accelerator how fast it
+#: streams from DRAM and what an inference costs). A profile that was never fitted is unsure
+#: of these, by their generic priors.
+DEFAULT_FREE: dict[str, tuple[str, ...]] = {
+    "cpu": ("efficiency.conv+pointwise_conv+linear+matmul", "efficiency.depthwise_conv",
+            "overhead.per_kernel_s"),
+    **{kind: ("efficiency.conv+pointwise_conv+linear+matmul", "efficiency.depthwise_conv",
+              "dram.bandwidth_bytes_per_s", "overhead.per_kernel_s", "overhead.per_inference_s")
+       for kind in ("gpu", "dsp", "edgetpu", "npu")},
+}
 
 @dataclass(frozen=True)
 class FitSpec:

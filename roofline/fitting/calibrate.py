@@ -36,7 +36,7 @@ from ..core.hardware import HardwareProfile
 from ..errors import ProfileError, RooflineError, UsageError
 from .measurements import Measurement, load_measurements, trace_measurements
 
-__all__ = ["FitResult", "fit_profile", "spearman", "kendall", "ParameterSpace",
+__all__ = ["FitResult", "fit_profile", "default_free", "spearman", "kendall", "ParameterSpace",
            # the measurements a fit reads (roofline.fitting.measurements), for its callers
            "Measurement", "load_measurements", "trace_measurements"]
 
@@ -183,6 +183,21 @@ def kendall(a: Sequence[float], b: Sequence[float]) -> float:
 
 # -- the fit --------------------------------------------------------------------------------------
 
+def default_free(base: HardwareProfile) -> list[str]:
+    """The free parameters of a fit of ``base``: its ``[fit] free`` list, else what a fit
+    moves on its kind of device (``roofline.core.fields.DEFAULT_FREE``)."""
+    from ..core.fields import DEFAULT_FREE
+
+    if base.fit is not None and base.fit.free:
+        return list(base.fit.free)
+    return list(DEFAULT_FREE.get(base.kind, ()))
+
+
+def _finite(value: float) -> float | None:
+    """None for NaN (JSON has no NaN): a statistic with too few measurements to compute."""
+    return None if math.isnan(value) else float(value)
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else round(value, 4)
 
@@ -272,10 +287,11 @@ class FitResult:
             "models": len(self.measurements),
             "free": list(self.free),
             "values": dict(zip(self.free, self.values, strict=True)),
-            "median_abs_error_pct": self.median_abs_error_pct,
-            "spearman": self.spearman,
-            "loo_median_abs_error_pct": self.loo_median_abs_error_pct,
-            "loo_spearman": self.loo_spearman,
+            "median_abs_error_pct": _finite(self.median_abs_error_pct),
+            "spearman": _finite(self.spearman),
+            "loo_median_abs_error_pct": _finite(self.loo_median_abs_error_pct),
+            "loo_spearman": _finite(self.loo_spearman),
+            "flags": list(self.flags),
         }
 
 
@@ -452,7 +468,7 @@ def fit_profile(base: HardwareProfile, measurements: Sequence[Measurement],
     whose inputs and outputs stay in cache (see :func:`roofline.core.engine.io_on_chip`).
     """
     if free is None:
-        free = list(base.fit.free) if base.fit else []
+        free = default_free(base)
     space = ParameterSpace(base, free, priors=priors)
     if graphs is None:
         graphs = trace_measurements(measurements)

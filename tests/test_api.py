@@ -137,3 +137,15 @@ def test_no_import_cycle_among_the_modules():
     for module in sorted(graph):
         if module not in seen:
             visit(module)
+
+
+def test_the_readme_python_api_block_runs():
+    """The README's Python API example runs as written (its first python block)."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert blocks, "the README has no python block"
+    code = "import warnings\nwarnings.simplefilter('error')\n" + blocks[0]
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)

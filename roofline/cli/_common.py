@@ -24,7 +24,8 @@ from ..units import PRECISIONS
 __all__ = [
     "add_variant_options", "add_input_option",
     "add_precision_option", "arg_type", "split_list", "console",
-    "fmt_count", "fmt_bytes", "fmt_ms", "print_json", "make_table", "positive_int", "Col", "Alt",
+    "fmt_count", "fmt_bytes", "fmt_ms", "fmt_range", "print_json", "make_table",
+    "positive_int", "Col", "Alt",
     "FitTable", "wide_tables", "top1_pair", "add_top1_option", "count_cell", "bytes_cell",
     "kind_cell", "plural",
     "seconds_between", "write_rows_csv", "ProgressBar",
@@ -330,6 +331,14 @@ def fmt_ms(ms: float | None) -> str:
     if ms >= 0.1:
         return f"{ms:.2f}"
     return f"{ms:.3f}"
+
+
+def fmt_range(low_high: Sequence[float] | None) -> str:
+    """A latency range as ``low–high`` in milliseconds (``-`` when there is none)."""
+    if not low_high:
+        return "-"
+    low, high = low_high
+    return f"{fmt_ms(low)}–{fmt_ms(high)}"
 
 
 def print_json(obj: Any) -> None:

@@ -22,6 +22,7 @@ from ._common import (
     console,
     count_cell,
     fmt_ms,
+    fmt_range,
     make_table,
     plural,
     print_json,
@@ -144,6 +145,7 @@ def print_tables(comparison: Any) -> None:
     columns = [Col("model", "left", wrap=True), Col("width", full_only=True),
                Col("res", full_only=True), Col("top-1"), Col("MACs"),
                Col("params", priority=3), Col("latency ms", short="ms"),
+               Col("80 % range", priority=2, short="range"),
                Col("bound (C/M/O %)", "left", 1, short="bound"),
                Col("pareto", "left", short="★")]
     for h, hw in enumerate(comparison.hardware):
@@ -156,14 +158,18 @@ def print_tables(comparison: Any) -> None:
                          "-" if r["top1"] is None else f"{r['top1']:.1f}",
                          count_cell(r["macs"]), count_cell(r["params"]),
                          fmt_ms(r["latency_ms"]) if r["supported"] else "-",
-                         _bound_cell(r), "★" if r["pareto"] else ""))
+                         fmt_range(r["latency_range_ms"]), _bound_cell(r),
+                         ("★≈" if r["order_uncertain"] else "★") if r["pareto"] else ""))
         front = sum(1 for r in records if r["pareto"])
         title = (f"{hw.name} ({hw.kind}, {comparison.precisions[h]}): "
                  f"{plural(len(records), 'model')}, {front} Pareto-optimal (★)")
         out.print(make_table(columns, rows, title=title))
     out.print("★ Pareto-optimal on that device: no other model is both faster and more "
-              "accurate. Bound: where most of the latency goes and its share; in a wide table "
-              "the % in compute-, memory- and overhead-bound kernels (C/M/O).")
+              "accurate; ★≈: its latency range overlaps the next frontier model's, so which "
+              "of the two is faster is not known. Range: the 80 % range of the latency, given "
+              "the profile's fit and the engine's own error. Bound: where most of the latency "
+              "goes and its share; in a wide table the % in compute-, memory- and "
+              "overhead-bound kernels (C/M/O).")
 
 
 def comparison_row(record: dict[str, Any]) -> dict[str, Any]:

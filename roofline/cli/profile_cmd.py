@@ -14,6 +14,7 @@ from ._common import (
     count_cell,
     fmt_count,
     fmt_ms,
+    fmt_range,
     kind_cell,
     make_table,
     plural,
@@ -116,8 +117,9 @@ def print_profile(variant: Any, graph: Any, prediction: Any) -> None:
     breakdown = prediction.bound_breakdown()
     parts = "  ".join(f"{b} {fmt_ms(ms)} ms ({share_text(ms, total)})"
                       for b, ms in breakdown.items() if ms > 0)
-    out.print(head + f"{fmt_ms(total)} ms  {plural(len(records), 'kernel')}  "
-              f"{fmt_count(graph.macs)} MACs  {fmt_count(graph.params)} params")
+    out.print(head + f"{fmt_ms(total)} ms (80 % range {fmt_range(prediction.latency_range_ms)} "
+              f"ms)  {plural(len(records), 'kernel')}  {fmt_count(graph.macs)} MACs  "
+              f"{fmt_count(graph.params)} params")
     fixed = (f"  (the per-inference overhead, {fmt_ms(prediction.per_inference_ms)} ms, counts "
              f"as overhead)" if prediction.per_inference_ms > 0 else "")
     out.print(f"bound: {parts}{fixed}")

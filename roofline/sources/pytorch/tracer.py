@@ -574,9 +574,9 @@ def _meta_input(spec: InputSpec) -> torch.Tensor:
     return torch.empty(spec.shape, dtype=getattr(torch, spec.dtype), device=_META)
 
 
-def trace(model: nn.Module, inputs: InputLike | Sequence[InputLike] = (1, 3, 224, 224),
+def trace(model: nn.Module, inputs: InputLike | Sequence[InputLike] | None = None,
           precision: str | None = None, *, kwargs: Mapping[str, InputLike] | None = None,
-          name: str = "") -> LayerGraph:
+          name: str = "", input_shape: Sequence[int] | None = None) -> LayerGraph:
     """Trace one forward pass of ``model`` into a LayerGraph, on shape-only inputs.
 
     ``inputs`` is the positional input(s): a shape such as ``(1, 3, 224, 224)`` (float32),
@@ -586,7 +586,8 @@ def trace(model: nn.Module, inputs: InputLike | Sequence[InputLike] = (1, 3, 224
     inputs (``{"mask": ((1, 16), "bool")}``). Integer and bool inputs are meta tensors of their
     dtype and keep their element size (``TensorUse.element_bytes``): they are never priced as
     float activations. ``graph.input_specs`` and ``graph.inputs`` have one entry per input,
-    positional then keyword.
+    positional then keyword. ``input_shape=`` names one float input's shape (the same as
+    passing it as ``inputs``); without either, one image batch of (1, 3, 224, 224).
 
     The model runs in eval mode under ``torch.inference_mode``; its training flags are
     restored afterwards and its parameters are never written. Ops without a cost rule become
@@ -598,6 +599,10 @@ def trace(model: nn.Module, inputs: InputLike | Sequence[InputLike] = (1, 3, 224
         raise UsageError(f"trace() needs a torch.nn.Module, got {type(model).__name__}")
     if precision is not None:
         check_precision(precision)
+    if input_shape is not None and inputs is not None:
+        raise UsageError("give the input either as inputs or as input_shape, not both")
+    if inputs is None:
+        inputs = tuple(input_shape) if input_shape is not None else (1, 3, 224, 224)
     specs = input_specs(inputs, kwargs)
     recorder = _Recorder(model)
     training = [(m, m.training) for m in model.modules()]

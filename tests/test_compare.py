@@ -361,7 +361,10 @@ def test_tables_mark_the_frontier(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     # Sorted by latency (MACs here); ★ on the three frontier models, not on V1 0.5@160.
     assert [ln.split()[0] for ln in lines] == ["mobilenet_v1", "mobilenet_v1", "mobilenet_v2",
                                                "mobilenet_v1"]
-    assert [ln.rstrip().endswith("★") for ln in lines] == [True, True, True, False]
+    marks = [ln.rstrip().split()[-1] if "★" in ln else "" for ln in lines]
+    # An unfitted profile is unsure of its efficiency by a factor of 3: neighbouring frontier
+    # models' ranges overlap, so their order is marked uncertain (★≈).
+    assert marks == ["★≈", "★≈", "★≈", ""]
     assert "3 Pareto-optimal" in out
     assert out.strip().splitlines()[-1] == "report: reports/compare-macs-only.html"
     report = (tmp_path / "reports" / "compare-macs-only.html").read_text()

@@ -9,19 +9,11 @@ import os
 import pytest
 
 from roofline.analyses.backends import LocalBackend, make_backend, ray_available
-from roofline.cli import main
 from roofline.errors import UnknownNameError, UsageError
 
+from kit import run_cli
+
 WHY_NO_RAY = ray_available()
-
-
-def run(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _square(context, item):
@@ -66,11 +58,11 @@ def test_ray_sweep_writes_the_same_rows_as_local(local_ray, capsys, tmp_path, mo
             "--hw", "cpu,gpu", "--no-report"]
     # Each backend traces from an empty cache of its own: the Ray workers really trace.
     monkeypatch.setenv("ROOFLINE_NO_CACHE", "1")
-    code, out, err = run(capsys, *args, "--backend", "ray", "--csv", str(tmp_path / "ray.csv"))
+    code, out, err = run_cli(capsys, *args, "--backend", "ray", "--csv", str(tmp_path / "ray.csv"))
     assert code == 0, err
     assert "ray (running cluster" in out  # the fixture's cluster: joined, not started
     assert "6 traced" in out
-    code, _, err = run(capsys, *args, "--csv", str(tmp_path / "local.csv"))
+    code, _, err = run_cli(capsys, *args, "--csv", str(tmp_path / "local.csv"))
     assert code == 0, err
     assert _rows(tmp_path / "ray.csv") == _rows(tmp_path / "local.csv")
     assert len(_rows(tmp_path / "ray.csv")) == 1 + 6 * 2
@@ -81,10 +73,10 @@ def test_ray_search_writes_the_same_rows_as_local(local_ray, capsys, tmp_path, m
     monkeypatch.setenv("ROOFLINE_NO_CACHE", "1")
     args = ["search", "mobilenet_v3", "--hw", "cpu,edgetpu", "--samples", "600",
             "--latency-ms", "cpu=10", "--no-report"]
-    code, out, err = run(capsys, *args, "--backend", "ray", "--csv", str(tmp_path / "ray.csv"))
+    code, out, err = run_cli(capsys, *args, "--backend", "ray", "--csv", str(tmp_path / "ray.csv"))
     assert code == 0, err
     assert "(ray (" in out
-    code, _, err = run(capsys, *args, "--csv", str(tmp_path / "local.csv"))
+    code, _, err = run_cli(capsys, *args, "--csv", str(tmp_path / "local.csv"))
     assert code == 0, err
     ray_rows = _rows(tmp_path / "ray.csv")
     assert ray_rows == _rows(tmp_path / "local.csv") and len(ray_rows) == 601

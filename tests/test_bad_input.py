@@ -16,41 +16,26 @@ from roofline.cli import main
 from roofline.core.hardware import profile_from_dict
 from roofline.errors import ProfileError
 
+from kit import run_cli
+
 ROOT = Path(__file__).resolve().parents[1]
 MEASUREMENTS = ROOT / "hardware_profiles" / "measurements" / "measured_latency.csv"
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(code: int, err: str) -> str:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 # -- names ----------------------------------------------------------------------------------------
 
 def test_unknown_model_name_suggests_close_ones(capsys):
-    line = one_line_error(*run(capsys, "graph", "mobilenet_v22")[::2])
+    line = run_cli(capsys, "graph", "mobilenet_v22").error_line
     assert "unknown model 'mobilenet_v22'" in line and "mobilenet_v2" in line
 
 
 def test_unknown_hardware_name_suggests_close_ones(capsys):
-    line = one_line_error(*run(capsys, "profile", "mobilenet_v2", "--hw", "pixel6-gpu")[::2])
+    line = run_cli(capsys, "profile", "mobilenet_v2", "--hw", "pixel6-gpu").error_line
     assert "unknown hardware 'pixel6-gpu'" in line and "pixel6-cpu" in line
 
 
 def test_unknown_command_suggests_close_ones(capsys):
-    line = one_line_error(*run(capsys, "profle")[::2])
+    line = run_cli(capsys, "profle").error_line
     assert "did you mean profile" in line
 
 
@@ -66,13 +51,13 @@ def test_unknown_command_suggests_close_ones(capsys):
 @pytest.mark.parametrize("command", [["graph", "mobilenet_v2"],
                                      ["profile", "mobilenet_v2", "--hw", "cpu"]])
 def test_bad_numbers(capsys, command, flag, value, what):
-    line = one_line_error(*run(capsys, *command, flag, value)[::2])
+    line = run_cli(capsys, *command, flag, value).error_line
     assert what in line
 
 
 def test_bad_numbers_inside_a_model_spec(capsys):
-    assert "width" in one_line_error(*run(capsys, "graph", "mobilenet_v2@0")[::2])
-    assert "resolution" in one_line_error(*run(capsys, "graph", "mobilenet_v2:4")[::2])
+    assert "width" in run_cli(capsys, "graph", "mobilenet_v2@0").error_line
+    assert "resolution" in run_cli(capsys, "graph", "mobilenet_v2:4").error_line
 
 
 # -- hardware profiles ----------------------------------------------------------------------------
@@ -105,7 +90,7 @@ dram = "test"
 def test_bad_profile_file(capsys, tmp_path, text, field):
     path = tmp_path / "mine.toml"
     path.write_text(text)
-    line = one_line_error(*run(capsys, "profile", "mobilenet_v2", "--hw", str(path))[::2])
+    line = run_cli(capsys, "profile", "mobilenet_v2", "--hw", str(path)).error_line
     assert str(path) in line and field in line
 
 
@@ -113,13 +98,13 @@ def test_alias_cycle_on_the_command_line(capsys, tmp_path, monkeypatch):
     (tmp_path / "a.toml").write_text('alias = "b"\n')
     (tmp_path / "b.toml").write_text('alias = "a"\n')
     monkeypatch.setenv("ROOFLINE_HARDWARE_PATH", str(tmp_path))
-    line = one_line_error(*run(capsys, "profile", "mobilenet_v2", "--hw", "a")[::2])
+    line = run_cli(capsys, "profile", "mobilenet_v2", "--hw", "a").error_line
     assert "alias cycle" in line and "'alias'" in line
 
 
 def test_missing_profile_file(capsys, tmp_path):
-    line = one_line_error(*run(capsys, "profile", "mobilenet_v2", "--hw",
-                               str(tmp_path / "nope.toml"))[::2])
+    line = run_cli(capsys, "profile", "mobilenet_v2", "--hw",
+                               str(tmp_path / "nope.toml")).error_line
     assert "does not exist" in line
 
 
@@ -166,33 +151,33 @@ def user_file(tmp_path):
 
 
 def test_user_factory_raises(capsys, user_file):
-    line = one_line_error(*run(capsys, "graph", f"{user_file}:raises")[::2])
+    line = run_cli(capsys, "graph", f"{user_file}:raises").error_line
     assert "raised RuntimeError: weights missing" in line
 
 
 def test_user_factory_returns_something_else(capsys, user_file):
-    line = one_line_error(*run(capsys, "graph", f"{user_file}:not_a_module")[::2])
+    line = run_cli(capsys, "graph", f"{user_file}:not_a_module").error_line
     assert "returned a dict, not a torch.nn.Module" in line
 
 
 def test_user_factory_missing(capsys, user_file):
-    line = one_line_error(*run(capsys, "graph", f"{user_file}:unknwn_op")[::2])
+    line = run_cli(capsys, "graph", f"{user_file}:unknwn_op").error_line
     assert "has no attribute 'unknwn_op'" in line and "unknown_op" in line
 
 
 def test_user_file_missing(capsys, tmp_path):
-    line = one_line_error(*run(capsys, "graph", f"{tmp_path}/none.py:net")[::2])
+    line = run_cli(capsys, "graph", f"{tmp_path}/none.py:net").error_line
     assert "does not exist" in line
 
 
 def test_user_model_reading_values(capsys, user_file):
-    line = one_line_error(*run(capsys, "graph", f"{user_file}:reads_values")[::2])
+    line = run_cli(capsys, "graph", f"{user_file}:reads_values").error_line
     assert "ReadsValues" in line or "reads" in line or "model failed" in line
 
 
 def test_unknown_ops_are_listed_and_still_predicted(capsys, user_file):
     for _ in range(2):  # the second run is served from the graph cache and warns all the same
-        code, out, err = run(capsys, "profile", f"{user_file}:unknown_op", "--hw", "cpu",
+        code, out, err = run_cli(capsys, "profile", f"{user_file}:unknown_op", "--hw", "cpu",
                              "--json")
         assert code == 0
         assert "warning" in err and "sort" in err
@@ -216,8 +201,8 @@ def test_unknown_ops_are_listed_and_still_predicted(capsys, user_file):
 def test_bad_measurement_file(capsys, tmp_path, text, where):
     path = tmp_path / "m.csv"
     path.write_text(text)
-    line = one_line_error(*run(capsys, "calibrate", "--measurements", str(path), "--hw",
-                               "cpu", "--out", str(tmp_path / "out.toml"))[::2])
+    line = run_cli(capsys, "calibrate", "--measurements", str(path), "--hw",
+                               "cpu", "--out", str(tmp_path / "out.toml")).error_line
     assert where in line
     assert not (tmp_path / "out.toml").exists()
 
@@ -226,12 +211,12 @@ def test_output_path_that_cannot_be_written(capsys, tmp_path):
     # A path under a regular file cannot be created, even by root.
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    line = one_line_error(*run(capsys, "graph", "mobilenet_v2", "--csv",
-                               str(blocker / "x.csv"))[::2])
+    line = run_cli(capsys, "graph", "mobilenet_v2", "--csv",
+                               str(blocker / "x.csv")).error_line
     assert "cannot" in line
     folder = tmp_path / "dir.csv"
     folder.mkdir()
-    line = one_line_error(*run(capsys, "graph", "mobilenet_v2", "--csv", str(folder))[::2])
+    line = run_cli(capsys, "graph", "mobilenet_v2", "--csv", str(folder)).error_line
     assert "is a folder" in line
 
 
@@ -245,8 +230,8 @@ def test_profile_written_atomically_keeps_the_previous_file(capsys, tmp_path, mo
 
     # The disk fills up while the new profile is being written.
     monkeypatch.setattr(roofline.io.os, "fsync", disk_full)
-    line = one_line_error(*run(capsys, "calibrate", "--measurements", str(MEASUREMENTS),
-                               "--hw", "cpu", "--out", str(out), "--no-loo")[::2])
+    line = run_cli(capsys, "calibrate", "--measurements", str(MEASUREMENTS),
+                               "--hw", "cpu", "--out", str(out), "--no-loo").error_line
     assert "No space left on device" in line
     assert out.read_text() == "previous\n"
     assert [p.name for p in tmp_path.iterdir()] == ["fitted.toml"]
@@ -257,7 +242,7 @@ def test_files_are_data_not_code(capsys, tmp_path):
     marker = tmp_path / "ran"
     path = tmp_path / "evil.toml"
     path.write_text(f'__import__ = "os.system(\'touch {marker}\')"\n' + GOOD)
-    one_line_error(*run(capsys, "profile", "mobilenet_v2", "--hw", str(path))[::2])
+    assert run_cli(capsys, "profile", "mobilenet_v2", "--hw", str(path)).error_line
     assert not marker.exists()
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from roofline.cli import main
 from roofline.core.engine import predict
-from roofline.core.hardware import load_hardware, profile_from_dict, profile_to_toml
+from roofline.core.hardware import load_hardware, profile_to_toml
 from roofline.errors import MeasurementError, ProfileError, UsageError
 from roofline.fitting.calibrate import (
     ParameterSpace,
@@ -19,19 +19,15 @@ from roofline.fitting.calibrate import (
     trace_measurements,
 )
 
+import kit
+
 ROOT = Path(__file__).resolve().parents[1]
 MEASUREMENTS = ROOT / "hardware_profiles" / "measurements" / "measured_latency.csv"
 GEMM = "efficiency.conv+pointwise_conv+linear+matmul"
 
 
-def base_profile(**extra):
-    return profile_from_dict({
-        "name": "synthetic", "kind": "cpu", "default_precision": "int8",
-        "peak_macs_per_s": {"int8": 200e9}, "dram": {"bandwidth_bytes_per_s": 20e9},
-        "sources": {"peak_macs_per_s": "test", "dram": "test", "efficiency": "test",
-                    "overhead": "test"},
-        **extra,
-    })
+def base_profile(peak: float = 200e9, bandwidth: float = 20e9, **extra):
+    return kit.profile("synthetic", peak=peak, bandwidth=bandwidth, **extra)
 
 
 VARIANTS = [("mobilenet_v1", 1.0, 224), ("mobilenet_v1", 0.5, 160), ("mobilenet_v2", 1.0, 224),
@@ -84,12 +80,10 @@ def test_priors_pull_as_far_as_the_data_are_uncertain(synthetic):
     # Prior: dense efficiency 0.3 (truth 0.6), depthwise 0.3 (truth 0.1), each x/÷ 2.
     priors = {GEMM: {"typical": 0.3, "spread": 2.0},
               "efficiency.depthwise_conv": {"typical": 0.3, "spread": 2.0}}
-    sources = {"fit": "test"}
 
     def fitted(model_sigma):
         base = base_profile(overhead={"per_kernel_s": 20e-6},
-                            fit=_fit_info(free=free, priors=priors, model_sigma=model_sigma),
-                            sources={**base_profile().sources, **sources})
+                            fit=_fit_info(free=free, priors=priors, model_sigma=model_sigma))
         result = fit_profile(base, rows, None, graphs=graphs, leave_one_out=False)
         return dict(zip(free, result.values, strict=True)), result
 
@@ -113,8 +107,7 @@ def test_a_floor_is_a_hard_bound_and_bounds_are_flagged(synthetic):
     base = base_profile(fit=_fit_info(free=["dram.bandwidth_bytes_per_s"], priors={
         "dram.bandwidth_bytes_per_s": {"typical": 0.95, "spread": 1.5, "floor": 0.9,
                                        "relative": True}}),
-        sources={**base_profile().sources, "fit": "test"},
-        peak_macs_per_s={"int8": 400e9})
+        peak=400e9)
     result = fit_profile(base, rows, None, graphs=graphs, leave_one_out=False)
     assert result.profile.dram.bandwidth_bytes_per_s >= 0.9 * 20e9 * (1 - 1e-9)
     assert any("dram.bandwidth_bytes_per_s is at its" in f for f in result.flags)
@@ -124,7 +117,7 @@ def test_fit_respects_bounds(synthetic):
     _, rows, graphs = synthetic
     # Ask a far slower device to explain fast measurements: efficiency may not pass 1 and the
     # bandwidth may not pass the datasheet value.
-    slow = base_profile(peak_macs_per_s={"int8": 20e9}, dram={"bandwidth_bytes_per_s": 2e9})
+    slow = base_profile(peak=20e9, bandwidth=2e9)
     result = fit_profile(slow, rows, [GEMM, "dram.bandwidth_bytes_per_s"], graphs=graphs,
                          leave_one_out=False)
     assert result.profile.efficiency["conv"] <= 1.0

@@ -12,38 +12,25 @@ import json
 import pytest
 
 from roofline import zoo
-from roofline.cli import main
 from roofline.cli._common import fmt_count
 from roofline.core.fuse import fuse
 from roofline.core.graph import RECORD_COLUMNS
 from roofline.core.hardware import list_hardware
 from roofline.sources.variant import Variant
 
+from kit import run_cli
+
 ZOO = zoo.list_models()
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse exits for its own errors
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def ok(capsys, *argv: str) -> str:
-    code, out, err = run(capsys, *argv)
-    assert code == 0, err
-    return out
+    return run_cli(capsys, *argv).ok
 
 
 def one_line_error(capsys, *argv: str) -> str:
-    code, out, err = run(capsys, *argv)
-    assert code == 2, (out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err and out == ""
-    return lines[0]
+    result = run_cli(capsys, *argv)
+    assert result.out == "", result.out
+    return result.error_line
 
 
 def graph_json(capsys, *argv: str) -> dict:
@@ -237,7 +224,7 @@ def test_user_model_file(capsys, tmp_path):
 def test_unknown_ops_are_reported_on_the_command_line(capsys, tmp_path):
     path = tmp_path / "sorts.py"
     path.write_text(USER_MODEL)
-    code, out, err = run(capsys, "graph", f"{path}:Sorts:8")
+    code, out, err = run_cli(capsys, "graph", f"{path}:Sorts:8")
     assert code == 0
     assert err.strip().splitlines() == [
         "roofline: warning: 1 op type(s) have no cost rule and count 0 MACs (their bytes are "

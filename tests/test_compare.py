@@ -21,12 +21,13 @@ from roofline.cli import main
 from roofline.cli.compare_cmd import report_name
 from roofline.core.hardware import (
     load_hardware,
-    profile_from_dict,
     profile_to_toml,
     resolve_hardware,
 )
 from roofline.errors import UnknownNameError, UsageError
 from roofline.sources.variant import Variant, default_variants, resolve_models
+
+import kit
 
 # Published top-1 (%) and MACs of published_models.csv used below (V1 paper Table 6/7,
 # V2 paper Table 4): V1 0.25@128 41.5% 13.6M, V1 0.5@128 56.3% 49.2M, V1 0.5@160 60.2% 76.5M,
@@ -41,17 +42,6 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     folder = tmp_path_factory.getbasetemp() / "compare-graph-cache"
     folder.mkdir(exist_ok=True)
     monkeypatch.setenv("ROOFLINE_CACHE_DIR", str(folder))
-
-
-def tiny(name: str, *, peak: float = 1e9, bandwidth: float = 1e15, precision: str = "int8",
-         **extra):
-    """A profile with one precision, DRAM only, no overhead, efficiency 1."""
-    data = {"name": name, "kind": "cpu", "description": f"test profile {name}",
-            "default_precision": precision, "peak_macs_per_s": {precision: peak},
-            "dram": {"bandwidth_bytes_per_s": bandwidth},
-            "sources": {"peak_macs_per_s": "test", "dram": "test", "memory": "test",
-                        "efficiency": "test", "overhead": "test"}, **extra}
-    return profile_from_dict(data)
 
 
 def write_profile(folder: Path, profile) -> str:
@@ -159,8 +149,8 @@ def test_stage_of(module, stage):
 
 def test_user_model_latency_from_first_principles(tmp_path: Path):
     spec = linear_model(tmp_path)
-    memory_bound = tiny("mem", peak=1e9, bandwidth=1e9)
-    compute_bound = tiny("cmp", peak=1e8, bandwidth=1e9)
+    memory_bound = kit.profile("mem", peak=1e9, bandwidth=1e9)
+    compute_bound = kit.profile("cmp", peak=1e8, bandwidth=1e9)
     c = compare(resolve_models(spec), [memory_bound, compute_bound])
     rows = {r["hardware"]: r for r in c.rows()}
     # Linear(192 -> 10) on a 1x3x8x8 int8 input: 192 * 10 = 1920 MACs. Bytes: weights 1920
@@ -183,7 +173,7 @@ def test_user_model_latency_from_first_principles(tmp_path: Path):
 
 def test_frontier_on_a_compute_only_device():
     # Bandwidth 1e15 B/s and efficiency 1: latency = MACs / peak (memory adds < 1e-5).
-    hw = tiny("macs-only", peak=1e9)
+    hw = kit.profile("macs-only", peak=1e9)
     c = compare(resolve_models(SMALL_SET), [hw])
     rows = {r["label"]: r for r in c.rows()}
     for label, r in rows.items():
@@ -209,7 +199,7 @@ def test_frontier_on_a_compute_only_device():
 
 def test_unsupported_models_are_listed_not_ranked(tmp_path: Path):
     spec = linear_model(tmp_path)
-    no_dw = tiny("no-dw", support={"unsupported": ["depthwise_conv"]})
+    no_dw = kit.profile("no-dw", support={"unsupported": ["depthwise_conv"]})
     c = compare(resolve_models(["mobilenet_v1@0.25:128", spec]), [no_dw])
     rows = {r["short_label"]: r for r in c.rows()}
     v1 = rows["mobilenet_v1@0.25:128"]
@@ -227,8 +217,8 @@ def test_rank_changes_between_devices(tmp_path: Path):
     small, big = linear_model(tmp_path, 10, "a.py"), linear_model(tmp_path, 40, "b.py")
     # 'a' = 1920 MACs, 2162 B; 'b' = 192 * 40 = 7680 MACs, 7680 + 160 + 192 + 40 = 8072 B.
     # A device with free compute ranks by bytes, one with free memory by MACs: both 'a' first.
-    c = compare(resolve_models([small, big]), [tiny("bytes", peak=1e18, bandwidth=1e9),
-                                               tiny("macs", peak=1e9, bandwidth=1e18)])
+    c = compare(resolve_models([small, big]), [kit.profile("bytes", peak=1e18, bandwidth=1e9),
+                                               kit.profile("macs", peak=1e9, bandwidth=1e18)])
     lat = {(r["hardware"], r["short_label"]): r["latency_ms"] for r in c.rows()}
     assert lat[("bytes", "b.py:build:8")] == pytest.approx(8072 / 1e9 * 1e3, rel=1e-6)
     assert lat[("macs", "b.py:build:8")] == pytest.approx(7680 / 1e9 * 1e3, rel=1e-6)
@@ -238,7 +228,7 @@ def test_rank_changes_between_devices(tmp_path: Path):
 
 
 def test_kernel_and_stage_breakdowns_add_up():
-    hw = tiny("ovh", peak=1e10, bandwidth=1e9,
+    hw = kit.profile("ovh", peak=1e10, bandwidth=1e9,
               overhead={"per_kernel_s": 2e-6, "per_inference_s": 1e-4})
     c = compare(resolve_models("mobilenet_v2@0.35:224"), [hw])
     pred = c.predictions[0][0]
@@ -261,7 +251,7 @@ def test_kernel_and_stage_breakdowns_add_up():
 
 
 def test_roofs_from_the_profile():
-    hw = tiny("roofs", peak=1e12, bandwidth=1e10,
+    hw = kit.profile("roofs", peak=1e12, bandwidth=1e10,
               efficiency={"conv": 0.5, "pointwise_conv": 0.5, "depthwise_conv": 0.25},
               memory=[{"name": "L2", "capacity_bytes": 1e6, "bandwidth_bytes_per_s": 1e11},
                       {"name": "SLC", "capacity_bytes": 8e6}])
@@ -274,8 +264,8 @@ def test_roofs_from_the_profile():
     assert rf.capacity_only == (("SLC", 8e6),)
     assert rf.ridge_point == 100.0 == ridge_point(hw)  # 1e12 MACs/s / 1e10 B/s
     # A memory efficiency below 1 lowers the DRAM slope of its kinds: 1e10 x 0.5.
-    slow = tiny("slow", peak=1e12, bandwidth=1e10, memory_efficiency={"depthwise_conv": 0.5},
-                sources={"peak_macs_per_s": "test", "dram": "test", "memory_efficiency": "test"})
+    slow = kit.profile("slow", peak=1e12, bandwidth=1e10,
+                       memory_efficiency={"depthwise_conv": 0.5})
     assert roofs(slow).memory == (("DRAM", 1e10), ("DRAM, depthwise conv (50%)", 5e9))
     assert roofs(slow).capacity_only == ()
 
@@ -296,8 +286,8 @@ def test_one_ridge_point_everywhere(capsys):
 
 
 def test_ridge_markers_and_range():
-    fp16 = tiny("half", peak=2e9, bandwidth=1e9, precision="fp16")
-    far = tiny("far", peak=8e11, bandwidth=1e9)
+    fp16 = kit.profile("half", peak=2e9, bandwidth=1e9, precision="fp16")
+    far = kit.profile("far", peak=8e11, bandwidth=1e9)
     c = compare(resolve_models("mobilenet_v1@0.25:128,mobilenet_v2@0.35:224"), [fp16, far])
     sweep, markers = ridge_data(c)
     by = {m.label: m.ridge_point for m in markers}
@@ -322,8 +312,8 @@ def test_ridge_markers_and_range():
 
 def test_json_csv_and_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
     monkeypatch.chdir(tmp_path)
-    a = write_profile(tmp_path, tiny("mem", peak=1e9, bandwidth=1e9))
-    b = write_profile(tmp_path, tiny("cmp", peak=1e8, bandwidth=1e9))
+    a = write_profile(tmp_path, kit.profile("mem", peak=1e9, bandwidth=1e9))
+    b = write_profile(tmp_path, kit.profile("cmp", peak=1e8, bandwidth=1e9))
     spec = linear_model(tmp_path)
     out_csv = tmp_path / "rows.csv"
     code = main(["compare", "--hw", f"{a},{b}", "--models", f"mobilenet_v1@0.25:128,{spec}",
@@ -354,7 +344,7 @@ def test_json_csv_and_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca
 
 def test_tables_mark_the_frontier(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
     monkeypatch.chdir(tmp_path)
-    a = write_profile(tmp_path, tiny("macs-only", peak=1e9))
+    a = write_profile(tmp_path, kit.profile("macs-only", peak=1e9))
     assert main(["compare", "--hw", a, "--models", ",".join(SMALL_SET)]) == 0
     out = capsys.readouterr().out
     lines = [ln for ln in out.splitlines() if ln.strip().startswith("mobilenet")]
@@ -374,7 +364,7 @@ def test_tables_mark_the_frontier(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_unsupported_rows_in_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                        capsys):
     monkeypatch.chdir(tmp_path)
-    a = write_profile(tmp_path, tiny("no-dw", support={"unsupported": ["depthwise_conv"]}))
+    a = write_profile(tmp_path, kit.profile("no-dw", support={"unsupported": ["depthwise_conv"]}))
     assert main(["compare", "--hw", a, "--models", "mobilenet_v1@0.25:128", "--no-report"]) == 0
     out = capsys.readouterr().out
     assert "cannot run depthwise_conv" in out
@@ -474,7 +464,7 @@ def test_top1_puts_a_user_model_on_the_frontier(tmp_path: Path, monkeypatch, cap
         "def build():\n"
         "    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),\n"
         "                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))\n")
-    hw = write_profile(tmp_path, tiny("macs-only", peak=1e9))
+    hw = write_profile(tmp_path, kit.profile("macs-only", peak=1e9))
     assert main(["compare", "--hw", hw, "--models", "mobilenet_v2,mynet.py:build", "--top1",
                  "mynet.py:build=75.0", "--json"]) == 0
     rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
@@ -490,7 +480,7 @@ def test_top1_in_the_api_the_verdict_and_the_chart(tmp_path: Path):
     from roofline.report.compare_page import _verdict_html, pareto_figure
 
     spec = linear_model(tmp_path)  # Linear(192 -> 10): 1,920 MACs
-    hw = tiny("macs-only", peak=1e9)
+    hw = kit.profile("macs-only", peak=1e9)
     c = compare(resolve_models(f"mobilenet_v1@0.25:128,{spec}"), [hw], top1={spec: 30.0})
     label = c.labels[1]
     assert c.given_top1 == {label: 30.0} and c.top1_source_of(1) == "given"
@@ -515,7 +505,7 @@ def test_top1_in_the_api_the_verdict_and_the_chart(tmp_path: Path):
 ])
 def test_bad_top1_in_the_api(top1, message):
     with pytest.raises(UsageError, match=message):
-        compare(resolve_models("mobilenet_v1@0.25:128"), [tiny("t")], top1=top1)
+        compare(resolve_models("mobilenet_v1@0.25:128"), [kit.profile("t")], top1=top1)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -526,7 +516,7 @@ def test_bad_top1_in_the_api(top1, message):
 ])
 def test_bad_top1_on_the_command_line(argv, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    hw = write_profile(tmp_path, tiny("t"))
+    hw = write_profile(tmp_path, kit.profile("t"))
     try:
         code = main(["compare", "--hw", hw, "--models", "mobilenet_v1@0.25:128", "--no-report",
                      *argv])
@@ -541,9 +531,9 @@ def test_roofline_caption_names_capacity_only_levels():
     never claims the drawn roofs bound every kernel."""
     from roofline.report.compare_page import roofline_caption, roofline_figure
 
-    sram = tiny("sram", peak=1e12, bandwidth=1e10,
+    sram = kit.profile("sram", peak=1e12, bandwidth=1e10,
                 memory=[{"name": "SRAM", "capacity_bytes": 8 * 2 ** 20}])
-    l2 = tiny("l2", peak=1e12, bandwidth=1e10,
+    l2 = kit.profile("l2", peak=1e12, bandwidth=1e10,
               memory=[{"name": "L2", "capacity_bytes": 2 ** 20, "bandwidth_bytes_per_s": 1e11}])
     c = compare(resolve_models("mobilenet_v1@0.25:128"), [sram, l2])
     label = c.labels[0]

@@ -14,9 +14,10 @@ from torch import nn
 from roofline.analyses.ridge import ridge_costs
 from roofline.core.engine import KernelTable, evaluate, predict, predict_many
 from roofline.core.fuse import fuse
-from roofline.core.hardware import profile_from_dict
 from roofline.sources.pytorch.tracer import trace
 from roofline.sources.variant import Variant
+
+import kit
 
 ZOO_SMALL = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small",
              "mobilenet_v4_conv_small"]
@@ -24,14 +25,8 @@ ZOO_SMALL = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3
 
 def plain(peak: float = 100e9, bandwidth: float = 10e9, **extra: object):
     """The MobileNetV4 paper's roofline: one peak, one memory, efficiency 1, no overhead."""
-    return profile_from_dict({
-        "name": "plain", "kind": "cpu", "default_precision": "int8",
-        "peak_macs_per_s": {"int8": peak, "fp32": peak / 4},
-        "dram": {"bandwidth_bytes_per_s": bandwidth},
-        "sources": {"peak_macs_per_s": "test", "dram": "test", "memory": "test",
-                    "overhead": "test", "efficiency": "test", "geometry": "test"},
-        **extra,
-    })
+    return kit.profile("plain", peaks={"int8": peak, "fp32": peak / 4}, bandwidth=bandwidth,
+                       **extra)
 
 
 class Tiny(nn.Module):
@@ -277,8 +272,7 @@ def test_unsupported_kernels_run_on_the_fallback(tmp_path, monkeypatch):
     monkeypatch.setenv("ROOFLINE_HARDWARE_PATH", str(tmp_path))
     hybrid = Variant("mobilenet_v4_hybrid_medium", resolution=128).trace()
     dsp = plain(support={"unsupported": ["matmul"], "fallback": "slowcpu",
-                         "fallback_transfer_s": 1e-4},
-                sources={"peak_macs_per_s": "test", "dram": "test", "support": "test"})
+                         "fallback_transfer_s": 1e-4})
     prediction = predict(hybrid, dsp, "int8")
     assert prediction.supported and prediction.latency_ms > 0
     records = prediction.kernel_records()
@@ -307,10 +301,8 @@ def _pointwise() -> nn.Module:
 
 
 def _two_precision_profile(**extra: object):
-    return profile_from_dict({
-        "name": "twoprec", "kind": "gpu", "default_precision": "int8",
-        "peak_macs_per_s": {"int8": 1e9, "fp16": 1e9}, "dram": {"bandwidth_bytes_per_s": 1e8},
-        "sources": {"peak_macs_per_s": "test", "dram": "test", "support": "test"}, **extra})
+    return kit.profile("twoprec", kind="gpu", peaks={"int8": 1e9, "fp16": 1e9}, bandwidth=1e8,
+                       **extra)
 
 
 # A 1x1 conv 16 -> 32 on a 1x16x8x8 input: 8*8*16*32 = 32,768 MACs = 32.768 us at 1e9 MAC/s.
@@ -364,9 +356,7 @@ def test_fallback_is_decided_the_same_way_by_predict_sweep_and_calibrate(tmp_pat
     monkeypatch.setenv("ROOFLINE_HARDWARE_PATH", str(tmp_path))
     dsp = plain(support={"unsupported": ["matmul"], "fallback": "slowcpu",
                          "fallback_transfer_s": 1e-4},
-                overhead={"per_kernel_s": 1e-5},
-                sources={"peak_macs_per_s": "test", "dram": "test", "support": "test",
-                         "overhead": "test"})
+                overhead={"per_kernel_s": 1e-5})
     variant = Variant("mobilenet_v4_hybrid_medium", resolution=128)
     graph = variant.trace()
     expected = predict(graph, dsp).latency_ms
@@ -387,12 +377,8 @@ def test_fallback_is_decided_the_same_way_by_predict_sweep_and_calibrate(tmp_pat
 
 def _compute_bound(**extra: object):
     # 1e9 MACs/s and 1e15 B/s: every kernel is compute-bound, latency = MACs / (1e9 x eff).
-    return profile_from_dict({
-        "name": "cb", "kind": "cpu", "default_precision": "int8",
-        "peak_macs_per_s": {"int8": 1e9}, "dram": {"bandwidth_bytes_per_s": 1e15},
-        "efficiency": {"pointwise_conv": 0.5},
-        "sources": {"peak_macs_per_s": "t", "dram": "t", "efficiency": "t", "fit": "t"},
-        **extra})
+    return kit.profile("cb", peak=1e9, bandwidth=1e15,
+                       **{"efficiency": {"pointwise_conv": 0.5}, **extra})
 
 
 def test_a_fitted_profile_range_combines_its_covariance_and_the_engines_error():
@@ -444,8 +430,7 @@ def test_winograd_divides_only_dense_3x3_stride_1_convolutions():
     graph = trace(Three(), (1, 8, 16, 16))
     # Compute-bound (1e15 B/s): a kernel takes MACs / 1e9 s, the eligible one / 2 of that.
     direct = _compute_bound(efficiency={})
-    wino = _compute_bound(efficiency={}, algorithms={"winograd_3x3": 2.0},
-                          sources={**direct.sources, "algorithms": "t"})
+    wino = _compute_bound(efficiency={}, algorithms={"winograd_3x3": 2.0})
     a = {r["name"]: r["compute_ms"] for r in predict(graph, direct).kernel_records()}
     b = {r["name"]: r["compute_ms"] for r in predict(graph, wino).kernel_records()}
     # same: 16*16*8 outputs x 72 MACs = 147,456 MACs: 147.456 us direct, 73.728 us Winograd.

@@ -250,6 +250,7 @@ def _open_in_chromium(path: Path, screenshot: list[Path]) -> dict:
     return seen
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_compare_report_renders_offline_in_chromium(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch):

@@ -31,16 +31,9 @@ from roofline.core.engine import KernelTable, kernel_arrays, kernel_graph, predi
 from roofline.core.hardware import list_hardware, load_hardware
 from roofline.errors import UnknownNameError, UsageError
 
+from kit import run_cli
+
 FOUR = ("cpu", "dsp", "gpu", "edgetpu")
-
-
-def run(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -389,7 +382,7 @@ def test_lookup_table_sum_is_within_5_percent(v4_search):
 def test_search_command_writes_rows_lut_and_page(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     csv_path, lut_path, page = tmp_path / "rows.csv", tmp_path / "lut.json", tmp_path / "s.html"
-    code, out, err = run(capsys, "search", "mobilenet_v3", "--hw", "cpu,edgetpu",
+    code, out, err = run_cli(capsys, "search", "mobilenet_v3", "--hw", "cpu,edgetpu",
                          "--samples", "400", "--latency-ms", "cpu=12,edgetpu=1.5",
                          "--csv", str(csv_path), "--lut", str(lut_path), "--lut-check", "100",
                          "--check", "3", "--out", str(page))
@@ -415,7 +408,7 @@ def test_search_json_rows_and_user_space_file(capsys, tmp_path):
                      'stride = 2\n'
                      '[[stage]]\nname = "body"\nblocks = ["ib", "extradw"]\nkernel = [3]\n'
                      'expand = [2, 4]\nchannels = [16, 24]\ndepth = [1, 2]\nstride = 2\n')
-    code, out, err = run(capsys, "search", str(space), "--hw", "gpu", "--samples", "1000",
+    code, out, err = run_cli(capsys, "search", str(space), "--hw", "gpu", "--samples", "1000",
                          "--json", "--no-report")
     assert code == 0, err
     rows = json.loads(out)
@@ -439,7 +432,7 @@ def test_search_json_rows_and_user_space_file(capsys, tmp_path):
     (["no/such/space.toml"], "does not exist"),
 ])
 def test_bad_search_input_is_one_line_and_exit_2(capsys, argv, message):
-    code, out, err = run(capsys, "search", *argv, "--no-report")
+    code, out, err = run_cli(capsys, "search", *argv, "--no-report")
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
@@ -448,16 +441,16 @@ def test_bad_space_file_is_one_line(capsys, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "b"\nresolution = [224]\n[[stage]]\nname = "s"\nblocks = ["ib"]\n'
                    'channels = [16]\nkernel = [2]\n')
-    code, _, err = run(capsys, "search", str(bad), "--no-report")
+    code, _, err = run_cli(capsys, "search", str(bad), "--no-report")
     assert code == 2 and "field 'stage.0.kernel'" in err and "odd" in err
 
 
 def test_list_spaces(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
-    code, out, _ = run(capsys, "list", "spaces")
+    code, out, _ = run_cli(capsys, "list", "spaces")
     assert code == 0 and "mobilenet_v4" in out and "mobilenet_v3" in out
     assert max(len(line) for line in out.splitlines()) <= 80
-    code, out, _ = run(capsys, "list", "spaces", "--json")
+    code, out, _ = run_cli(capsys, "list", "spaces", "--json")
     assert {r["name"] for r in json.loads(out)} >= {"mobilenet_v4", "mobilenet_v3"}
 
 
@@ -488,7 +481,7 @@ def test_interrupted_command_exits_130_and_writes_what_finished(capsys, tmp_path
                                                                 monkeypatch):
     _interrupt_on_call(monkeypatch, 1)
     csv_path = tmp_path / "rows.csv"
-    code, out, err = run(capsys, "search", "mobilenet_v3", "--hw", "cpu", "--samples", "300",
+    code, out, err = run_cli(capsys, "search", "mobilenet_v3", "--hw", "cpu", "--samples", "300",
                          "--workers", "1", "--csv", str(csv_path), "--no-report")
     assert code == 130, err
     assert "interrupted" in out
@@ -496,6 +489,7 @@ def test_interrupted_command_exits_130_and_writes_what_finished(capsys, tmp_path
         assert list(csv.DictReader(handle)) == []
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_search_page_renders_offline_in_chromium(tmp_path):
     from test_report_browser import ARTIFACTS, _open_in_chromium

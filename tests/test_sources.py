@@ -10,11 +10,12 @@ import pytest
 
 from roofline.core.engine import predict
 from roofline.core.graph import InputSpec, LayerGraph, Ledger, OpKind, TensorUse
-from roofline.core.hardware import profile_from_dict
 from roofline.errors import UnknownNameError, UsageError
 from roofline.sources import register_source, source_for
 from roofline.sources.base import ModelSource, TorchSource, files_fingerprint
 from roofline.sources.variant import Variant, parse_variant
+
+import kit
 
 
 @pytest.mark.parametrize("spec, kind", [
@@ -113,10 +114,7 @@ def test_a_new_model_format_is_one_class(tmp_path, monkeypatch):
     assert variant.trace() == graph  # the second from the cache
     # Priced like any other graph: 640 MACs / 1e9 = 0.64 us against (640 + 64 + 10) int8 bytes
     # / 1e9 B/s = 0.714 us: memory-bound.
-    hw = profile_from_dict({"name": "p", "kind": "cpu", "default_precision": "int8",
-                            "peak_macs_per_s": {"int8": 1e9},
-                            "dram": {"bandwidth_bytes_per_s": 1e9},
-                            "sources": {"peak_macs_per_s": "t", "dram": "t"}})
+    hw = kit.profile(peak=1e9, bandwidth=1e9)
     assert predict(graph, hw).latency_ms == pytest.approx(0.714e-3)
     with pytest.raises(UsageError, match="cannot apply"):
         parse_variant("table=64x10@2")

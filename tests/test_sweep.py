@@ -8,23 +8,13 @@ import json
 import numpy as np
 import pytest
 
-from roofline.analyses.pareto import pareto_mask
 from roofline.analyses.sweep import evaluate_grid, parse_grid, sweep_variants, trace_all, views_of
-from roofline.cli import main
 from roofline.core.engine import predict
 from roofline.core.hardware import load_hardware
 from roofline.errors import UsageError
 from roofline.sources.variant import Variant
 
-
-def run(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
+from kit import run_cli
 
 # -- grids ----------------------------------------------------------------------------------------
 
@@ -89,13 +79,21 @@ def test_grid_matches_predict_one_by_one(small_sweep):
             assert result.macs[m] == v.trace().macs
 
 
-def test_frontiers_are_pareto_masks(small_sweep):
-    variants, hardware, result = small_sweep
+def test_frontiers_hold_exactly_the_undominated_variants(small_sweep):
+    # The definition, checked pair by pair: a variant is on the MACs frontier when no other
+    # variant is as fast or faster with as many MACs or more, one of the two strictly.
+    _, hardware, result = small_sweep
+    macs = list(result.macs)
     for h in range(len(hardware)):
         by_macs, by_top1 = result.frontier(h)
         latency = list(result.latency_s[h])
-        assert by_macs == pareto_mask(latency, list(result.macs))
-        assert by_top1 == pareto_mask(latency, [v.top1() for v in variants])
+
+        undominated = [
+            not any(latency[j] <= latency[i] and macs[j] >= macs[i]
+                    and (latency[j] < latency[i] or macs[j] > macs[i]) for j in range(len(macs)))
+            for i in range(len(macs))]
+        assert by_macs == undominated
+        assert any(by_macs)
         # mobilenet_v2 has published top-1 figures only at 224, not in this grid.
         assert not any(by_top1)
 
@@ -156,7 +154,7 @@ def test_interruption_keeps_finished_variants(monkeypatch):
 
 def test_sweep_command_writes_csv_json_and_report(capsys, tmp_path):
     out, table = tmp_path / "sweep.html", tmp_path / "rows.csv"
-    code, stdout, err = run(capsys, "sweep", "mobilenet_v2", "--width", "0.5:1.0:0.25",
+    code, stdout, err = run_cli(capsys, "sweep", "mobilenet_v2", "--width", "0.5:1.0:0.25",
                             "--resolution", "160,224", "--hw", "cpu,edgetpu", "--out",
                             str(out), "--csv", str(table), "--workers", "1", "--json")
     assert code == 0, err
@@ -188,7 +186,7 @@ def test_interrupted_command_writes_what_finished(capsys, tmp_path, monkeypatch)
     monkeypatch.setenv("ROOFLINE_NO_CACHE", "1")
     monkeypatch.setattr(sweep, "_arrays_for", interrupt_after_one)
     table, page = tmp_path / "rows.csv", tmp_path / "sweep.html"
-    code, _, err = run(capsys, "sweep", "mobilenet_v2", "--width", "0.3,0.4,0.5",
+    code, _, err = run_cli(capsys, "sweep", "mobilenet_v2", "--width", "0.3,0.4,0.5",
                        "--resolution", "64", "--hw", "cpu", "--workers", "1", "--csv",
                        str(table), "--out", str(page))
     assert code == 130
@@ -206,7 +204,7 @@ def test_sweep_of_a_user_model(capsys, tmp_path):
         "def build(width=1.0):\n"
         "    c = max(1, int(16 * width))\n"
         "    return nn.Sequential(nn.Conv2d(3, c, 3), nn.ReLU(), nn.Conv2d(c, c, 1))\n")
-    code, stdout, err = run(capsys, "sweep", f"{path}:build", "--width", "1,2",
+    code, stdout, err = run_cli(capsys, "sweep", f"{path}:build", "--width", "1,2",
                             "--resolution", "32", "--hw", "cpu", "--no-report", "--json",
                             "--workers", "1")
     assert code == 0, err
@@ -230,13 +228,13 @@ def test_sweep_of_a_user_model(capsys, tmp_path):
     (["sweep", "mobilenet_v2", "--ridge", "0:500"], "drop MODEL"),
 ])
 def test_bad_input(capsys, argv, message):
-    code, _, err = run(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and message in err
 
 
 def test_ridge_sweep(capsys, tmp_path):
-    code, stdout, err = run(capsys, "sweep", "--ridge", "0:500:100", "--models",
+    code, stdout, err = run_cli(capsys, "sweep", "--ridge", "0:500:100", "--models",
                             "mobilenet_v1,mobilenet_v2,mobilenet_v4_conv_small", "--hw", "cpu",
                             "--json", "--out", str(tmp_path / "ridge.html"))
     assert code == 0, err
@@ -253,7 +251,7 @@ def test_sweep_top1_for_one_variant(capsys, tmp_path):
     """--top1 names one variant of the grid (as its label says it); that variant then counts on
     the latency-top-1 frontier like a published one."""
     csv_path = tmp_path / "rows.csv"
-    code, out, err = run(capsys, "sweep", "mobilenet_v2", "--width", "0.3,0.5",
+    code, out, err = run_cli(capsys, "sweep", "mobilenet_v2", "--width", "0.3,0.5",
                          "--resolution", "224", "--hw", "cpu", "--workers", "1", "--no-report",
                          "--top1", "mobilenet_v2@0.3=55", "--csv", str(csv_path))
     assert code == 0, err
@@ -261,7 +259,7 @@ def test_sweep_top1_for_one_variant(capsys, tmp_path):
         rows = {r["width"]: r for r in csv.DictReader(handle)}
     assert rows["0.3"]["top1"] == "55.0" and rows["0.3"]["pareto_top1"] == "True"
     assert rows["0.5"]["top1"] == "65.4"  # published, V2 paper Table 4
-    code, out, err = run(capsys, "sweep", "mobilenet_v2", "--width", "0.3", "--hw", "cpu",
+    code, out, err = run_cli(capsys, "sweep", "mobilenet_v2", "--width", "0.3", "--hw", "cpu",
                          "--no-report", "--top1", "mobilenet_v2@0.4=55")
     assert code == 2 and "names no compared model" in err
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from rich.cells import cell_len
 
-from roofline.cli import main
 from roofline.cli._common import Alt, Col, FitTable, console, wide_tables
+
+from kit import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 MEASUREMENTS = ROOT / "hardware_profiles" / "measurements" / "measured_latency.csv"
@@ -61,19 +62,12 @@ NAMES = [
     "profile unsupported", "profile no kernels", "compare", "sweep", "sweep ridge", "calibrate"]
 
 
-def _run(capsys, argv: list[str]) -> str:
-    code = main(argv)
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    return out
-
-
 @pytest.mark.parametrize("width", [80, 100, 200])
 @pytest.mark.parametrize("name", NAMES)
 def test_every_table_fits(name, width, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("COLUMNS", str(width))
     monkeypatch.chdir(tmp_path)
-    out = _run(capsys, _commands(tmp_path)[name])
+    out = run_cli(capsys, *_commands(tmp_path)[name]).ok
     lines = out.splitlines()
     assert len(lines) >= 3, out
     too_long = [line for line in lines if cell_len(line) > width]
@@ -83,8 +77,8 @@ def test_every_table_fits(name, width, tmp_path, monkeypatch, capsys):
 
 def test_calibrate_with_leave_one_out_fits_80(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("COLUMNS", "80")
-    out = _run(capsys, ["calibrate", "--measurements", str(MEASUREMENTS), "--hw", str(PRIOR),
-                        "--out", str(tmp_path / "fitted.toml")])
+    out = run_cli(capsys, "calibrate", "--measurements", MEASUREMENTS, "--hw", PRIOR,
+                  "--out", tmp_path / "fitted.toml").ok
     assert "LOO" in out and "…" not in out
     assert max(cell_len(line) for line in out.splitlines()) <= 80
 
@@ -93,8 +87,8 @@ def test_validate_table_fits_80(tmp_path, monkeypatch, capsys):
     """validate measures with torch: one short run, at the narrowest width only."""
     monkeypatch.setenv("COLUMNS", "80")
     user = _user_model(tmp_path)
-    out = _run(capsys, ["validate", "--hw", "cpu", "--models", f"{user}:build:32",
-                        "--budget", "1"])
+    out = run_cli(capsys, "validate", "--hw", "cpu", "--models", f"{user}:build:32",
+                  "--budget", "1").ok
     assert "predicted" in out and "…" not in out
     assert max(cell_len(line) for line in out.splitlines()) <= 80
 
@@ -105,13 +99,13 @@ def test_narrow_tables_keep_what_matters(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("COLUMNS", "80")
     monkeypatch.chdir(tmp_path)
     commands = _commands(tmp_path)
-    graph = _run(capsys, commands["graph kernels"])
+    graph = run_cli(capsys, *commands["graph kernels"]).ok
     header = graph.splitlines()[0].split()
     assert "MACs" in header and "name" in header
     assert "not shown at 80 columns" in graph and "--wide" in graph
-    profile = _run(capsys, commands["profile"]).splitlines()
+    profile = run_cli(capsys, *commands["profile"]).ok.splitlines()
     assert {"kernel", "MACs", "ms", "bound"} <= set(profile[0].split())
-    compare = _run(capsys, commands["compare"])
+    compare = run_cli(capsys, *commands["compare"]).ok
     header = compare.splitlines()[1].split()
     assert {"model", "top-1", "MACs", "ms"} <= set(header)
     # The label carries width and resolution when their columns are left out.
@@ -122,16 +116,14 @@ def test_wide_shows_every_column_in_full(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("COLUMNS", "80")
     monkeypatch.chdir(tmp_path)
     argv = _commands(tmp_path)["graph kernels"]
-    wide = _run(capsys, [*argv, "--wide"]).splitlines()
+    wide = run_cli(capsys, *argv, "--wide").ok.splitlines()
     assert wide[0].split() == ["#", "name", "kind", "fused", "output", "MACs", "params",
                                "weights", "act", "in", "act", "out", "MACs/B"]
     assert max(cell_len(line) for line in wide) > 80  # the terminal wraps it, nothing is cut
     assert "blocks.0.conv" in wide[2] and "…" not in "\n".join(wide)
     assert not any("not shown" in line for line in wide)
     for command in ("list", "graph", "profile", "compare", "sweep", "calibrate", "validate"):
-        with pytest.raises(SystemExit):
-            main([command, "--help"])
-        assert "--wide" in capsys.readouterr().out, command
+        assert "--wide" in run_cli(capsys, command, "--help").out, command
 
 
 # -- the fitting rule itself -------------------------------------------------------------------

@@ -767,6 +767,7 @@ json.dump({"growth_kib": after - before, "macs": graph.macs}, sys.stdout)
 """
 
 
+@pytest.mark.slow
 def test_huge_input_needs_no_real_memory(tmp_path):
     # A fresh interpreter, so that the peak RSS is this trace's own (ru_maxrss is in KiB on
     # Linux). The input alone would be 64·3·4096·4096·4 bytes = 12.9 GB if it were real.

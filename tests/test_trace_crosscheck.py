@@ -26,6 +26,8 @@ from roofline.core.graph import LayerGraph, OpKind
 from roofline.sources.pytorch.tracer import trace
 from roofline.sources.variant import Variant
 
+import kit
+
 with warnings.catch_warnings():
     # fvcore scripts a loss function with torch.jit.script at import, which torch deprecates
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -90,7 +92,7 @@ class OpCounter(TorchDispatchMode):
 
 # -- every zoo model ------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module", params=zoo.list_models())
+@pytest.fixture(scope="module", params=kit.zoo_params(zoo.list_models()))
 def real_model(request) -> tuple[str, nn.Module, torch.Tensor]:
     """A zoo model with real weights and a real input at its default resolution."""
     name = request.param

@@ -21,6 +21,8 @@ from roofline.zoo.layers import (
     make_divisible,  # noqa: E402
 )
 
+import kit
+
 # The MobileNets V1–V4: the default comparison set (zoo.toml compare_default, default true).
 MOBILENETS = [
     "mobilenet_v1",
@@ -165,7 +167,7 @@ def test_bad_width_is_a_usage_error(width):
 # --- every model builds and runs ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ZOO_ORDER)
+@pytest.mark.parametrize("name", kit.zoo_params(ZOO_ORDER))
 def test_forward_at_default_resolution(name):
     torch.manual_seed(0)
     model = build(name, meta=False)
@@ -185,7 +187,7 @@ def test_meta_construction(name):
     assert all(b.is_meta for b in model.buffers())
 
 
-@pytest.mark.parametrize("name", ZOO_ORDER)
+@pytest.mark.parametrize("name", kit.zoo_params(ZOO_ORDER))
 def test_widths_and_resolutions(name):
     for width in (0.3, 1.37, 2.5):
         model = build(name, width)

@@ -27,7 +27,7 @@ def ridge_point(hw: HardwareProfile, precision: str | None = None) -> float:
     per byte: see :data:`RIDGE_POINT_DEFINITION`. The MobileNetV4 paper's RP is the same ratio
     (Qin et al. 2024, Section 3). Op kinds below peak (efficiency < 1) meet the DRAM slope at
     efficiency × this; the roofline chart draws those roofs."""
-    return hw.peak(precision or hw.default_precision) / hw.dram.bandwidth_bytes_per_s
+    return hw.ridge_point(precision)
 
 
 @dataclass(frozen=True)

@@ -100,14 +100,13 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _hardware(args: argparse.Namespace) -> int:
-    from ..analyses.roofs import RIDGE_POINT_DEFINITION, ridge_point
+    from ..analyses.roofs import RIDGE_POINT_DEFINITION
     from ..core.hardware import alias_target, list_hardware, load_hardware
 
     rows = []
     for name in list_hardware():
         hw = load_hardware(name)
         row = hw.summary()
-        row["ridge_point"] = ridge_point(hw)
         target = alias_target(name)
         if target is not None:
             row.update(name=name, alias_of=target)

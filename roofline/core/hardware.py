@@ -430,8 +430,9 @@ class HardwareProfile(_Strict):
         return self.memory_efficiency.get(str(kind), 1.0)  # type: ignore[call-overload]
 
     def ridge_point(self, precision: str | None = None) -> float:
-        """Peak MACs/s over DRAM bytes/s: the intensity (MACs/byte) above which a kernel that
-        reads everything from DRAM is compute-bound."""
+        """Peak MACs/s at ``precision`` (default: the profile's own) over DRAM bytes/s: the
+        intensity (MACs/byte) above which a kernel that reads everything from DRAM is
+        compute-bound. The one definition (roofline.analyses.roofs.ridge_point is this)."""
         return self.peak(precision or self.default_precision) / self.dram.bandwidth_bytes_per_s
 
     def kernel_view(self) -> tuple[bool, frozenset[str]]:
@@ -452,7 +453,6 @@ class HardwareProfile(_Strict):
             "pointwise_efficiency": self.efficiency_of("pointwise_conv"),
             "dram_bytes_per_s": self.dram.bandwidth_bytes_per_s,
             "ridge_point": self.ridge_point(),
-            "effective_ridge_point": self.ridge_point() * self.efficiency_of("pointwise_conv"),
             "alias_of": None,
             "path": self.path,
         }

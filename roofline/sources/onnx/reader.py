@@ -62,6 +62,9 @@ __all__ = ["read_onnx", "onnx_fingerprint", "onnx_input_specs", "bind_inputs", "
 
 Shape = tuple[int, ...]
 T = onnx.TensorProto
+#: Ops that read rows of their data input picked by indices (an embedding is a Gather).
+_LOOKUPS = frozenset({"Gather", "GatherElements", "GatherND"})
+
 #: Initializer types that hold trained parameters (quantised weights and int32 biases too);
 #: int64 and bool initializers are index tables and masks, buffers of the model.
 _PARAM_TYPES = FLOAT_TYPES | QUANT_TYPES | {T.INT32}
@@ -277,9 +280,10 @@ def bind_inputs(declared: Declared, inputs: Sequence[InputSpec | Sequence[int]] 
                 label = f" ({d!r})" if isinstance(d, str) else ""
                 raise UsageError(
                     f"dynamic dimension {i}{label} of input {key!r} {_shape_text(declared_shape)}"
-                    f" is not bound: give the input's shape"
-                    + (", a resolution" if len(shape) == 4 and i in (2, 3) else "")
-                    + (f" or dims={{{d!r}: size}}" if isinstance(d, str) else ""))
+                    f" is not bound: give the input's shape (--input SHAPE[:DTYPE]"
+                    + (" or a resolution" if len(shape) == 4 and i in (2, 3) else "")
+                    + "; in Python inputs="
+                    + (f" or dims={{{d!r}: size}}" if isinstance(d, str) else "") + ")")
             if isinstance(d, str):
                 named.setdefault(d, int(shape[i]))  # type: ignore[arg-type]
     return [InputSpec(tuple(int(d) for d in bound[name]), dtypes[name], name)  # type: ignore
@@ -670,10 +674,15 @@ class _Walk:
             seen.add(v.key)
             if v.elements == 1 and not v.sources and scalar_ok:
                 continue  # a scalar operand: an immediate of the kernel
+            elements = v.elements
+            if op_type in _LOOKUPS and position == 0 and outputs:
+                # A lookup reads one row of its table per index: the elements it writes, at
+                # most the table (as the tracer's embedding); the table's params count whole.
+                elements = min(elements, math.prod(outputs[0][1].shape))
             if position == bias:
-                bias_elements += v.elements
+                bias_elements += elements
             else:
-                weight_elements += v.elements
+                weight_elements += elements
             if position not in buffers:
                 sources.update(v.sources)
         params = 0

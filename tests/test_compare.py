@@ -497,6 +497,31 @@ def test_top1_in_the_api_the_verdict_and_the_chart(tmp_path: Path):
     assert "--top1" in _verdict_html(plain)
 
 
+def test_the_chart_draws_each_range_and_marks_an_uncertain_order():
+    from roofline.report.compare_page import pareto_figure
+
+    # V1 0.25 at 128 and 160 px: 13.6M and 21.1M MACs, 1.55x apart; V1 1.0 at 224: 569M, 27x
+    # more. An unfitted profile's ranges are wide (its parameters rest on generic priors), so
+    # the two small ones overlap and the large one stands apart.
+    c = compare(resolve_models("mobilenet_v1@0.25:128,mobilenet_v1@0.25:160,mobilenet_v1"),
+                [kit.profile("bare", peak=1e9)])
+    rows = {r["label"]: r for r in c.rows()}
+    assert all(rows[label]["pareto"] for label in rows)  # faster is less accurate: all optimal
+    fig = pareto_figure(c, "bare")
+    (family,) = [t for t in fig.data if t.name == "MobileNetV1"]
+    for x, plus, minus, label in zip(family.x, family.error_x.array, family.error_x.arrayminus,
+                                     rows, strict=True):
+        low, high = rows[label]["latency_range_ms"]
+        assert low < x < high
+        assert (x - minus, x + plus) == pytest.approx((low, high))
+    small, mid, large = (rows[label] for label in rows)
+    assert small["latency_range_ms"][1] >= mid["latency_range_ms"][0]
+    assert mid["latency_range_ms"][1] < large["latency_range_ms"][0]
+    frontier = next(t for t in fig.data if t.name == "Pareto frontier")
+    labels = [t for t in frontier.text if t]
+    assert labels == ["≈ mobilenet_v1@0.25:128", "≈ mobilenet_v1@0.25:160", "mobilenet_v1:224"]
+
+
 @pytest.mark.parametrize("top1, message", [
     ({"mobilenet_v2": 75.0}, "--top1 'mobilenet_v2' names no compared model"),
     ({"mobilenet_v1@0.25:128": 101.0}, "must be a percentage from 0 to 100"),

@@ -84,6 +84,21 @@ def _symbol_map(comparison: Any) -> dict[str, str]:
     return out
 
 
+def _has_range(row: Mapping[str, Any]) -> bool:
+    value = row.get("latency_range_ms")
+    return isinstance(value, (list, tuple)) and len(value) == 2
+
+
+def _error_bars(records: Sequence[Mapping[str, Any]], colour: str) -> dict[str, Any]:
+    """Horizontal error bars from each row's 80 % latency range (none where a row has none)."""
+    plus = [r["latency_range_ms"][1] - r["latency_ms"] if _has_range(r) else math.nan
+            for r in records]
+    minus = [r["latency_ms"] - r["latency_range_ms"][0] if _has_range(r) else math.nan
+             for r in records]
+    return {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus,
+            "color": colour, "thickness": 1, "width": 3}
+
+
 def _hover(row: Mapping[str, Any]) -> str:
     """Hover text of one result row (plotly markup; user strings escaped)."""
     lines = [f"<b>{plot_text(row['short_label'])}</b> ({plot_text(row['family'])})",
@@ -96,10 +111,16 @@ def _hover(row: Mapping[str, Any]) -> str:
         total = row["latency_ms"]
         lines.append(f"latency: {_ms(total)} on {plot_text(row['hardware'])} "
                      f"({plot_text(row['precision'])})")
+        if _has_range(row):
+            low, high = row["latency_range_ms"]
+            lines.append(f"80% range: {_ms(low)} – {_ms(high)}")
         lines.append("bound: " + ", ".join(
             f"{b} {_pct(row[f'{b}_bound_ms'], total)}" for b in BOUND_COLOURS))
         lines.append(f"latency rank: {row['rank']}" + ("   ★ Pareto-optimal" if row["pareto"]
                                                        else ""))
+        if row["pareto"] and row["order_uncertain"]:
+            lines.append("≈ its range overlaps the next frontier model's: their order on this "
+                         "device is uncertain")
     else:
         lines.append(f"unsupported on {plot_text(row['hardware'])}: "
                      f"{plot_text(', '.join(row['unsupported_kinds']))}")
@@ -143,17 +164,24 @@ def pareto_figure(comparison: Any, hardware: str) -> go.Figure:
                     "line": {"color": ["#1d2330" if r["pareto"] or user else "white"
                                        for r in records], "width": 1.5},
                     "opacity": 0.95},
+            error_x=_error_bars(records, family_colour(family)),
             hovertext=[_hover(r) for r in records], hoverinfo="text"))
     front = shown[shown["pareto"]].sort_values("latency_ms")
     xr = yr = None
     if len(shown):
-        lo, hi = math.log10(shown["latency_ms"].min()), math.log10(shown["latency_ms"].max())
+        lows = [r[0] if isinstance(r, (list, tuple)) else lat
+                for r, lat in zip(shown["latency_range_ms"], shown["latency_ms"], strict=True)]
+        highs = [r[1] if isinstance(r, (list, tuple)) else lat
+                 for r, lat in zip(shown["latency_range_ms"], shown["latency_ms"], strict=True)]
+        lo, hi = math.log10(min(lows)), math.log10(max(highs))  # the error bars fit
         span = max(hi - lo, 0.3)
         xr = (lo - 0.3 * span, hi + 0.08 * span)
         bottom, top = shown["top1"].min(), shown["top1"].max()
         yr = (bottom - 1.5, top + 0.12 * max(top - bottom, 5))  # room for the top label
     if len(front):
-        texts = [plot_text(t) for t in front["short_label"]]
+        # A frontier model whose order with its neighbour is uncertain is labelled "≈ name".
+        texts = [plot_text(("≈ " if uncertain else "") + t) for t, uncertain
+                 in zip(front["short_label"], front["order_uncertain"], strict=True)]
         positions: list[str | None] = [None] * len(texts)
         if xr is not None and yr is not None:
             def frac(x: float, y: float) -> tuple[float, float]:
@@ -704,9 +732,10 @@ def _plural(n: int, noun: str) -> str:
 RESULTS_NOTE = ("★ marks a Pareto-optimal model on that device (no other model is both faster "
                 "and more accurate); shaded rows are optimal on at least one device. Latency: "
                 "predicted milliseconds at the device's precision, then the latency rank "
-                "(1 = fastest). Bound: the dominant bound, then the shares of the latency in "
-                "compute-, memory- and overhead-bound kernels (the per-inference overhead "
-                "counts as overhead).")
+                "(1 = fastest) and the 80 % range; ≈ after ★: the frontier model's range "
+                "overlaps the next one's, so their order is uncertain. Bound: the dominant "
+                "bound, then the shares of the latency in compute-, memory- and overhead-bound "
+                "kernels (the per-inference overhead counts as overhead).")
 
 
 def _results_table(comparison: Any) -> Markup:
@@ -714,7 +743,7 @@ def _results_table(comparison: Any) -> Markup:
     table = comparison.table
     columns = ["model", "width", "res (px)", "top-1 %", "MACs", "params"]
     for _ in names:
-        columns += ["ms (rank)", "bound, C/M/O %"]
+        columns += ["ms (rank) range", "bound, C/M/O %"]
     rows, classes = [], []
     for label, short in zip(comparison.labels, comparison.short_labels, strict=True):
         part = table[table["label"] == label].set_index("hardware").loc[names]
@@ -729,7 +758,12 @@ def _results_table(comparison: Any) -> Markup:
                 star = "★ " if r["pareto"] else ""
                 shares = "/".join(f"{100 * r[b + '_bound_ms'] / r['latency_ms']:.0f}"
                                   for b in BOUND_COLOURS)
-                row += [f"{star}{r['latency_ms']:.3g} ({int(r['rank'])})",
+                approx = "≈" if r["pareto"] and r["order_uncertain"] else ""
+                spread = (Markup(f" <span class=\"sub\">{r['latency_range_ms'][0]:.3g}–"
+                                 f"{r['latency_range_ms'][1]:.3g}</span>")
+                          if _has_range(r) else "")
+                row += [Markup(f"{escape(star + approx)}{r['latency_ms']:.3g} "
+                               f"({int(r['rank'])})") + spread,
                         Markup(f"{escape(r['bound'])} <span class=\"sub\">{shares}</span>")]
             else:
                 row += ["unsupported", f"cannot run: {', '.join(r['unsupported_kinds'])}"]
@@ -817,7 +851,9 @@ def compare_page(comparison: Any, *, focus: str | None, command: str,
             "Each marker is one model (colour: family; symbol: model within the family); "
             "up is more accurate, left is faster. Large outlined markers joined by the dotted "
             "step line are the Pareto frontier: for every other model, some frontier model is "
-            "at least as fast and at least as accurate." + user + " Hover for MACs, "
+            "at least as fast and at least as accurate. Bars span each prediction's 80 % "
+            "range; ≈ marks frontier models whose range overlaps the next one's, so that "
+            "their order on this device is uncertain." + user + " Hover for MACs, "
             "parameters and what bounds the latency." + note)))
     sections.append(Section("Accuracy against latency, per device", anchor="pareto",
                             intro=f"{_plural(n_models, 'model')} on "

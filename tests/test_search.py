@@ -345,6 +345,7 @@ def test_frontiers_and_targets_match_the_built_networks_on_a_sample(v4_search, f
     assert (meets_whole == r.meets[picks]).all()
 
 
+@pytest.mark.slow
 def test_evolution_is_seeded_and_finds_larger_feasible_networks(four):
     space = load_space("mobilenet_v4")
     targets = ((0, 0.004), (3, 0.0008))

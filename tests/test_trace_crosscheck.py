@@ -228,6 +228,7 @@ def conv_stacks(draw) -> tuple[nn.Module, tuple[int, ...]]:
     return nn.Sequential(*layers).eval(), shape
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, database=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(net=conv_stacks())

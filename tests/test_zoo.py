@@ -225,7 +225,20 @@ def _row_id(row) -> str:
     return f"{name}-{fig.width}-{fig.resolution}"
 
 
-@pytest.mark.parametrize("row", zoo.published_figures(), ids=_row_id)
+def _first_of_each_model_fast(items, ids) -> list:
+    """Parameters with the first item of each model in the fast lane, the others marked slow
+    (every model's published size is checked in both lanes)."""
+    seen: set[str] = set()
+    out = []
+    for item, name in zip(items, ids, strict=True):
+        model = item[0]
+        out.append(pytest.param(item, id=name, marks=pytest.mark.slow if model in seen else ()))
+        seen.add(model)
+    return out
+
+
+@pytest.mark.parametrize("row", _first_of_each_model_fast(
+    zoo.published_figures(), [_row_id(r) for r in zoo.published_figures()]))
 def test_published_params_and_macs(row):
     name, fig = row
     model = build(name, fig.width)
@@ -354,7 +367,8 @@ PUBLIC_LATENCY_VARIANTS = (
 )
 
 
-@pytest.mark.parametrize("variant", PUBLIC_LATENCY_VARIANTS, ids=lambda v: f"{v[0]}-{v[1]}-{v[2]}")
+@pytest.mark.parametrize("variant", _first_of_each_model_fast(
+    PUBLIC_LATENCY_VARIANTS, [f"{m}-{w}-{r}" for m, w, r in PUBLIC_LATENCY_VARIANTS]))
 def test_public_latency_variants_build_and_run(variant):
     name, width, size = variant
     out = build(name, width)(torch.empty(1, 3, size, size, device="meta"))

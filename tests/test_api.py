@@ -149,3 +149,17 @@ def test_the_readme_python_api_block_runs():
     assert blocks, "the README has no python block"
     code = "import warnings\nwarnings.simplefilter('error')\n" + blocks[0]
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+
+
+def test_the_readme_lists_the_onnx_operators_the_reader_has_rules_for():
+    from pathlib import Path
+
+    from roofline.sources.onnx.ops import RULES, coverage_markdown
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = coverage_markdown()
+    assert table in readme, "README's ONNX operator table is stale: paste coverage_markdown()"
+    # Every rule is in the table once.
+    listed = [op.strip() for line in table.splitlines()[2:]
+              for op in line.split("|")[2].split(",")]
+    assert sorted(listed) == sorted(f"{d}:{t}" if d else t for d, t in RULES)

@@ -363,3 +363,34 @@ def op_name(domain: str, op_type: str) -> str:
     if rule is not None and rule.op is not None:
         return rule.op
     return snake_case(op_type)
+
+
+#: How the README's table of covered operators groups the kinds, in its order.
+_COVERAGE_GROUPS: tuple[tuple[str, str], ...] = (
+    ("conv", "convolutions: conv, pointwise or depthwise from the weight's shape"),
+    ("matmul", "matrix products: linear when one side is a weight, else matmul"),
+    ("linear", "recurrent layers: their input and hidden GEMMs per step"),
+    ("pooling", "pooling and reductions"),
+    ("normalization", "normalisation"),
+    ("activation", "activations"),
+    ("elementwise", "element-wise"),
+    ("data_movement", "copies (views where PyTorch makes them views)"),
+)
+
+
+def coverage_markdown() -> str:
+    """The README's table of the ONNX operators the reader has a rule for (generated from
+    :data:`RULES`, and checked against the README by the tests)."""
+    groups: dict[str, list[str]] = {}
+    for (domain, op_type), rule in RULES.items():
+        key = str(rule.kind) if rule.kind is not None else f"ignored: {rule.ignore}"
+        groups.setdefault(key, []).append(f"{domain}:{op_type}" if domain else op_type)
+    lines = ["| what | operators (`com.microsoft:` ONNX Runtime's contrib ops) |",
+             "|---|---|"]
+    for key, title in _COVERAGE_GROUPS:
+        lines.append(f"| {title} | {', '.join(groups.pop(key))} |")
+    for key in sorted(groups):
+        reason = key.removeprefix("ignored: ")
+        lines.append(f"| ignored, {IGNORE_RULES[reason].split(':')[0]} | "
+                     f"{', '.join(groups[key])} |")
+    return "\n".join(lines)

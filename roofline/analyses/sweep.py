@@ -10,10 +10,8 @@ the user interrupts. No plotting (``roofline.report.sweep_page``) and no printin
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -126,21 +124,6 @@ class TraceStats:
     interrupted: bool = False
 
 
-def _ignore_interrupts() -> None:
-    # Ctrl-C reaches the whole process group; the parent stops the workers itself, so they
-    # must not print a traceback each.
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _pool_context() -> Any:
-    # fork starts a worker in milliseconds and inherits the imported modules; the tracer runs
-    # no real kernels, so no thread pool is forked mid-use.
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-
-
 def trace_all(variants: Sequence[Variant], views: Sequence[View], workers: int = 1,
               progress: Callable[[int, int], None] | None = None,
               backend: Backend | None = None
@@ -173,52 +156,14 @@ def trace_all(variants: Sequence[Variant], views: Sequence[View], workers: int =
     if progress:
         progress(done, len(variants))
     try:
-        if backend is not None and todo:
-            _trace_on(backend, variants, views, todo, found, stats, progress, done)
-        elif workers <= 1 or len(todo) <= 1:
-            for i in todo:
-                found[i], _ = _arrays_for(variants[i], views)
-                stats.traced += 1
-                done += 1
-                if progress:
-                    progress(done, len(variants))
-        else:
-            _trace_in_workers(variants, views, todo, found, stats, workers, progress, done)
+        if todo:
+            from .backends import LocalBackend
+
+            _trace_on(backend or LocalBackend(workers), variants, views, todo, found, stats,
+                      progress, done)
     except KeyboardInterrupt:
         stats.interrupted = True
     return found, stats
-
-
-def _trace_in_workers(variants: Sequence[Variant], views: list[View], todo: list[int],
-                      found: list[Any], stats: TraceStats, workers: int,
-                      progress: Callable[[int, int], None] | None, done: int) -> None:
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=_pool_context(),
-                               initializer=_ignore_interrupts)
-    pending: dict[Future[Any], int] = {}
-    try:
-        queue = iter(todo)
-        # A few tasks per worker in flight, so results stream back as they finish.
-        for i in _take(queue, 4 * workers):
-            pending[pool.submit(_arrays_for, variants[i], views)] = i
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                i = pending.pop(future)
-                found[i], _ = future.result()
-                stats.traced += 1
-                done += 1
-                if progress:
-                    progress(done, len(variants))
-                for j in _take(queue, 1):
-                    pending[pool.submit(_arrays_for, variants[j], views)] = j
-    except BaseException:
-        for future in pending:
-            future.cancel()
-        for process in list(getattr(pool, "_processes", {}).values()):
-            process.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
 
 
 def _variant_task(views: list[View], variant: Variant) -> list[dict[str, Any]]:
@@ -235,22 +180,13 @@ def _trace_on(backend: Backend, variants: Sequence[Variant], views: list[View],
         found[i] = arrays
         stats.traced += 1
         done += 1
-        if cache_enabled():  # a worker on another machine cached it on its own disk
+        if cache_enabled() and backend.name != "local":  # cached on another machine's disk
             key = variants[i].cache_key
             for view, a in zip(views, arrays, strict=True):
                 if load_arrays(key, view) is None:
                     store_arrays(key, view, a)
         if progress:
             progress(done, len(variants))
-
-
-def _take(iterator: Iterable[int], n: int) -> list[int]:
-    out = []
-    for item in iterator:
-        out.append(item)
-        if len(out) == n:
-            break
-    return out
 
 
 def default_workers() -> int:

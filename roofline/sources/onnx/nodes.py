@@ -18,6 +18,7 @@ from onnx import numpy_helper
 
 from ...errors import TraceError
 from .ops import rule_for
+from .shapes import constant_value
 
 __all__ = ["Node", "NodeGraph", "FLOAT_TYPES", "QUANT_TYPES", "dtype_name", "dtype_bytes"]
 
@@ -179,16 +180,7 @@ class NodeGraph:
                     return None
             return numpy_helper.to_array(t)
         node = self._constant_protos.get(name)
-        if node is None:
-            return None
-        for a in node.attribute:
-            if a.name == "value":
-                return numpy_helper.to_array(a.t)
-            if a.name in ("value_float", "value_int"):
-                return np.array(onnx.helper.get_attribute_value(a))
-            if a.name in ("value_floats", "value_ints"):
-                return np.array(list(onnx.helper.get_attribute_value(a)))
-        return None
+        return None if node is None else constant_value(node)
 
     def scalar(self, name: str) -> float | None:
         """The value of a one-element constant, else None."""

@@ -143,7 +143,7 @@ def evaluate(model: onnx.ModelProto, shapes: Mapping[str, tuple[int, ...]]) -> d
     for node in model.graph.node:
         try:
             if node.op_type == "Constant":
-                value = _constant(node)
+                value = constant_value(node)
             elif node.op_type in ("Shape", "Size"):
                 shape = shapes.get(node.input[0])
                 value = None if shape is None else _shape_value(node, shape)
@@ -161,7 +161,8 @@ def evaluate(model: onnx.ModelProto, shapes: Mapping[str, tuple[int, ...]]) -> d
     return values
 
 
-def _constant(node: onnx.NodeProto) -> np.ndarray | None:
+def constant_value(node: onnx.NodeProto) -> np.ndarray | None:
+    """The value a Constant node holds (None for a sparse or string constant)."""
     for a in node.attribute:
         if a.name == "value":
             return numpy_helper.to_array(a.t)

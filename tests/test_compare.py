@@ -490,8 +490,8 @@ def test_top1_in_the_api_the_verdict_and_the_chart(tmp_path: Path):
     verdict = _verdict_html(c)
     assert "Your model" in verdict and "on the Pareto frontier" in verdict
     fig = pareto_figure(c, "macs-only")
-    mine = next(t for t in fig.data if t.name == "your models")
-    assert list(mine.marker.symbol) == ["star"] and list(mine.y) == [30.0]
+    mine = next(t for t in fig.data if t["name"] == "your models")
+    assert list(mine["marker"]["symbol"]) == ["star"] and list(mine["y"]) == [30.0]
     # Without --top1 the verdict says how to give one.
     plain = compare(resolve_models(spec), [hw])
     assert "--top1" in _verdict_html(plain)
@@ -508,17 +508,18 @@ def test_the_chart_draws_each_range_and_marks_an_uncertain_order():
     rows = {r["label"]: r for r in c.rows()}
     assert all(rows[label]["pareto"] for label in rows)  # faster is less accurate: all optimal
     fig = pareto_figure(c, "bare")
-    (family,) = [t for t in fig.data if t.name == "MobileNetV1"]
-    for x, plus, minus, label in zip(family.x, family.error_x.array, family.error_x.arrayminus,
-                                     rows, strict=True):
+    (family,) = [t for t in fig.data if t["name"] == "MobileNetV1"]
+    bars = family["error_x"]
+    for x, plus, minus, label in zip(family["x"], bars["array"], bars["arrayminus"], rows,
+                                     strict=True):
         low, high = rows[label]["latency_range_ms"]
         assert low < x < high
         assert (x - minus, x + plus) == pytest.approx((low, high))
     small, mid, large = (rows[label] for label in rows)
     assert small["latency_range_ms"][1] >= mid["latency_range_ms"][0]
     assert mid["latency_range_ms"][1] < large["latency_range_ms"][0]
-    frontier = next(t for t in fig.data if t.name == "Pareto frontier")
-    labels = [t for t in frontier.text if t]
+    frontier = next(t for t in fig.data if t["name"] == "Pareto frontier")
+    labels = [t for t in frontier["text"] if t]
     assert labels == ["≈ mobilenet_v1@0.25:128", "≈ mobilenet_v1@0.25:160", "mobilenet_v1:224"]
 
 
@@ -566,8 +567,8 @@ def test_roofline_caption_names_capacity_only_levels():
     assert "SRAM (8 MiB): no published bandwidth" in text and "above the DRAM slope" in text
     assert "ridge point, peak ÷ DRAM bandwidth = 100 MACs/byte" in text  # 1e12 / 1e10
     assert "Every kernel lies under" not in text
-    names = [t.name for t in roofline_figure(c, "sram", label).data]
+    names = [t["name"] for t in roofline_figure(c, "sram", label).data]
     assert not any("SRAM" in n for n in names)  # no roof without a bandwidth
     text = roofline_caption(c, "l2", label)
     assert "Dotted: L2 100 GB/s" in text and "Every kernel lies under the peak" in text
-    assert any("memory: L2 100 GB/s" in t.name for t in roofline_figure(c, "l2", label).data)
+    assert any("memory: L2 100 GB/s" in t["name"] for t in roofline_figure(c, "l2", label).data)

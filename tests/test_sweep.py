@@ -282,8 +282,8 @@ def test_every_heatmap_colour_bar_has_ticks(small_sweep):
     _, hardware, result = small_sweep
     for h in range(len(hardware)):
         ms = result.latency_s[h] * 1e3
-        bar = heatmap_figure(result, h).data[0].colorbar
+        bar = heatmap_figure(result, h).data[0]["colorbar"]
         expected = log_ticks(float(np.nanmin(ms)), float(np.nanmax(ms)))
         assert len(expected) >= 2
-        assert list(bar.ticktext) == [f"{t:g}" for t in expected]
-        assert list(bar.tickvals) == pytest.approx([np.log10(t) for t in expected])
+        assert list(bar["ticktext"]) == [f"{t:g}" for t in expected]
+        assert list(bar["tickvals"]) == pytest.approx([np.log10(t) for t in expected])

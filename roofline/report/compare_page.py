@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..sources.base import USER_FAMILY
 from .page import (
     BOUND_COLOURS,
     Chart,
+    Figure,
     Markup,
     Section,
+    bar,
     escape,
     family_colour,
     html_list,
@@ -26,12 +28,10 @@ from .page import (
     place_labels,
     plot_text,
     render_page,
+    scatter,
     si,
     style_figure,
 )
-
-if TYPE_CHECKING:  # pragma: no cover
-    import plotly.graph_objects as go
 
 __all__ = ["compare_page", "pareto_figure", "rank_figure", "roofline_figure", "breakdown_figure",
            "roofline_caption", "ridge_drawn", "unlabelled",
@@ -138,23 +138,22 @@ def _family_name(family: str) -> str:
     return YOUR_MODELS if family == USER_FAMILY else family
 
 
-def pareto_figure(comparison: Any, hardware: str) -> go.Figure:
+def pareto_figure(comparison: Any, hardware: str) -> Figure:
     """Top-1 against predicted latency on one device, one trace per family present among the
     supported models with a top-1 (the user's own models as stars, "your models"), then the
     frontier (a step line) when it is not empty. Frontier labels are placed by
     :func:`roofline.report.page.place_labels`; one that would overlap is left to the hover."""
-    import plotly.graph_objects as go
 
     rows = comparison.on(hardware)
     shown = rows[rows["supported"] & rows["top1"].notna()]
     symbols = _symbol_map(comparison)
-    fig = go.Figure()
+    fig = Figure()
     present = set(shown["family"])
     for family in [f for f in dict.fromkeys(comparison.families) if f in present]:
         part = shown[shown["family"] == family]
         records = part.to_dict(orient="records")
         user = family == USER_FAMILY
-        fig.add_trace(go.Scatter(
+        fig.add_trace(scatter(
             x=part["latency_ms"], y=part["top1"], mode="markers",
             name=plot_text(_family_name(family)), legendgroup=plot_text(family),
             marker={"color": family_colour(family),
@@ -200,7 +199,7 @@ def pareto_figure(comparison: Any, hardware: str) -> go.Figure:
                                                       strict=True)])
             for i, where in zip(order, placed, strict=True):
                 positions[i] = where
-        fig.add_trace(go.Scatter(
+        fig.add_trace(scatter(
             x=front["latency_ms"], y=front["top1"], mode="lines+markers+text",
             name="Pareto frontier",
             line={"color": "#1d2330", "width": 1.5, "shape": "hv", "dash": "dot"},
@@ -221,11 +220,11 @@ def pareto_figure(comparison: Any, hardware: str) -> go.Figure:
     return fig
 
 
-def unlabelled(fig: go.Figure) -> int:
+def unlabelled(fig: Figure) -> int:
     """How many frontier points of a :func:`pareto_figure` have no label (room ran out)."""
     for trace in fig.data:
-        if trace.name == "Pareto frontier":
-            return sum(1 for t in trace.text if not t)
+        if trace["name"] == "Pareto frontier":
+            return sum(1 for t in trace["text"] if not t)
     return 0
 
 
@@ -239,15 +238,14 @@ def _focus_name(comparison: Any, label: str) -> str:
     return comparison.short_labels[comparison.labels.index(label)]
 
 
-def rank_figure(comparison: Any) -> go.Figure:
+def rank_figure(comparison: Any) -> Figure:
     """Latency rank of every model on each compared device (1 = fastest), one line per model
     that runs on at least one device; the model's label is written at its right end."""
-    import plotly.graph_objects as go
 
     names = comparison.hardware_names
     table = comparison.table
     symbols = _symbol_map(comparison)
-    fig = go.Figure()
+    fig = Figure()
     families_seen: set[str] = set()
     for label, short, family, model in zip(comparison.labels, comparison.short_labels,
                                            comparison.families,
@@ -258,7 +256,7 @@ def rank_figure(comparison: Any) -> go.Figure:
         ranks = [None if _isna(r) else int(r) for r in part["rank"]]
         records = part.reset_index().to_dict(orient="records")
         last = max(i for i, r in enumerate(ranks) if r is not None)
-        fig.add_trace(go.Scatter(
+        fig.add_trace(scatter(
             x=names, y=ranks, mode="lines+markers+text", name=plot_text(_family_name(family)),
             legendgroup=plot_text(family), showlegend=family not in families_seen,
             line={"color": family_colour(family), "width": 1.6},
@@ -268,11 +266,11 @@ def rank_figure(comparison: Any) -> go.Figure:
             hovertext=[_hover(r) for r in records], hoverinfo="text", connectgaps=False))
         families_seen.add(family)
     style_figure(fig, title="Latency rank on each device (1 = fastest)",
-                 x_title="device", y_title="latency rank (1 = fastest)",
+                 y_title="latency rank (1 = fastest)",
                  height=max(460, 22 * len(comparison.variants) + 140))
     n = len(comparison.variants)
     fig.update_yaxes(range=[n + 0.6, 0.4], dtick=1 if n <= 40 else 5)
-    fig.update_xaxes(type="category", range=[-0.3, len(names) - 0.3 + 0.9], title_text=None)
+    fig.update_xaxes(type="category", range=[-0.3, len(names) - 0.3 + 0.9])
     fig.update_layout(legend=_TOP_LEGEND)
     return fig
 
@@ -283,7 +281,7 @@ def _isna(value: Any) -> bool:
     return bool(pd.isna(value))
 
 
-def roofline_figure(comparison: Any, hardware: str, label: str) -> go.Figure:
+def roofline_figure(comparison: Any, hardware: str, label: str) -> Figure:
     """The roofline of one device with every kernel (that has MACs) of one model.
 
     Traces (legend group "roofs"): the peak and DRAM roof, each lower compute roof (peak ×
@@ -293,7 +291,6 @@ def roofline_figure(comparison: Any, hardware: str, label: str) -> go.Figure:
     have no roof: :func:`roofline_caption` says so.
     """
     import numpy as np
-    import plotly.graph_objects as go
 
     from ..analyses.kernels import kernel_frame
     from ..analyses.roofs import roofs
@@ -306,22 +303,22 @@ def roofline_figure(comparison: Any, hardware: str, label: str) -> go.Figure:
     lo = min([rf.ridge_point / 100, *(drawn["intensity"] / 2)])
     hi = max([rf.ridge_point * 10, *(drawn["intensity"] * 3)])
     xs = np.logspace(math.log10(lo), math.log10(hi), 200)
-    fig = go.Figure()
+    fig = Figure()
     dram_bw = rf.dram_bytes_per_s
     roof_group = {"legendgroup": "roofs", "legendgrouptitle": {"text": "roofs"},
                   "hoverinfo": "skip"}
-    fig.add_trace(go.Scatter(
+    fig.add_trace(scatter(
         x=xs, y=np.minimum(rf.peak_macs_per_s, dram_bw * xs), mode="lines",
         name=plot_text(f"{rf.compute[0][0]} {si(rf.peak_macs_per_s)}MAC/s and DRAM "
                        f"{dram_bw / 1e9:.3g} GB/s (ridge point {rf.ridge_point:.3g} MACs/B)"),
         line={"color": "#1d2330", "width": 2.5}, **roof_group))
     for name, value in rf.compute[1:]:
-        fig.add_trace(go.Scatter(
+        fig.add_trace(scatter(
             x=xs, y=np.minimum(value, dram_bw * xs), mode="lines",
             name=plot_text(f"compute: {name}"),
             line={"color": "#7f8896", "width": 1.4, "dash": "dash"}, **roof_group))
     for name, bw in rf.memory[1:]:
-        fig.add_trace(go.Scatter(
+        fig.add_trace(scatter(
             x=xs, y=np.minimum(rf.peak_macs_per_s, bw * xs), mode="lines",
             name=plot_text(f"memory: {name} {bw / 1e9:.3g} GB/s"),
             line={"color": "#5d8fc4", "width": 1.4, "dash": "dot"}, **roof_group))
@@ -343,7 +340,7 @@ def roofline_figure(comparison: Any, hardware: str, label: str) -> go.Figure:
             f"<br>compute {_ms(r['compute_ms'])}, memory {_ms(r['memory_ms'])}, "
             f"overhead {_ms(r['overhead_ms'])} → {bound}-bound"
             for r, s in zip(part.to_dict(orient="records"), share, strict=True)]
-        fig.add_trace(go.Scatter(
+        fig.add_trace(scatter(
             x=part["intensity"], y=part["attained_macs_per_s"], mode="markers",
             name=f"{bound}-bound ({len(part)})", legendgroup="kernels",
             legendgrouptitle={"text": "kernels"} if first else None,
@@ -427,10 +424,9 @@ def _share(fraction: float) -> str:
     return "<1%" if pct < 0.5 else f"{pct:.0f}%"
 
 
-def breakdown_figure(comparison: Any, hardware: str, label: str) -> go.Figure:
+def breakdown_figure(comparison: Any, hardware: str, label: str) -> Figure:
     """Per-stage latency of one model on one device, stacked by bound: one horizontal bar
     trace per bound present (the per-inference overhead is its own stage)."""
-    import plotly.graph_objects as go
 
     from ..analyses.kernels import stage_breakdown
 
@@ -439,12 +435,12 @@ def breakdown_figure(comparison: Any, hardware: str, label: str) -> go.Figure:
     # every stage of a small model on an accelerator.
     data = stage_breakdown(pred, per_inference=False)
     stages = list(dict.fromkeys(data["stage"]))
-    fig = go.Figure()
+    fig = Figure()
     for bound in BOUND_COLOURS:
         part = data[data["bound"] == bound]
         if not len(part):
             continue
-        fig.add_trace(go.Bar(
+        fig.add_trace(bar(
             y=[plot_text(s) for s in part["stage"]], x=part["latency_ms"], orientation="h",
             name=f"{bound}-bound", marker={"color": BOUND_COLOURS[bound]},
             hovertext=[f"<b>{plot_text(s)}</b>: {_ms(ms)} in {_plural(k, 'kernel')} "
@@ -466,7 +462,7 @@ def breakdown_figure(comparison: Any, hardware: str, label: str) -> go.Figure:
     return fig
 
 
-def ridge_figure(comparison: Any, sweep: Any, markers: Sequence[Any]) -> go.Figure:
+def ridge_figure(comparison: Any, sweep: Any, markers: Sequence[Any]) -> Figure:
     """Relative latency (cost / best cost at each ridge point) against the ridge point.
 
     Traces, legend grouped by family: one line per model of :func:`ridge_drawn` (the
@@ -474,11 +470,10 @@ def ridge_figure(comparison: Any, sweep: Any, markers: Sequence[Any]) -> go.Figu
     (legend-only) trace holding all its other models' lines; then one vertical line per
     device marker (group "ridge points"), its label written above the plot where it does not
     collide with another (else hover for it)."""
-    import plotly.graph_objects as go
 
     shown = ridge_drawn(comparison, sweep)
     symbols = _symbol_map(comparison)
-    fig = go.Figure()
+    fig = Figure()
     rest: dict[str, list[tuple[str, Any]]] = {}
     for label, short, family, variant in zip(comparison.labels, comparison.short_labels,
                                              comparison.families, comparison.variants,
@@ -490,7 +485,7 @@ def ridge_figure(comparison: Any, sweep: Any, markers: Sequence[Any]) -> go.Figu
         symbol = symbols[variant.name]
         dash = _DASHES[(_SYMBOLS.index(symbol) if symbol in _SYMBOLS
                         else _USER_SYMBOLS.index(symbol)) % len(_DASHES)]
-        fig.add_trace(go.Scatter(
+        fig.add_trace(scatter(
             x=part["ridge_point"], y=part["relative"], mode="lines", name=plot_text(short),
             legendgroup=plot_text(family),
             legendgrouptitle={"text": plot_text(_family_name(family))},
@@ -505,7 +500,7 @@ def ridge_figure(comparison: Any, sweep: Any, markers: Sequence[Any]) -> go.Figu
             xs += [*part["ridge_point"], None]
             ys += [*part["relative"], None]
             names += [plot_text(short)] * len(part) + [""]
-        fig.add_trace(go.Scatter(
+        fig.add_trace(scatter(
             x=xs, y=ys, mode="lines", visible="legendonly", connectgaps=False,
             name=plot_text(f"{len(items)} other {_family_name(family)}"),
             legendgroup=plot_text(family),
@@ -524,7 +519,7 @@ def ridge_figure(comparison: Any, sweep: Any, markers: Sequence[Any]) -> go.Figu
             continue
         paper = m.label.endswith("(paper)")
         colour = "#6b7380" if paper else "#0b5cad"
-        fig.add_trace(go.Scatter(
+        fig.add_trace(scatter(
             x=[m.ridge_point, m.ridge_point], y=[1.0, ymax * 1.15], mode="lines",
             name=plot_text(text), legendgroup="markers",
             legendgrouptitle={"text": "ridge points"} if first else None,
@@ -540,7 +535,7 @@ def ridge_figure(comparison: Any, sweep: Any, markers: Sequence[Any]) -> go.Figu
     used = max((r[0] for r in rows if r is not None), default=-1) + 1
     # Tall enough for the legend beside the plot, unscrolled: ~20 px an entry, ~34 a group
     # title and gap, plus the margins.
-    groups = len({t.legendgroup for t in fig.data})
+    groups = len({t.get("legendgroup") for t in fig.data})
     height = max(600, int((20 * len(fig.data) + 34 * groups + 140) / (1 - 0.045 * used)))
     style_figure(fig, title="Relative latency across ridge points (after the MobileNetV4 "
                             "paper's Figure 2)",
@@ -956,10 +951,9 @@ def compare_page(comparison: Any, *, focus: str | None, command: str,
                        subtitle=subtitle, lead_html=_verdict_html(comparison))
 
 
-def _empty_figure(message: str) -> go.Figure:
-    import plotly.graph_objects as go
+def _empty_figure(message: str) -> Figure:
 
-    fig = go.Figure()
+    fig = Figure()
     fig.add_annotation(text=plot_text(message), showarrow=False, x=0.5, y=0.5, xref="paper",
                        yref="paper", font={"size": 14})
     style_figure(fig, title=message, height=200)

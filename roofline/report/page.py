@@ -8,7 +8,7 @@ The kit
 ----------------------------------------------------------------------
 ``Section(title, intro="", figures=(), html_table=None, body_html=None, anchor=None)``
     One titled block of the page. ``intro`` is plain text (escaped; a blank line starts a new
-    paragraph). ``figures`` are plotly Figures (or figure dicts) or :class:`Chart` (a figure
+    paragraph). ``figures`` are :class:`Figure` (or figure dicts) or :class:`Chart` (a figure
     with a plain-text caption saying how to read it). ``html_table`` and ``body_html`` are
     *trusted* HTML: build them with :func:`html_table`, :func:`html_list`, :func:`paragraphs`
     or :func:`escape` so that every user-supplied string is escaped exactly once.
@@ -22,6 +22,12 @@ The kit
 ``html_table(columns, rows, *, caption=None, numeric=None, row_classes=None) -> Markup``
     An escaped HTML table; cells that are :class:`Markup` are inserted as is, None shows as
     "n/a". ``escape(text)``, ``paragraphs(text)`` and ``html_list(items)`` escape too.
+``Figure()``, ``scatter(**props)``, ``bar(**props)``, ``heatmap(**props)``
+    A plotly figure as plain data: traces are dicts of plotly properties (nested dicts, no
+    "magic underscore" names) and the layout a dict merged by ``update_layout``,
+    ``update_xaxes`` and ``update_yaxes``. Nothing is validated while it is built (plotly's
+    graph objects check every property as it is set, most of a warm ``compare``'s time);
+    ``tests/test_report_figures.py`` validates every report figure through plotly instead.
 ``style_figure(fig, *, title, height, x_title=None, y_title=None) -> fig``
     The report's plotly look (fonts, palette, grid, hover, legend); ``family_colour(family)``
     and ``BOUND_COLOURS`` give colours that stay the same for a family or bound on every
@@ -45,18 +51,15 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..io import atomic_write_text
-
-if TYPE_CHECKING:  # pragma: no cover
-    import plotly.graph_objects as go
 
 __all__ = [
     "Markup", "Chart", "Section", "render_page", "write_page", "escape", "paragraphs",
     "html_list", "html_table", "style_figure", "plot_text", "family_colour", "BOUND_COLOURS",
     "FAMILY_COLOURS", "FONT_FAMILY", "PLOTLY_CONFIG", "log_ticks", "log_axis", "si",
-    "place_labels", "LABEL_POSITIONS",
+    "place_labels", "LABEL_POSITIONS", "Figure", "scatter", "bar", "heatmap",
 ]
 
 # -- look ------------------------------------------------------------------------------------------
@@ -265,29 +268,71 @@ def _template() -> dict[str, Any]:
     }}
 
 
-_template_cache: list[Any] = []
+def _merge(into: dict[str, Any], props: Mapping[str, Any]) -> None:
+    # plotly's update semantics: nested dicts merge key by key, anything else replaces.
+    for key, value in props.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = dict(value) if isinstance(value, Mapping) else value
 
 
-def _template_object() -> Any:
-    # Validated once per process: plotly checks a template dict property by property, which
-    # costs ~0.1 s per figure.
-    if not _template_cache:
-        import plotly.graph_objects as go
+class Figure:
+    """A plotly figure as plain data (see the module docstring): ``data`` is a list of trace
+    dicts, ``layout`` a dict; both are written into the page's JSON as they are."""
 
-        _template_cache.append(go.layout.Template(_template()))
-    return _template_cache[0]
+    __slots__ = ("data", "layout")
+
+    def __init__(self) -> None:
+        self.data: list[dict[str, Any]] = []
+        self.layout: dict[str, Any] = {}
+
+    def add_trace(self, trace: dict[str, Any]) -> Figure:
+        self.data.append(trace)
+        return self
+
+    def update_layout(self, **props: Any) -> Figure:
+        _merge(self.layout, props)
+        return self
+
+    def update_xaxes(self, **props: Any) -> Figure:
+        return self.update_layout(xaxis=props)
+
+    def update_yaxes(self, **props: Any) -> Figure:
+        return self.update_layout(yaxis=props)
+
+    def add_annotation(self, **props: Any) -> Figure:
+        self.layout.setdefault("annotations", []).append(props)
+        return self
+
+    def to_plotly_json(self) -> dict[str, Any]:
+        return {"data": self.data, "layout": self.layout}
 
 
-def style_figure(fig: go.Figure, *, title: str, height: int = 460, x_title: str | None = None,
-                 y_title: str | None = None) -> go.Figure:
+def scatter(**props: Any) -> dict[str, Any]:
+    """A plotly scatter trace as data."""
+    return {"type": "scatter", **props}
+
+
+def bar(**props: Any) -> dict[str, Any]:
+    """A plotly bar trace as data."""
+    return {"type": "bar", **props}
+
+
+def heatmap(**props: Any) -> dict[str, Any]:
+    """A plotly heatmap trace as data."""
+    return {"type": "heatmap", **props}
+
+
+def style_figure(fig: Figure, *, title: str, height: int = 460, x_title: str | None = None,
+                 y_title: str | None = None) -> Figure:
     """Give ``fig`` the report's look, a title (plain text: escaped for plotly) and axis titles
     (units belong in them). Returns ``fig``."""
-    fig.layout.template = _template_object()
-    fig.update_layout(height=height, title={"text": plot_text(title)})
+    fig.update_layout(template=_template(), height=height, title={"text": plot_text(title)})
     if x_title is not None:
-        fig.update_xaxes(title_text=x_title)
+        fig.update_xaxes(title={"text": x_title})
     if y_title is not None:
-        fig.update_yaxes(title_text=y_title)
+        fig.update_yaxes(title={"text": y_title})
     return fig
 
 
@@ -444,7 +489,7 @@ class Section:
 
 
 def _figure_html(figure: Any, div_id: str) -> str:
-    """The div and script that draw ``figure`` (a plotly Figure or a figure dict).
+    """The div and script that draw ``figure`` (a :class:`Figure` or a figure dict).
 
     The JSON is written here, not by plotly: plotly's writer escapes non-ASCII text (``±``
     becomes ``\\u00b1``) unless orjson happens to be installed, and a report must not depend on

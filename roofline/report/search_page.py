@@ -1,8 +1,8 @@
 """The search page: per device the latency–MACs and latency–params frontiers, how latency on
 one device predicts another, the universally fast candidates and the lookup table's error.
 
-Owns the search's figures and page; builds on ``roofline.report.page`` (plotly is imported
-only inside these functions). The numbers come from
+Owns the search's figures and page; builds on ``roofline.report.page`` (figures are plain
+data: :class:`~roofline.report.page.Figure`). The numbers come from
 :class:`roofline.analyses.search.search.SearchResult`. A search of 10⁵ candidates would make a
 page of tens of megabytes, so the charts draw every frontier point and a random sample of
 the others (said in each caption); the CSV has every row.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .page import Chart, Section, html_table, render_page, style_figure
+from .page import Chart, Figure, Section, html_table, render_page, scatter, style_figure
 
 __all__ = ["search_page", "frontier_figure", "cross_device_figure", "SAMPLE"]
 
@@ -42,7 +42,6 @@ def frontier_figure(result: Any, h: int, by: str) -> Any:
     """Latency on device ``h`` against MACs (``by="macs"``) or params; the frontier as a
     step line; candidates meeting every target marked."""
     import numpy as np
-    import plotly.graph_objects as go
 
     hw = result.hardware[h]
     p = result.prices
@@ -50,20 +49,20 @@ def frontier_figure(result: Any, h: int, by: str) -> Any:
     front = result.frontier(h, by)
     idx = _shown(result, front | result.meets if result.meets.sum() <= 2000 else front)
     lat = p.latency_s[h] * 1e3
-    fig = go.Figure()
+    fig = Figure()
     for name, mask, colour in (("candidates", ~result.meets[idx], "#8c96a0"),
                                ("meets every target", result.meets[idx], "#009e73")):
         sel = idx[mask]
         if not len(sel):
             continue
-        fig.add_trace(go.Scatter(
+        fig.add_trace(scatter(
             x=lat[sel], y=gain[sel], mode="markers", name=name,
             marker={"size": 5, "color": colour, "opacity": 0.5},
             text=[f"#{i}" for i in sel],
             hovertemplate="%{text}<br>%{x:.3g} ms<br>%{y:.2f} M<extra></extra>"))
     order = np.flatnonzero(front)
     order = order[np.argsort(lat[order])]
-    fig.add_trace(go.Scatter(
+    fig.add_trace(scatter(
         x=lat[order], y=gain[order], mode="lines+markers", name=f"latency–{by} frontier",
         line={"shape": "hv", "color": "#1b1f24", "width": 1.5, "dash": "dot"},
         marker={"size": 7, "color": "#0072b2"}, text=[f"#{i}" for i in order],
@@ -73,7 +72,7 @@ def frontier_figure(result: Any, h: int, by: str) -> Any:
         if th == h and finite.size:
             # A line trace, not a shape: shapes and their labels on log axes are placed
             # inconsistently by plotly.
-            fig.add_trace(go.Scatter(
+            fig.add_trace(scatter(
                 x=[seconds * 1e3, seconds * 1e3], y=[float(finite.min()), float(finite.max())],
                 mode="lines", name=f"target {seconds * 1e3:g} ms",
                 line={"color": "#d55e00", "dash": "dash", "width": 1.5}, hoverinfo="skip"))
@@ -89,14 +88,13 @@ def frontier_figure(result: Any, h: int, by: str) -> Any:
 def cross_device_figure(result: Any, a: int, b: int) -> Any:
     """Latency on device ``a`` against device ``b`` for a sample of candidates."""
     import numpy as np
-    import plotly.graph_objects as go
 
     p = result.prices
     keep = result.frontier(a, "macs") | result.frontier(b, "macs")
     idx = _shown(result, keep)
     x, y = p.latency_s[a, idx] * 1e3, p.latency_s[b, idx] * 1e3
     ok = np.isfinite(x) & np.isfinite(y)
-    fig = go.Figure(go.Scatter(
+    fig = Figure().add_trace(scatter(
         x=x[ok], y=y[ok], mode="markers", name="candidates",
         marker={"size": 5, "color": np.where(result.meets[idx][ok], "#009e73", "#0072b2"),
                 "opacity": 0.5},

@@ -1,7 +1,7 @@
 """The sweep page: a latency heatmap over width × resolution and the frontiers, per device.
 
 Owns the sweep's figures and page; builds on the page builder and look of ``roofline.report.page``
-(plotly is imported only inside these functions). The numbers come from
+(figures are plain data, :class:`~roofline.report.page.Figure`). The numbers come from
 :class:`roofline.analyses.sweep.SweepResult`.
 """
 
@@ -12,15 +12,18 @@ from typing import Any
 
 from .page import (
     Chart,
+    Figure,
     Markup,
     Section,
     escape,
     family_colour,
+    heatmap,
     html_table,
     log_axis,
     log_ticks,
     plot_text,
     render_page,
+    scatter,
     style_figure,
 )
 
@@ -36,7 +39,6 @@ def _ms(value: float) -> str:
 def heatmap_figure(result: Any, h: int) -> Any:
     """Predicted latency over width (x) × resolution (y) on device ``h``, log colour scale."""
     import numpy as np
-    import plotly.graph_objects as go
 
     widths = sorted({v.effective_width for v in result.variants})
     resolutions = sorted({v.effective_resolution for v in result.variants})
@@ -50,7 +52,7 @@ def heatmap_figure(result: Any, h: int) -> Any:
     finite = grid[np.isfinite(grid)]
     # Ticks over any range, one decade or less included (0.69-0.97 ms: 0.7, 0.8, 0.9).
     ticks = log_ticks(float(finite.min()), float(finite.max())) if len(finite) else []
-    fig = go.Figure(go.Heatmap(
+    fig = Figure().add_trace(heatmap(
         x=[f"{w:g}" for w in widths], y=[str(r) for r in resolutions],
         z=np.log10(grid), customdata=np.dstack([grid, macs]),
         colorscale="Viridis", colorbar={
@@ -69,7 +71,6 @@ def heatmap_figure(result: Any, h: int) -> Any:
 def frontier_figure(result: Any, h: int) -> Any:
     """Latency against MACs of every variant on device ``h``; the latency–MACs frontier (the
     most MACs for the latency) drawn as a step line, published top-1 variants ringed."""
-    import plotly.graph_objects as go
 
     hw = result.hardware[h]
     by_macs, by_top1 = result.frontier(h)
@@ -77,14 +78,14 @@ def frontier_figure(result: Any, h: int) -> Any:
     macs = [float(x) for x in result.macs]
     labels = [f"{v.effective_width:g}× {v.effective_resolution}px" for v in result.variants]
     family = _family(result)
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(
+    fig = Figure()
+    fig.add_trace(scatter(
         x=latency, y=macs, mode="markers", name="variants",
         marker={"size": 6, "color": family_colour(family), "opacity": 0.45},
         text=[plot_text(t) for t in labels],
         hovertemplate="%{text}<br>%{x:.3g} ms<br>%{y:.3s} MACs<extra></extra>"))
     front = sorted((latency[m], macs[m], labels[m]) for m in range(len(labels)) if by_macs[m])
-    fig.add_trace(go.Scatter(
+    fig.add_trace(scatter(
         x=[p[0] for p in front], y=[p[1] for p in front], mode="lines+markers",
         line={"shape": "hv", "color": "#1b1f24", "width": 1.5, "dash": "dot"},
         marker={"size": 7, "color": family_colour(family), "line": {"width": 1, "color":
@@ -93,7 +94,7 @@ def frontier_figure(result: Any, h: int) -> Any:
         hovertemplate="%{text}<br>%{x:.3g} ms<br>%{y:.3s} MACs<extra>frontier</extra>"))
     published = [m for m in range(len(result.variants)) if result.top1(m) is not None]
     if published:
-        fig.add_trace(go.Scatter(
+        fig.add_trace(scatter(
             x=[latency[m] for m in published], y=[macs[m] for m in published],
             mode="markers", name="with a top-1 (★ on its frontier)",
             marker={"size": 12, "symbol": ["star" if by_top1[m] else "circle-open"

@@ -1,22 +1,26 @@
 """The validation page: predicted against measured latency on this machine.
 
 Owns the figure and page of ``roofline validate --out``; builds on the page builder and look of
-``roofline.report.page`` (plotly is imported only inside the function). The numbers come from
+``roofline.report.page`` (figures are plain data:
+:class:`~roofline.report.page.Figure`). The numbers come from
 :class:`roofline.fitting.validate.Validation`.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .page import (
     Chart,
+    Figure,
     Section,
     html_table,
     log_axis,
     place_labels,
     plot_text,
     render_page,
+    scatter,
     style_figure,
 )
 
@@ -26,7 +30,6 @@ __all__ = ["validation_page"]
 def validation_page(result: Any, *, command: str) -> str:
     """The page: predicted against measured latency with the y = x line and a ±15 % band,
     and the table of every model."""
-    import plotly.graph_objects as go
 
     from .. import __version__
 
@@ -34,14 +37,12 @@ def validation_page(result: Any, *, command: str) -> str:
     measured = [c.measured.median_ms for c in checks]
     predicted = [c.predicted_ms for c in checks]
     lo, hi = min(measured + predicted) / 1.5, max(measured + predicted) * 1.5
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[lo, hi, hi, lo], y=[lo * 0.85, hi * 0.85, hi * 1.15, lo * 1.15],
+    fig = Figure()
+    fig.add_trace(scatter(x=[lo, hi, hi, lo], y=[lo * 0.85, hi * 0.85, hi * 1.15, lo * 1.15],
                              fill="toself", fillcolor="rgba(11,92,173,0.08)", mode="lines",
                              line={"width": 0}, name="±15 %", hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="predicted = measured",
+    fig.add_trace(scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="predicted = measured",
                              line={"color": "#6b7380", "dash": "dash"}, hoverinfo="skip"))
-    import math
-
     span = math.log10(hi) - math.log10(lo)
 
     def frac(v: float) -> float:
@@ -50,7 +51,7 @@ def validation_page(result: Any, *, command: str) -> str:
     names = [c.variant.label for c in checks]
     where = place_labels([(frac(x), frac(y)) for x, y in zip(measured, predicted, strict=True)],
                          names, width_px=900, height_px=440)
-    fig.add_trace(go.Scatter(
+    fig.add_trace(scatter(
         x=measured, y=predicted, mode="markers+text", name="models",
         text=[plot_text(n) if w else "" for n, w in zip(names, where, strict=True)],
         textposition=[w or "top center" for w in where], hovertext=[plot_text(n) for n in names],

@@ -194,3 +194,43 @@ def test_an_image_and_int64_tokens_from_the_command_line(tmp_path, cli):
     # A model with two inputs given one: the model's own error, on one line.
     assert "forward" in cli("graph", f"{path}:build", "--input", "1x3x64x64").error_line
     assert "SHAPE[:DTYPE]" in cli("graph", "mobilenet_v2", "--input", "1x3x2x").error_line
+
+
+def test_a_meta_build_skips_initialisation_and_puts_it_back():
+    import torch
+    from torch import nn
+    from torch.nn import init
+
+    from roofline.sources.base import build_on_meta
+
+    real = init.kaiming_uniform_
+    seen = []
+
+    def make() -> nn.Module:
+        seen.append(init.kaiming_uniform_ is real)
+        return nn.Conv2d(3, 8, 3)
+
+    conv = build_on_meta(make)
+    assert seen == [False] and init.kaiming_uniform_ is real
+    assert conv.weight.device.type == "meta" and conv.weight.requires_grad
+
+    def broken() -> nn.Module:
+        raise RuntimeError("factory failed")
+
+    with pytest.raises(RuntimeError, match="factory failed"):
+        build_on_meta(broken)
+    assert init.kaiming_uniform_ is real and torch.is_grad_enabled()
+
+
+def test_a_model_built_without_initialisation_traces_to_the_same_graph():
+    import torch
+
+    from roofline.sources.pytorch.tracer import trace
+    from roofline.zoo import create_model
+
+    for name in ("mobilenet_v3_small", "mobilenet_v4_hybrid_medium"):
+        with torch.device("meta"):
+            initialised = create_model(name, width=0.75)
+        fast = source_for(name).build(0.75, meta=True)
+        assert trace(fast, (1, 3, 160, 160)).to_dict() == \
+            trace(initialised, (1, 3, 160, 160)).to_dict()

@@ -10,10 +10,12 @@ trace it). Answering what a model is called, what input it takes by default, wha
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -24,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
 __all__ = ["ModelSource", "TorchSource", "image_input", "files_fingerprint", "USER_FAMILY",
-           "DEFAULT_RESOLUTION"]
+           "DEFAULT_RESOLUTION", "build_on_meta"]
 
 #: The input resolution of a model whose source names none.
 DEFAULT_RESOLUTION = 224
@@ -157,7 +159,74 @@ class TorchSource(ModelSource):
               name: str) -> LayerGraph:
         from .pytorch.tracer import trace
 
-        return trace(self.build(width, meta=True), inputs=inputs, name=name)
+        with _collector_paused():
+            return trace(_module(self, width, self.fingerprint()), inputs=inputs, name=name)
+
+
+_frozen: list[bool] = []
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    # Building and tracing allocate hundreds of thousands of small objects that live until the
+    # graph is made; each allocation burst would run the cyclic collector over everything torch
+    # imported (about 1 s of a cold compare). So: torch's import-time objects are frozen out of
+    # the collector once (gc.freeze, a few MB kept for the life of the process), and the
+    # collector waits while one model is built and traced. Reference counting still frees
+    # everything that is not part of a cycle.
+    if not _frozen:
+        import torch  # noqa: F401 - imported before the freeze so its objects are frozen
+
+        gc.freeze()
+        _frozen.append(True)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@lru_cache(maxsize=8)
+def _module(source: TorchSource, width: float | None, fingerprint: str) -> nn.Module:
+    # One build per (model, width): every resolution of it traces the same module (the tracer
+    # never writes it and restores its training flags). A handful suffices: variants come in
+    # model order. The fingerprint is in the key so that a Python file edited while the
+    # process runs is built again.
+    return source.build(width, meta=True)
+
+
+@contextlib.contextmanager
+def _initialisers_skipped() -> Iterator[None]:
+    # torch.nn.init's in-place initialisers (kaiming_uniform_, zeros_, trunc_normal_, ...)
+    # become the identity: on the meta device they compute nothing, yet their Python costs
+    # about a third of building a model.
+    from torch.nn import init
+
+    saved = {name: getattr(init, name) for name in dir(init)
+             if name.endswith("_") and not name.startswith("_")}
+
+    def keep(tensor: object, *args: object, **kwargs: object) -> object:
+        return tensor
+
+    for name in saved:
+        setattr(init, name, keep)
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(init, name, fn)
+
+
+def build_on_meta(make: Callable[[], nn.Module]) -> nn.Module:
+    """``make()`` with every tensor on the meta device (shapes, no memory), without autograd
+    and with parameter initialisation skipped: a module to trace, never to run. A model
+    built this way is 3x faster to build than with its initialisation on meta."""
+    import torch
+
+    with torch.device("meta"), torch.no_grad(), _initialisers_skipped():
+        return make()
 
 
 #: The code a traced graph depends on, relative to the roofline package folder: a change to any

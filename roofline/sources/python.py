@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelLoadError, close_matches
-from .base import TorchSource, files_fingerprint
+from .base import TorchSource, build_on_meta, files_fingerprint
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -55,11 +55,8 @@ class PythonSource(TorchSource):
     def build(self, width: float | None = None, *, meta: bool = False) -> nn.Module:
         if not meta:
             return load_user_model(self.spec, width)
-        import torch
-
         try:
-            with torch.device("meta"):
-                return load_user_model(self.spec, width)
+            return build_on_meta(lambda: load_user_model(self.spec, width))
         except ModelLoadError:
             # Some factories cannot run on the meta device (they read tensor values while
             # building); build them for real instead. The tracer never needs their values.

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .base import TorchSource, files_fingerprint
+from .base import TorchSource, build_on_meta, files_fingerprint
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -45,12 +45,10 @@ class ZooSource(TorchSource):
     def build(self, width: float | None = None, *, meta: bool = False) -> nn.Module:
         from ..zoo import create_model
 
+        w = 1.0 if width is None else width
         if not meta:
-            return create_model(self.spec, width=1.0 if width is None else width)
-        import torch
-
-        with torch.device("meta"):
-            return create_model(self.spec, width=1.0 if width is None else width)
+            return create_model(self.spec, width=w)
+        return build_on_meta(lambda: create_model(self.spec, width=w))
 
     @property
     def family(self) -> str:

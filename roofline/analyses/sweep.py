@@ -152,6 +152,9 @@ def trace_all(variants: Sequence[Variant], views: Sequence[View], workers: int =
             stats.cached += 1
         else:
             todo.append(i)
+    # Traced model by model, width by width: a worker builds each (model, width) once and
+    # traces every resolution of it on that module (roofline.sources.base).
+    todo.sort(key=lambda i: (variants[i].name, variants[i].effective_width))
     done = stats.cached
     if progress:
         progress(done, len(variants))

@@ -105,7 +105,9 @@ def ridge_data(comparison: Comparison, ridge_points: Sequence[float] | None = No
     its marker is its ridge point × bytes per element: the int8-byte ridge point that gives
     the same Σ max(MACs, RP × bytes).
     """
-    graphs = [g.at_precision(RIDGE_PRECISION) for g in comparison.graphs]
+    # Fused first (the kernel view is the same at any precision, and the report has it
+    # already), then priced at int8.
+    graphs = [fuse(g).at_precision(RIDGE_PRECISION) for g in comparison.graphs]
     markers = [RidgeMarker(f"{name} (paper)", value,
                            "MobileNetV4 paper (Qin et al. 2024), Table 16: fitted to measured "
                            "int8 latency")

@@ -167,6 +167,15 @@ def fuse(graph: LayerGraph, epilogue: frozenset[str] | None = None) -> LayerGrap
     if graph.fused:
         return graph
     epilogue = DEFAULT_EPILOGUE if epilogue is None else frozenset(epilogue)
+    # A graph is immutable: its kernel view under one epilogue is computed once (the compare
+    # report asks for the same views in pricing, the ridge chart and the per-kernel charts).
+    views = graph.__dict__.setdefault("_kernel_views", {})
+    if epilogue not in views:
+        views[epilogue] = _fuse(graph, epilogue)
+    return views[epilogue]
+
+
+def _fuse(graph: LayerGraph, epilogue: frozenset[str]) -> LayerGraph:
     consumers: dict[int, list[int]] = {}
     for layer in graph.layers:
         for use in layer.inputs:

@@ -111,6 +111,18 @@ class KernelTable:
     def n_graphs(self) -> int:
         return len(self.graph_kernels)
 
+    @cached_property
+    def gemm_macs(self) -> np.ndarray:
+        """(kernels, 2): the MACs of each kernel's GEMMs (the same on every profile)."""
+        g = self.gemm
+        return g[..., 0] * g[..., 1] * g[..., 2] * g[..., 3]
+
+    @cached_property
+    def no_geometry(self) -> np.ndarray:
+        """Kernels with MACs but no GEMM geometry (unknown ops)."""
+        macs = self.gemm_macs
+        return (macs[:, 0] + macs[:, 1] == 0) & (self.macs > 0)
+
     @property
     def starts(self) -> np.ndarray:
         """Index of each graph's first kernel, and one past the last kernel."""
@@ -401,13 +413,17 @@ def _evaluate(table: KernelTable, hw: HardwareProfile, graph_codes: np.ndarray,
     peaks = np.array([hw.peak_macs_per_s.get(p, math.nan)  # type: ignore[call-overload]
                       for p in PRECISION_ORDER])
     peak = peaks[kernel_codes]
-    b = _ELEMENT_BYTES[kernel_codes]
-    bb = _BIAS_BYTES[kernel_codes]
 
     # Compute: MACs over the lanes the geometry fills, at the op kind's efficiency.
     base = np.array([hw.efficiency_of(k) for k in KIND_ORDER])[table.kind]
-    util = utilisation(table.gemm, table.kind, hw)  # (kernels, 2)
-    gemm_macs = np.prod(table.gemm, axis=2)
+    # The lanes filled depend on the geometry alone, which the members of a range share.
+    geo = hw.geometry
+    key = (geo.m, geo.n, geo.k, geo.channels, geo.parallel_tiles, geo.fill_rows)
+    filled = table.__dict__.setdefault("_utilisation", {})
+    if key not in filled:
+        filled[key] = utilisation(table.gemm, table.kind, hw)  # (kernels, 2)
+    util = filled[key]
+    gemm_macs, no_geo = table.gemm_macs, table.no_geometry
     work = gemm_macs
     if hw.algorithms.winograd_3x3 != 1 and table.winograd.any():
         # Winograd-eligible convolutions do winograd_3x3 times fewer multiplies.
@@ -416,52 +432,28 @@ def _evaluate(table: KernelTable, hw: HardwareProfile, graph_codes: np.ndarray,
                               gemm_macs[:, 0])
     with np.errstate(divide="ignore", invalid="ignore"):
         gemm_s = np.where(gemm_macs > 0, work / (peak[:, None] * base[:, None] * util), 0.0)
-    compute_s = gemm_s.sum(axis=1)
+    compute_s = gemm_s[:, 0] + gemm_s[:, 1]
     # Kernels with MACs but no GEMM geometry (unknown ops) run at the kind's efficiency.
-    no_geo = (gemm_macs.sum(axis=1) == 0) & (table.macs > 0)
     compute_s = np.where(no_geo, table.macs / (peak * base), compute_s)
     with np.errstate(divide="ignore", invalid="ignore"):
         efficiency = np.where(compute_s > 0, table.macs / (peak * compute_s), base)
 
     # Memory: bytes by the level that serves them; levels are on-chip (smallest first) + DRAM.
     levels = list(hw.memory)
-    n_levels = len(levels) + 1
-    dram = n_levels - 1
-    n_kernels = len(table.macs)
-    served = np.zeros((n_kernels, n_levels))
-    act_caps = np.array([lv.capacity_bytes if lv.holds != "weights" else -1.0
-                         for lv in levels] + [math.inf])
-    input_bytes = np.zeros(n_kernels)
-    output_bytes = np.zeros(n_kernels)
-    for kernel, elements, fixed, distance, moved in (
-            (table.edge_kernel, table.edge_elements, table.edge_element_bytes,
-             table.edge_distance, input_bytes),
-            (table.write_kernel, table.write_elements, table.write_element_bytes,
-             table.write_distance, output_bytes)):
-        if not kernel.size:
-            continue
-        per_element = b[kernel]
-        nbytes = elements * np.where(fixed > 0, fixed, per_element)
-        # Served by (or, for a write, landing in) the smallest level that keeps the tensor
-        # until its reader: the tensor plus what was touched in between must fit.
-        need = distance * per_element + nbytes
-        level = np.argmax(need[:, None] <= act_caps[None, :], axis=1)
-        np.add.at(served, (kernel, level), nbytes)
-        np.add.at(moved, kernel, nbytes)
-    weight_bytes = table.weight_elements * b + table.bias_elements * bb
-    graph_b = _ELEMENT_BYTES[graph_codes]
-    graph_bb = _BIAS_BYTES[graph_codes]
-    model_weight_bytes = (table.graph_weight_elements * graph_b
-                          + table.graph_bias_elements * graph_bb)
-    weight_caps = np.array([lv.capacity_bytes if lv.holds != "activations" else -1.0
-                            for lv in levels] + [math.inf])
-    weight_level = np.argmax(model_weight_bytes[:, None] <= weight_caps[None, :], axis=1)
-    served[np.arange(n_kernels), weight_level[table.graph]] += weight_bytes
+    dram = len(levels)
+    served, input_bytes, output_bytes, weight_bytes = _traffic(table, levels, kernel_codes,
+                                                               graph_codes)
     bandwidth = np.array([lv.bandwidth_bytes_per_s or math.inf for lv in levels]
                          + [hw.dram.bandwidth_bytes_per_s])
-    crossing = np.cumsum(served[:, ::-1], axis=1)[:, ::-1]  # bytes served by level ≥ ℓ
+    # The slowest level: bytes served by level ≥ ℓ cross level ℓ's bandwidth. Level by level
+    # (a handful), not as reductions along a short axis, which numpy does slowly.
+    crossing = served[:, dram].copy()
+    slowest = crossing / bandwidth[dram]
+    for lv in range(dram - 1, -1, -1):
+        crossing += served[:, lv]
+        slowest = np.maximum(slowest, crossing / bandwidth[lv])
     memory_eff = np.array([hw.memory_efficiency_of(k) for k in KIND_ORDER])[table.kind]
-    memory_s = (crossing / bandwidth[None, :]).max(axis=1) / memory_eff
+    memory_s = slowest / memory_eff
 
     per_kind = np.array([hw.overhead.per_kind_s.get(k.value, 0.0) for k in KIND_ORDER])
     overhead_s = (hw.overhead.per_kernel_s + per_kind[table.kind]
@@ -498,6 +490,62 @@ def _evaluate(table: KernelTable, hw: HardwareProfile, graph_codes: np.ndarray,
         efficiency=efficiency, weight_bytes=weight_bytes, input_bytes=input_bytes,
         output_bytes=output_bytes, dram_bytes=served[:, dram], supported=supported,
         graph_latency_s=graph_latency, graph_supported=graph_supported)
+
+
+def _traffic(table: KernelTable, levels: list[Any], kernel_codes: np.ndarray,
+             graph_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Bytes each kernel has served by each memory level (on-chip levels, then DRAM), its
+    activation bytes in and out, and its weight bytes. They depend on the precisions and the
+    levels' capacities only, so the members of a range (which move bandwidths, efficiencies
+    and overheads) share them: computed once per table."""
+    key = (graph_codes.tobytes(), tuple((lv.capacity_bytes, lv.holds) for lv in levels))
+    known = table.__dict__.setdefault("_traffic", {})
+    if key in known:
+        return known[key]
+    b = _ELEMENT_BYTES[kernel_codes]
+    bb = _BIAS_BYTES[kernel_codes]
+    n_levels = len(levels) + 1
+    n_kernels = len(table.macs)
+    served = np.zeros((n_kernels, n_levels))
+    act_caps = np.array([lv.capacity_bytes if lv.holds != "weights" else -1.0
+                         for lv in levels] + [math.inf])
+    input_bytes = np.zeros(n_kernels)
+    output_bytes = np.zeros(n_kernels)
+    for kernel, elements, fixed, distance, moved in (
+            (table.edge_kernel, table.edge_elements, table.edge_element_bytes,
+             table.edge_distance, input_bytes),
+            (table.write_kernel, table.write_elements, table.write_element_bytes,
+             table.write_distance, output_bytes)):
+        if not kernel.size:
+            continue
+        per_element = b[kernel]
+        nbytes = elements * np.where(fixed > 0, fixed, per_element)
+        # Served by (or, for a write, landing in) the smallest level that keeps the tensor
+        # until its reader: the tensor plus what was touched in between must fit.
+        need = distance * per_element + nbytes
+        level = _first_fit(need, act_caps)
+        served += np.bincount(kernel * n_levels + level, nbytes,
+                              minlength=n_kernels * n_levels).reshape(n_kernels, n_levels)
+        moved += np.bincount(kernel, nbytes, minlength=n_kernels)
+    weight_bytes = table.weight_elements * b + table.bias_elements * bb
+    graph_b = _ELEMENT_BYTES[graph_codes]
+    graph_bb = _BIAS_BYTES[graph_codes]
+    model_weight_bytes = (table.graph_weight_elements * graph_b
+                          + table.graph_bias_elements * graph_bb)
+    weight_caps = np.array([lv.capacity_bytes if lv.holds != "activations" else -1.0
+                            for lv in levels] + [math.inf])
+    weight_level = _first_fit(model_weight_bytes, weight_caps)
+    served[np.arange(n_kernels), weight_level[table.graph]] += weight_bytes
+    known[key] = (served, input_bytes, output_bytes, weight_bytes)
+    return known[key]
+
+
+def _first_fit(need: np.ndarray, capacities: np.ndarray) -> np.ndarray:
+    """Index of the first capacity each ``need`` fits in (the last capacity is inf)."""
+    level = np.full(need.shape, len(capacities) - 1, dtype=np.int64)
+    for lv in range(len(capacities) - 2, -1, -1):
+        level = np.where(need <= capacities[lv], lv, level)
+    return level
 
 
 def _switch_counts(table: KernelTable, supported: np.ndarray) -> np.ndarray:

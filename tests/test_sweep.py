@@ -127,6 +127,38 @@ def test_second_sweep_on_other_devices_is_served_from_the_cache(tmp_path, monkey
     assert np.all(np.isfinite(result.latency_s))
 
 
+def test_a_swept_grid_is_cached_as_one_file(tmp_path, monkeypatch):
+    import roofline.sources.cache as cache
+    from roofline.analyses.sweep import KernelGrid
+
+    monkeypatch.setenv("ROOFLINE_CACHE_DIR", str(tmp_path / "cache"))
+    variants = sweep_variants("mobilenet_v3_small", [0.5, 0.75], [96, 128])
+    hardware = [load_hardware("cpu"), load_hardware("gpu")]
+    arrays, stats = trace_all(variants, views_of(hardware), workers=1)
+    first = evaluate_grid(variants, arrays, hardware, stats=stats)
+    (grid_file,) = (tmp_path / "cache" / "grids").iterdir()
+
+    def no_per_variant_reads(*args):
+        raise AssertionError("a cached grid must be read from its one file")
+
+    monkeypatch.setattr(cache, "load_arrays", no_per_variant_reads)
+    grid, stats = trace_all(variants, views_of(hardware), workers=1)
+    assert isinstance(grid, KernelGrid) and (stats.cached, stats.traced) == (4, 0)
+    again = evaluate_grid(variants, grid, hardware, stats=stats)
+    for name in ("latency_s", "latency_low_s", "latency_high_s", "macs", "params"):
+        assert np.array_equal(getattr(again, name), getattr(first, name))
+    # Another grid (one variant fewer) is not that file.
+    monkeypatch.undo()
+    monkeypatch.setenv("ROOFLINE_CACHE_DIR", str(tmp_path / "cache"))
+    part, stats = trace_all(variants[:3], views_of(hardware), workers=1)
+    assert not isinstance(part, KernelGrid) and stats.cached == 3
+    # A damaged grid file is ignored (and removed), and the variants' own files serve.
+    grid_file.write_bytes(b"not a grid")
+    arrays, stats = trace_all(variants, views_of(hardware), workers=1)
+    assert not isinstance(arrays, KernelGrid) and stats.cached == 4
+    assert not grid_file.exists()
+
+
 def test_interruption_keeps_finished_variants(monkeypatch):
     import roofline.analyses.sweep as sweep
 

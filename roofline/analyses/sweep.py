@@ -25,10 +25,12 @@ from .pareto import pareto_mask
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+    from ..core.engine import KernelTable
     from ..core.hardware import HardwareProfile
     from .backends import Backend
 
 __all__ = ["parse_grid", "sweep_variants", "trace_all", "evaluate_grid", "SweepResult", "views_of",
+           "KernelGrid",
            "MAX_VARIANTS", "ROW_FIELDS"]
 
 #: A sweep larger than this is almost certainly a typo in a range.
@@ -124,12 +126,59 @@ class TraceStats:
     interrupted: bool = False
 
 
+@dataclass(frozen=True)
+class KernelGrid:
+    """Every variant of a grid in each kernel view as one kernel table per view, with each
+    variant's MACs and parameters: what the one-file grid cache holds."""
+
+    views: tuple[View, ...]
+    tables: tuple[KernelTable, ...]
+    macs: np.ndarray
+    params: np.ndarray
+
+    @classmethod
+    def of_arrays(cls, views: Sequence[View], arrays: Sequence[list[dict[str, Any]]]
+                  ) -> KernelGrid:
+        """From per-variant kernel arrays (``arrays[v][k]``: variant ``v`` in view ``k``)."""
+        from ..core.engine import KernelTable
+
+        tables = tuple(KernelTable.from_arrays([a[k] for a in arrays])
+                       for k in range(len(views)))
+        return cls(tuple(views), tables,
+                   np.array([float(a[0]["graph_macs"]) for a in arrays]),
+                   np.array([float(a[0]["graph_params"]) for a in arrays]))
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        out = {"macs": self.macs, "params": self.params}
+        for k, table in enumerate(self.tables):
+            out.update({f"{k}.{name}": value for name, value in table.fields().items()})
+        return out
+
+    @classmethod
+    def from_arrays(cls, views: Sequence[View], data: dict[str, np.ndarray]) -> KernelGrid:
+        from ..core.engine import KernelTable
+
+        tables = tuple(KernelTable.from_fields({name.split(".", 1)[1]: value
+                                                for name, value in data.items()
+                                                if name.startswith(f"{k}.")})
+                       for k in range(len(views)))
+        return cls(tuple(views), tables, data["macs"], data["params"])
+
+
+def _grid_keys(variants: Sequence[Variant]) -> list[str] | None:
+    from ..sources.cache import cache_enabled
+
+    if not cache_enabled() or not all(v.source.cacheable() for v in variants):
+        return None
+    return [v.cache_key for v in variants]
+
+
 def trace_all(variants: Sequence[Variant], views: Sequence[View], workers: int = 1,
               progress: Callable[[int, int], None] | None = None,
               backend: Backend | None = None
-              ) -> tuple[list[list[dict[str, Any]] | None], TraceStats]:
+              ) -> tuple[list[list[dict[str, Any]] | None] | KernelGrid, TraceStats]:
     """The kernel arrays of every variant in every kernel view (None for the variants not
-    finished when interrupted).
+    finished when interrupted), or, when the whole grid is cached as one file, that grid.
 
     Arrays already cached are read in this process; the rest are traced (and cached) by
     ``workers`` processes (in-process when 1), or by ``backend``'s workers when one is given
@@ -138,11 +187,18 @@ def trace_all(variants: Sequence[Variant], views: Sequence[View], workers: int =
     KeyboardInterrupt stops the workers and returns what finished, with
     ``stats.interrupted`` set.
     """
-    from ..sources.cache import cache_enabled, load_arrays
+    from ..sources.cache import cache_enabled, load_arrays, load_grid
 
     views = list(views)
-    found: list[list[dict[str, Any]] | None] = [None] * len(variants)
     stats = TraceStats()
+    keys = _grid_keys(variants)
+    grid = load_grid(keys, views) if keys else None
+    if grid is not None:
+        stats.cached = len(variants)
+        if progress:
+            progress(len(variants), len(variants))
+        return KernelGrid.from_arrays(views, grid), stats
+    found: list[list[dict[str, Any]] | None] = [None] * len(variants)
     todo: list[int] = []
     for i, v in enumerate(variants):
         key = v.cache_key if cache_enabled() and v.source.cacheable() else ""
@@ -262,33 +318,43 @@ def views_of(hardware: Sequence[HardwareProfile]) -> list[View]:
     return list(dict.fromkeys(hw.kernel_view() for hw in hardware))
 
 
-def evaluate_grid(variants: Sequence[Variant], arrays: Sequence[list[dict[str, Any]] | None],
+def evaluate_grid(variants: Sequence[Variant],
+                  arrays: Sequence[list[dict[str, Any]] | None] | KernelGrid,
                   hardware: Sequence[HardwareProfile], precision: str | None = None,
                   stats: TraceStats | None = None,
                   top1: dict[str, float] | None = None) -> SweepResult:
     """Price every finished variant on every device through :func:`roofline.core.engine.price`
-    (``arrays[v][k]`` are variant ``v``'s kernel arrays in the ``k``-th of :func:`views_of`);
-    ``top1`` gives top-1 (%) by variant label (see ``roofline.analyses.compare.given_top1``)."""
+    (``arrays[v][k]`` are variant ``v``'s kernel arrays in the ``k``-th of :func:`views_of`, or
+    a :class:`KernelGrid` from the one-file grid cache; a complete grid of cacheable variants
+    is stored as one file for the next sweep of it); ``top1`` gives top-1 (%) by variant label
+    (see ``roofline.analyses.compare.given_top1``)."""
     from ..core.engine import KernelSet, price
+    from ..sources.cache import store_grid
 
     views = views_of(hardware)
-    kept = [(v, a) for v, a in zip(variants, arrays, strict=True) if a is not None]
+    if isinstance(arrays, KernelGrid):
+        grid, kept = arrays, list(variants)
+    else:
+        pairs = [(v, a) for v, a in zip(variants, arrays, strict=True) if a is not None]
+        kept = [v for v, _ in pairs]
+        grid = KernelGrid.of_arrays(views, [a for _, a in pairs])
+        keys = _grid_keys(variants)
+        if keys and len(kept) == len(variants) and kept:
+            store_grid(keys, views, grid.to_arrays())  # the next sweep of it reads one file
+    if grid.views != tuple(views):
+        raise ValueError("the grid was built for other kernel views than these devices'")
     latency = np.full((len(hardware), len(kept)), np.nan)
     precisions = [precision or hw.default_precision for hw in hardware]
     low = high = latency
     if kept:
-        index = {view: k for k, view in enumerate(views)}
-        models = KernelSet(arrays=lambda view: [a[index[view]] for _, a in kept],
-                           count=len(kept))
+        models = KernelSet.of_tables(dict(zip(grid.views, grid.tables, strict=True)),
+                                     count=len(kept))
         pricing = price(models, hardware, precision)
         latency = pricing.latency_s
         low, high = pricing.latency_low_s, pricing.latency_high_s
         precisions = [p[0] for p in pricing.precisions]
-    first = [a[0] for _, a in kept]
     return SweepResult(
-        variants=[v for v, _ in kept],
-        macs=np.array([float(a["graph_macs"]) for a in first]),
-        params=np.array([float(a["graph_params"]) for a in first]),
+        variants=kept, macs=grid.macs, params=grid.params,
         hardware=list(hardware), precisions=precisions, latency_s=latency,
         latency_low_s=low, latency_high_s=high,
         stats=stats or TraceStats(), total_variants=len(variants), given_top1=dict(top1 or {}))

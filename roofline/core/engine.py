@@ -111,6 +111,17 @@ class KernelTable:
     def n_graphs(self) -> int:
         return len(self.graph_kernels)
 
+    def fields(self) -> dict[str, np.ndarray]:
+        """Every array of the table by name (what :meth:`from_fields` takes back)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "graphs"}
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, np.ndarray]) -> KernelTable:
+        """The table :meth:`fields` describes (without graphs: it prices, names no kernel)."""
+        return cls(graphs=(), **{f.name: np.asarray(fields[f.name])
+                                 for f in dataclasses.fields(cls) if f.name != "graphs"})
+
     @cached_property
     def gemm_macs(self) -> np.ndarray:
         """(kernels, 2): the MACs of each kernel's GEMMs (the same on every profile)."""
@@ -306,6 +317,16 @@ class KernelSet:
         self._arrays = arrays
         self.count = len(self.graphs) if arrays is None else int(count or 0)
         self._tables: dict[View, KernelTable] = {}
+
+    @classmethod
+    def of_tables(cls, tables: Mapping[View, KernelTable], count: int) -> KernelSet:
+        """``count`` models whose kernel tables are already built, one per kernel view."""
+        def missing(view: View) -> Sequence[Mapping[str, np.ndarray]]:
+            raise KeyError(f"no kernel table for view {view}")
+
+        models = cls(arrays=missing, count=count)
+        models._tables.update(tables)
+        return models
 
     def table(self, view: View) -> KernelTable:
         if view not in self._tables:

@@ -8,7 +8,9 @@ that traced it, every size); a change to any of those gives another key and the 
 not found. A graph is stored as JSON (data only: nothing is executed when it is read back).
 Kernel arrays (``roofline.core.engine.kernel_arrays``, one raw float64 file per model and kernel
 view) are keyed by the graph's key, the kernel view and a hash of the fusion and engine source.
-A corrupt entry is ignored and replaced.
+A whole sweep grid is also kept as one file (``store_grid``: every variant's kernel table in
+each view, as numpy arrays without pickle), keyed by its variants' keys and its views: a repeated
+sweep reads one file instead of one per variant. A corrupt entry is ignored and replaced.
 
 Location: ``$ROOFLINE_CACHE_DIR``, else ``$XDG_CACHE_HOME/roofline``, else
 ``~/.cache/roofline``. ``ROOFLINE_NO_CACHE=1`` turns it off.
@@ -28,7 +30,7 @@ from typing import Any
 from ..core.graph import LayerGraph
 
 __all__ = ["cache_dir", "cache_enabled", "load_graph", "store_graph", "cached_graph",
-           "load_arrays", "store_arrays", "cached_arrays", "view_key"]
+           "load_arrays", "store_arrays", "cached_arrays", "view_key", "load_grid", "store_grid"]
 
 View = tuple[bool, frozenset[str]]
 _PACKAGE = Path(__file__).resolve().parents[1]
@@ -184,3 +186,43 @@ def cached_arrays(key: str, views: Sequence[View], graph: Callable[[], LayerGrap
                 store_arrays(key, view, arrays)
         out.append(arrays)
     return out, not hit
+
+
+# -- whole grids: one file per sweep grid -------------------------------------------------------
+
+def _grid_path(keys: Sequence[str], views: Sequence[View]) -> Path:
+    text = "\n".join(keys) + "|" + ",".join(view_key(v) for v in views)
+    return cache_dir() / "grids" / f"{hashlib.sha256(text.encode()).hexdigest()[:20]}.npz"
+
+
+def store_grid(keys: Sequence[str], views: Sequence[View], arrays: dict[str, Any]) -> None:
+    """Write the named numpy ``arrays`` of the grid of variants ``keys`` in ``views`` as one
+    file (skipped silently if it cannot be written)."""
+    import io
+
+    import numpy as np
+
+    from ..io import atomic_write_bytes
+
+    with contextlib.suppress(Exception):
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        atomic_write_bytes(_grid_path(keys, views), buffer.getvalue())
+
+
+def load_grid(keys: Sequence[str], views: Sequence[View]) -> dict[str, Any] | None:
+    """The arrays :func:`store_grid` wrote for this grid, or None (absent or unreadable)."""
+    import numpy as np
+
+    if not cache_enabled():
+        return None
+    path = _grid_path(keys, views)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, EOFError):
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None

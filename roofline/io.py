@@ -43,10 +43,13 @@ def check_writable(path: str | os.PathLike[str], *, create_parent: bool = True) 
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "w", *,
-                create_parent: bool = True) -> Iterator[IO]:
+                create_parent: bool = True, durable: bool = True) -> Iterator[IO]:
     """Open a temporary file next to ``path``; on success rename it over ``path``.
 
-    On any exception the temporary file is removed and ``path`` is untouched.
+    On any exception the temporary file is removed and ``path`` is untouched. ``durable``
+    flushes the file to the disk before the rename (fsync): what a report or a profile needs
+    to survive a crash; a cache entry, which is re-made when it is missing or unreadable,
+    does without.
     """
     target = check_writable(path, create_parent=create_parent)
     binary = "b" in mode
@@ -61,7 +64,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", *,
                                                          "newline": ""})) as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         if target.exists():
             with contextlib.suppress(OSError):
                 os.chmod(tmp, target.stat().st_mode & 0o777)

@@ -193,8 +193,8 @@ def _module(source: TorchSource, width: float | None, fingerprint: str) -> nn.Mo
     # One build per (model, width): every resolution of it traces the same module (the tracer
     # never writes it and restores its training flags). A handful suffices: variants come in
     # model order. The fingerprint is in the key so that a Python file edited while the
-    # process runs is built again.
-    return source.build(width, meta=True)
+    # process runs is built again. It is kept in eval mode, the mode it is traced in.
+    return source.build(width, meta=True).eval()
 
 
 @contextlib.contextmanager

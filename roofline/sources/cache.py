@@ -72,7 +72,8 @@ def store_graph(key: str, graph: LayerGraph) -> None:
     from ..io import atomic_write_text
 
     with contextlib.suppress(Exception):
-        atomic_write_text(_path(key), json.dumps(graph.to_dict(), separators=(",", ":")))
+        atomic_write_text(_path(key), json.dumps(graph.to_dict(), separators=(",", ":")),
+                          durable=False)
 
 
 def cached_graph(key: str, make: Callable[[], LayerGraph]) -> tuple[LayerGraph, bool]:
@@ -160,7 +161,8 @@ def store_arrays(key: str, view: View, arrays: dict[str, Any]) -> None:
     with contextlib.suppress(Exception):
         parts = [np.asarray(arrays[name], dtype=np.float64).ravel() for name in _ARRAY_ORDER]
         flat = np.concatenate([np.array([len(p) for p in parts], dtype=np.float64), *parts])
-        atomic_write_bytes(_arrays_path(key, view), flat.astype("<f8").tobytes())
+        atomic_write_bytes(_arrays_path(key, view), flat.astype("<f8").tobytes(),
+                           durable=False)
 
 
 def cached_arrays(key: str, views: Sequence[View], graph: Callable[[], LayerGraph]
@@ -207,7 +209,7 @@ def store_grid(keys: Sequence[str], views: Sequence[View], arrays: dict[str, Any
     with contextlib.suppress(Exception):
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
-        atomic_write_bytes(_grid_path(keys, views), buffer.getvalue())
+        atomic_write_bytes(_grid_path(keys, views), buffer.getvalue(), durable=False)
 
 
 def load_grid(keys: Sequence[str], views: Sequence[View]) -> dict[str, Any] | None:

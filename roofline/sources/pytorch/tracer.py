@@ -117,16 +117,20 @@ class _Recorder(TorchDispatchMode):
         # traces. The tracer never runs under torch.compile, so it opts out of the wrapper.
         return False
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, named: list[tuple[str, nn.Module]] | None = None):
         super().__init__()
         self.info: dict[int, _Const | _Act] = {}
         self.keep: list[Any] = []
         self.param_numel: dict[int, int] = {}
-        for p in model.parameters():
-            self._register_const(p, True)
-        for b in model.buffers():
-            self._register_const(b, False)
-        self.module_names = {id(m): name for name, m in model.named_modules()}
+        # One walk over the modules (model.parameters(), .buffers() and .named_modules() are
+        # a walk each); a tensor shared by several modules is registered once.
+        named = list(model.named_modules()) if named is None else named
+        self.module_names = {id(m): name for name, m in named}
+        for _, m in named:
+            for tensors, is_param in ((m._parameters, True), (m._buffers, False)):
+                for t in tensors.values():
+                    if t is not None and id(t) not in self.info:
+                        self._register_const(t, is_param)
         self.stack: list[tuple[str, str]] = [("", type(model).__name__)]
         self.raw: list[dict[str, Any]] = []
         self.counted: Counter[str] = Counter()
@@ -604,9 +608,11 @@ def trace(model: nn.Module, inputs: InputLike | Sequence[InputLike] | None = Non
     if inputs is None:
         inputs = tuple(input_shape) if input_shape is not None else (1, 3, 224, 224)
     specs = input_specs(inputs, kwargs)
-    recorder = _Recorder(model)
-    training = [(m, m.training) for m in model.modules()]
-    model.eval()
+    named = list(model.named_modules())
+    recorder = _Recorder(model, named)
+    training = [(m, m.training) for _, m in named]
+    if any(flag for _, flag in training):
+        model.eval()
     try:
         with torch.inference_mode():
             values = [_meta_input(spec) for spec in specs]
@@ -626,7 +632,8 @@ def trace(model: nn.Module, inputs: InputLike | Sequence[InputLike] | None = Non
                          f"{type(exc).__name__}: {first}") from exc
     finally:
         for m, flag in training:
-            m.training = flag
+            if m.training != flag:  # nn.Module's __setattr__ is slow: only what changed
+                m.training = flag
 
     outputs = []
     for leaf in _leaves(out):

@@ -179,6 +179,15 @@ class Comparison:
             out.append({k: _plain(v) for k, v in record.items()})
         return out
 
+    @cached_property
+    def records_by_label(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """label -> device name -> that row of :meth:`rows` (plain values), devices in
+        :attr:`hardware_names` order: what a per-model line of a chart or table reads."""
+        out: dict[str, dict[str, dict[str, Any]]] = {label: {} for label in self.labels}
+        for row in self.rows():
+            out[row["label"]][row["hardware"]] = row
+        return out
+
     def on(self, hardware: str) -> pd.DataFrame:
         """The rows of one device, fastest first (unsupported models last)."""
         if hardware not in self._by_hardware:

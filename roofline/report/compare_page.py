@@ -243,18 +243,17 @@ def rank_figure(comparison: Any) -> Figure:
     that runs on at least one device; the model's label is written at its right end."""
 
     names = comparison.hardware_names
-    table = comparison.table
+    by_label = comparison.records_by_label
     symbols = _symbol_map(comparison)
     fig = Figure()
     families_seen: set[str] = set()
     for label, short, family, model in zip(comparison.labels, comparison.short_labels,
                                            comparison.families,
                                            [v.name for v in comparison.variants], strict=True):
-        part = table[table["label"] == label].set_index("hardware").loc[names]
-        if not part["supported"].any():
+        records = [by_label[label][hw] for hw in names]
+        if not any(r["supported"] for r in records):
             continue
-        ranks = [None if _isna(r) else int(r) for r in part["rank"]]
-        records = part.reset_index().to_dict(orient="records")
+        ranks = [r["rank"] for r in records]
         last = max(i for i, r in enumerate(ranks) if r is not None)
         fig.add_trace(scatter(
             x=names, y=ranks, mode="lines+markers+text", name=plot_text(_family_name(family)),
@@ -735,20 +734,20 @@ RESULTS_NOTE = ("★ marks a Pareto-optimal model on that device (no other model
 
 def _results_table(comparison: Any) -> Markup:
     names = comparison.hardware_names
-    table = comparison.table
+    by_label = comparison.records_by_label
     columns = ["model", "width", "res (px)", "top-1 %", "MACs", "params"]
     for _ in names:
         columns += ["ms (rank) range", "bound, C/M/O %"]
     rows, classes = [], []
     for label, short in zip(comparison.labels, comparison.short_labels, strict=True):
-        part = table[table["label"] == label].set_index("hardware").loc[names]
-        first = part.iloc[0]
+        part = by_label[label]
+        first = part[names[0]]
         row: list[Any] = [short, float(first["width"]),
                           int(first["resolution"]),
-                          None if _isna(first["top1"]) else float(first["top1"]),
+                          None if first["top1"] is None else float(first["top1"]),
                           _count(first["macs"]), _count(first["params"])]
         for hw in names:
-            r = part.loc[hw]
+            r = part[hw]
             if r["supported"]:
                 star = "★ " if r["pareto"] else ""
                 shares = "/".join(f"{100 * r[b + '_bound_ms'] / r['latency_ms']:.0f}"
@@ -763,8 +762,9 @@ def _results_table(comparison: Any) -> Markup:
             else:
                 row += ["unsupported", f"cannot run: {', '.join(r['unsupported_kinds'])}"]
         rows.append(row)
-        classes.append("frontier" if part["pareto"].any() else
-                       ("unsupported" if not part["supported"].any() else None))
+        classes.append("frontier" if any(r["pareto"] for r in part.values()) else
+                       ("unsupported" if not any(r["supported"] for r in part.values())
+                        else None))
     numeric = [1, 2, 3, 4, 5] + [6 + 2 * i for i in range(len(names))]
     groups = [("", 6)] + [(hw, 2) for hw in names]
     return html_table(columns, rows, numeric=numeric, row_classes=classes, groups=groups)

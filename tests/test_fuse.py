@@ -359,3 +359,22 @@ def test_model_outputs_in_a_dict_are_written():
     # conv writes y (read by aux) and relu(y) (a model output): 2 · 8·4·4 elements
     assert conv.output_elements == 2 * 8 * 16 and relu in conv.outputs
     assert head.outputs == (aux,) and aux.elements == 2 * 16
+
+
+def test_a_kernel_of_one_op_is_that_op_with_its_new_index():
+    # fuse builds each kernel field by field: a field added to Layer and not carried over
+    # would show here, on the kernels that absorbed nothing.
+    import dataclasses
+
+    from roofline.core.fuse import fuse
+    from roofline.sources.variant import parse_variant
+
+    graph = parse_variant("mobilenet_v3_small@0.5:96").trace()
+    by_name = {layer.name: layer for layer in graph.layers}
+    alone = [k for k in fuse(graph).layers if not k.fused_ops]
+    assert alone
+    for kernel in alone:
+        op = by_name[kernel.name]
+        unique = tuple(dict.fromkeys(op.inputs))
+        if unique == op.inputs:  # an op reading one tensor twice loads it once as a kernel
+            assert kernel == dataclasses.replace(op, index=kernel.index)

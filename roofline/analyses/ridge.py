@@ -75,11 +75,11 @@ def ridge_sweep(graphs: Sequence[LayerGraph], ridge_points: Sequence[float] | np
     names = list(names) if names is not None else [g.model_name for g in graphs]
     costs = np.stack([ridge_costs(g, rp) for g in graphs])  # (models, ridge points)
     best = costs.min(axis=0)
-    rows = []
-    for i, name in enumerate(names):
-        for j, point in enumerate(rp):
-            rows.append((name, float(point), float(costs[i, j]), float(costs[i, j] / best[j])))
-    return pd.DataFrame(rows, columns=["model", "ridge_point", "cost_macs", "relative"])
+    return pd.DataFrame({"model": [name for name in names for _ in rp],
+                         "ridge_point": np.tile(rp, len(names)),
+                         "cost_macs": costs.ravel(),
+                         "relative": (costs / best[None, :]).ravel()},
+                        columns=["model", "ridge_point", "cost_macs", "relative"])
 
 
 # -- the sweep for compared models, and the devices to mark -------------------------------------

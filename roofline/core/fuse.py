@@ -120,18 +120,16 @@ class _Kernel:
                     outputs.append(use)
                     output_shapes.append(shape)
         a = self.anchor
-        return dataclasses.replace(
-            a,
-            index=index,
+        # Built field by field (dataclasses.replace costs twice as much, per kernel).
+        return Layer(
+            index=index, name=a.name, module=a.module, module_type=a.module_type, op=a.op,
+            kind=a.kind, input_shapes=tuple(input_shapes), output_shapes=tuple(output_shapes),
             macs=sum(m.macs for m in self.members),
             params=a.params + self.extra_params,
             weight_elements=a.weight_elements + self.extra_weights,
             bias_elements=a.bias_elements + self.folded_bias,
-            inputs=tuple(inputs),
-            input_shapes=tuple(input_shapes),
-            outputs=tuple(outputs),
-            output_shapes=tuple(output_shapes),
-            fused_ops=tuple(m.name for m in self.members[1:]),
+            inputs=tuple(inputs), outputs=tuple(outputs), gemms=a.gemms,
+            fused_ops=tuple(m.name for m in self.members[1:]), precision=a.precision,
         )
 
 

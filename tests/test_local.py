@@ -117,3 +117,51 @@ def test_unwritable_output(capsys, tmp_path):
     code, _, err = run(capsys, "calibrate", "--local", "--out", str(blocker / "p.toml"))
     assert code == 2 and "cannot" in err
 
+
+
+def test_a_machine_too_busy_to_measure_is_refused(capsys, tmp_path, monkeypatch):
+    import roofline.fitting.local_torch as local
+
+    # Every callable timed 1, 1, ..., 10 ms: p10 1 ms, p90 10 ms, median 1 ms, a spread of
+    # (10 - 1) / 1 = 900 %, far above the limit, in both passes.
+    passes = []
+
+    def noisy(calls, **kwargs):
+        passes.append(len(calls))
+        return {name: Timing((1.0,) * 8 + (10.0,) * 2) for name in calls}
+
+    monkeypatch.setattr(local, "time_interleaved", noisy)
+    out = tmp_path / "busy.toml"
+    code, _, err = run(capsys, "calibrate", "--local", "--budget", "2", "--out", str(out))
+    layer_passes = [n for n in passes if n > 10]  # the single layers, not peak or nets
+    assert code == 2 and len(layer_passes) == 2  # timed again before refusing
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("roofline calibrate: error: this machine is too busy to calibrate")
+    assert "900 %" in last and "--allow-noisy" in last
+    assert not out.exists()
+    # Written anyway when asked, with the spread in its sources.
+    code, _, err = run(capsys, "calibrate", "--local", "--budget", "2", "--allow-noisy",
+                       "--out", str(out))
+    assert code == 0, err
+    timing = load_hardware(str(out)).sources["timing"]
+    assert "900 %" in timing and "2 pass(es)" in timing and "--allow-noisy" in timing
+
+
+def test_the_spread_of_the_timings_is_in_the_profile(profile_path):
+    timing = load_hardware(str(profile_path)).sources["timing"]
+    assert "median spread" in timing and f"limit {local_limit():.0f} %" in timing
+
+
+def local_limit() -> float:
+    from roofline.fitting.local_torch import NOISY_SPREAD_PCT
+
+    return NOISY_SPREAD_PCT
+
+
+def test_median_spread():
+    from roofline.fitting.local_torch import median_spread_pct
+
+    # Spreads 0 % (all equal), 100 % (p10 1, p90 2, median 1), 200 %: the median is 100 %.
+    timings = {"a": Timing((1.0,) * 10), "b": Timing((1.0,) * 8 + (2.0,) * 2),
+               "c": Timing((1.0,) * 8 + (3.0,) * 2)}
+    assert median_spread_pct(timings) == pytest.approx(100.0)

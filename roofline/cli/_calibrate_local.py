@@ -18,6 +18,9 @@ def add_options(p: argparse.ArgumentParser) -> None:
                        help="intra-op threads to measure with (default 1)")
     group.add_argument("--budget", type=seconds_between(2, 3600), default=60.0, metavar="SECONDS",
                        help="about how long to measure (default 60)")
+    group.add_argument("--allow-noisy", action="store_true",
+                       help="write the profile even when the timings stay too noisy after a "
+                            "second pass (the spread is recorded in its [sources])")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     command = "python -m roofline " + shlex.join(args.argv)
     with ProgressBar(1.0, "measuring") as bar:
         result = calibrate_local(args.threads, args.budget, name=name, command=command,
-                                 progress=lambda step, done: bar.update(done, step))
+                                 progress=lambda step, done: bar.update(done, step),
+                                 allow_noisy=args.allow_noisy)
     header = (f"Written by `{command}`.\nA profile of this machine as eager PyTorch runs on it; "
               f"see [sources] for what was measured.")
     atomic_write_text(args.out, profile_to_toml(result.profile, header))
@@ -63,9 +67,9 @@ def _print(result: Any, out: str) -> None:
     con.print(make_table([("measured", "left"), ("value", "right"), ("spread", "right")], rows,
                          title=hw.description))
     layers = result.layers
-    spreads = sorted(t.spread_pct for t in layers.values())
+    passes = f", {result.passes} passes" if result.passes > 1 else ""
     con.print(f"{len(layers)} single layers timed (median spread p10-p90 "
-              f"{spreads[len(spreads) // 2]:.0f} %), fit median |error| "
+              f"{result.spread_pct:.0f} %{passes}), fit median |error| "
               f"{result.layer_fit.median_abs_error_pct:.1f} %; {len(result.nets)} synthetic "
               f"nets, fit median |error| {result.fit.median_abs_error_pct:.1f} %")
     con.print(f"wrote {out}")

@@ -319,3 +319,86 @@ def test_every_heatmap_colour_bar_has_ticks(small_sweep):
         assert len(expected) >= 2
         assert list(bar["ticktext"]) == [f"{t:g}" for t in expected]
         assert list(bar["tickvals"]) == pytest.approx([np.log10(t) for t in expected])
+
+
+# -- resolutions derived from two traces ---------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_small",
+                                  "mobilenet_v4_hybrid_medium"])
+def test_a_derived_resolution_is_the_traced_graph(name):
+    from roofline.core.rescale import at_resolution
+
+    a, b = Variant(name, 0.5, 96).trace_uncached(), Variant(name, 0.5, 320).trace_uncached()
+    for r in (128, 224, 256):  # multiples of the largest stride (32): every size scales
+        v = Variant(name, 0.5, r)
+        derived = at_resolution(a, b, r, v.label)
+        assert derived is not None and derived.to_dict() == v.trace_uncached().to_dict()
+    # At 112 px the last stage is 112 / 32 = 3.5 pixels: the network rounds, and how cannot be
+    # known from 96 and 320 px, so nothing is derived.
+    assert at_resolution(a, b, 112, "x") is None
+
+
+def _user_model(tmp_path, body: str) -> str:
+    path = tmp_path / "net.py"
+    path.write_text("import torch\nfrom torch import nn\n\n" + body)
+    return f"{path}:Net"
+
+
+def test_a_graph_whose_structure_changes_with_the_size_is_not_derived(tmp_path):
+    from roofline.core.rescale import at_resolution
+    from roofline.sources.variant import parse_variant
+
+    branchy = _user_model(tmp_path, (
+        "class Net(nn.Module):\n"
+        "    def __init__(self, width=1.0):\n"
+        "        super().__init__()\n"
+        "        self.a, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)\n"
+        "    def forward(self, x):\n"
+        "        x = self.a(x)\n"
+        "        return self.b(x) if x.shape[-1] > 128 else x\n"))
+    small, large = (parse_variant(f"{branchy}:{r}").trace_uncached() for r in (96, 320))
+    assert at_resolution(small, large, 160, "x") is None
+
+
+def test_sizes_that_do_not_scale_with_the_resolution_are_not_derived(tmp_path):
+    from roofline.core.rescale import at_resolution
+    from roofline.sources.variant import parse_variant
+
+    # An unpadded 3x3 convolution: H - 2 pixels, not a power law of H.
+    valid = _user_model(tmp_path, (
+        "class Net(nn.Module):\n"
+        "    def __init__(self, width=1.0):\n"
+        "        super().__init__()\n"
+        "        self.a = nn.Conv2d(3, 8, 3)\n"
+        "    def forward(self, x):\n"
+        "        return self.a(x)\n"))
+    small, large = (parse_variant(f"{valid}:{r}").trace_uncached() for r in (96, 320))
+    assert at_resolution(small, large, 160, "x") is None
+
+
+def test_a_sweep_that_derives_resolutions_prices_what_tracing_each_would(tmp_path,
+                                                                          monkeypatch):
+    import roofline.core.rescale as rescale
+
+    monkeypatch.setenv("ROOFLINE_CACHE_DIR", str(tmp_path / "cache"))
+    derived = []
+    real = rescale.at_resolution
+
+    def counting(*args):
+        graph = real(*args)
+        derived.append(graph is not None)
+        return graph
+
+    monkeypatch.setattr(rescale, "at_resolution", counting)
+    # 96 and 224 are traced; 128 and 160 derived (multiples of 32); 144 (4.5 px at stride 32)
+    # is traced after all.
+    variants = sweep_variants("mobilenet_v3_small", [0.75], [96, 128, 144, 160, 224])
+    hardware = [load_hardware("cpu"), load_hardware("gpu")]
+    arrays, stats = trace_all(variants, views_of(hardware), workers=1)
+    assert stats.traced == 5 and sorted(derived) == [False, True, True]
+    result = evaluate_grid(variants, arrays, hardware)
+    for h, hw in enumerate(hardware):
+        for m, v in enumerate(variants):
+            expected = predict(v.trace_uncached(), hw)
+            assert result.latency_s[h, m] * 1e3 == pytest.approx(expected.latency_ms, rel=1e-12)
+            assert result.macs[m] == v.trace_uncached().macs

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from ..core.engine import KernelTable
+    from ..core.graph import LayerGraph
     from ..core.hardware import HardwareProfile
     from .backends import Backend
 
@@ -208,8 +209,8 @@ def trace_all(variants: Sequence[Variant], views: Sequence[View], workers: int =
             stats.cached += 1
         else:
             todo.append(i)
-    # Traced model by model, width by width: a worker builds each (model, width) once and
-    # traces every resolution of it on that module (roofline.sources.base).
+    # Traced model by model, width by width: a worker takes one (model, width) at a time,
+    # builds it once, and traces two of its resolutions (the rest derived; _group_task).
     todo.sort(key=lambda i: (variants[i].name, variants[i].effective_width))
     done = stats.cached
     if progress:
@@ -225,8 +226,42 @@ def trace_all(variants: Sequence[Variant], views: Sequence[View], workers: int =
     return found, stats
 
 
-def _variant_task(views: list[View], variant: Variant) -> list[dict[str, Any]]:
-    return _arrays_for(variant, views)[0]
+def _groups(variants: Sequence[Variant], todo: list[int]) -> list[list[int]]:
+    """``todo`` as groups of one model at one width and batch, on its default image input,
+    by resolution (everything else alone): a group's resolutions can share two traces."""
+    groups: dict[Any, list[int]] = {}
+    for i in todo:
+        v = variants[i]
+        image = v.inputs is None and v.effective_resolution is not None
+        key = (v.name, v.effective_width, v.batch) if image else ("", i)
+        groups.setdefault(key, []).append(i)
+    return [sorted(g, key=lambda i: variants[i].effective_resolution or 0)
+            for g in groups.values()]
+
+
+def _group_task(views: list[View], group: list[Variant]) -> list[list[dict[str, Any]]]:
+    """The kernel arrays of every variant of one group (see :func:`_groups`). With three
+    resolutions or more, the smallest and largest are traced and every other one is derived
+    from those two (``roofline.core.rescale.at_resolution``: exact, or traced after all)."""
+    if len(group) < 3:
+        return [_arrays_for(v, views)[0] for v in group]
+    from ..core.rescale import at_resolution
+
+    first, last = group[0], group[-1]
+    ends: dict[str, LayerGraph] = {}
+
+    def end(v: Variant) -> LayerGraph:
+        if v.label not in ends:
+            ends[v.label] = v.trace()
+        return ends[v.label]
+
+    def make(v: Variant) -> Callable[[], LayerGraph]:
+        if v is first or v is last:
+            return lambda: end(v)
+        return lambda: (at_resolution(end(first), end(last), v.effective_resolution, v.label)
+                        or v.trace_uncached())
+
+    return [v.kernel_arrays(views, graph=make(v))[0] for v in group]
 
 
 def _trace_on(backend: Backend, variants: Sequence[Variant], views: list[View],
@@ -234,16 +269,18 @@ def _trace_on(backend: Backend, variants: Sequence[Variant], views: list[View],
               progress: Callable[[int, int], None] | None, done: int) -> None:
     from ..sources.cache import cache_enabled, load_arrays, store_arrays
 
-    for j, arrays in backend.run(_variant_task, [variants[i] for i in todo], views):
-        i = todo[j]
-        found[i] = arrays
-        stats.traced += 1
-        done += 1
-        if cache_enabled() and backend.name != "local":  # cached on another machine's disk
-            key = variants[i].cache_key
-            for view, a in zip(views, arrays, strict=True):
-                if load_arrays(key, view) is None:
-                    store_arrays(key, view, a)
+    groups = _groups(variants, todo)
+    for j, results in backend.run(_group_task, [[variants[i] for i in g] for g in groups],
+                                  views):
+        for i, arrays in zip(groups[j], results, strict=True):
+            found[i] = arrays
+            stats.traced += 1
+            done += 1
+            if cache_enabled() and backend.name != "local":  # cached on another machine
+                key = variants[i].cache_key
+                for view, a in zip(views, arrays, strict=True):
+                    if load_arrays(key, view) is None:
+                        store_arrays(key, view, a)
         if progress:
             progress(done, len(variants))
 

@@ -17,7 +17,7 @@ Model list grammar (comma-separated, in order, duplicates dropped):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -169,15 +169,19 @@ class Variant:
             graph = self.trace_uncached()
         return graph.at_precision(precision) if precision is not None else graph
 
-    def kernel_arrays(self, views: Sequence[View]) -> tuple[list[dict[str, Any]], bool]:
+    def kernel_arrays(self, views: Sequence[View], *,
+                      graph: Callable[[], LayerGraph] | None = None
+                      ) -> tuple[list[dict[str, Any]], bool]:
         """The engine's kernel arrays of this variant in each kernel view (cached like its
-        graph), and whether a graph had to be traced."""
+        graph), and whether a graph had to be made; ``graph()`` makes its op view when the
+        cache has not (default: :meth:`trace_uncached`)."""
         from ..core.engine import kernel_arrays, kernel_graph
         from .cache import cached_arrays
 
+        make = graph or self.trace_uncached
         if self.source.cacheable():
-            return cached_arrays(self.cache_key, views, self.trace_uncached)
-        graph = self.trace_uncached()
+            return cached_arrays(self.cache_key, views, make)
+        graph = make()
         out = []
         for view in views:
             arrays = kernel_arrays(kernel_graph(graph, *view))

@@ -4,8 +4,11 @@ With an empty temporary cache, traces a mobilenet_v2 width x resolution grid wit
 ``--workers`` processes (model built on the meta device, traced, fused into each kernel view,
 written to the cache: everything a first sweep pays), then, from the cache, prices the grid on
 the four generic devices: reading the grid's one cache file, and the engine alone (its
-point and range evaluations per device). Repeats ``--runs`` times; prints medians and
-ranges.
+point and range evaluations per device). Then, as whole processes with an empty cache each,
+``python -m roofline sweep mobilenet_v2 --width 0.25:1.5:0.05 --resolution 96:320:32 --hw
+cpu,edgetpu`` (208 variants) against the same command for one variant, in turn: the
+variants traced per second net of start-up, (208 - 1) / (grid time - one-variant time).
+Repeats ``--runs`` times; prints medians and ranges.
 
     python benchmarks/bench_sweep.py [--runs 3] [--workers 2]
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -63,12 +67,36 @@ def one_run(workers: int) -> dict[str, float]:
             "predictions_per_s_with_load": predictions / (engine_s + load_s)}
 
 
+SWEEP = ["sweep", "mobilenet_v2", "--width", "0.25:1.5:0.05", "--resolution", "96:320:32",
+         "--hw", "cpu,edgetpu", "--no-report"]
+ONE = ["sweep", "mobilenet_v2", "--width", "0.25", "--resolution", "96", "--hw", "cpu,edgetpu",
+       "--no-report"]
+
+
+def whole_process(argv: list[str], workers: int) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        env = {**os.environ, "ROOFLINE_CACHE_DIR": folder}
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "roofline", *argv, "--workers", str(workers)],
+                       env=env, cwd=folder, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        return time.perf_counter() - start
+
+
+def net_rate(workers: int) -> float:
+    grid = whole_process(SWEEP, workers)
+    one = whole_process(ONE, workers)
+    return (208 - 1) / (grid - one)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     runs = [one_run(args.workers) for _ in range(args.runs)]
+    for r in runs:
+        r["net_per_s"] = net_rate(args.workers)
     first = runs[0]
     print(f"mobilenet_v2, widths {WIDTHS} x resolutions {RESOLUTIONS} = {first['variants']} "
           f"variants; {len(DEVICES)} devices = {first['predictions']} predictions; "
@@ -79,7 +107,9 @@ def main() -> int:
                        ("predictions_per_s_engine",
                         "variant x device predictions per second, engine on cached arrays"),
                        ("predictions_per_s_with_load",
-                        "the same, reading the grid's cache file included")):
+                        "the same, reading the grid's cache file included"),
+                       ("net_per_s", "`roofline sweep` of 208 variants, whole process, empty "
+                                     "cache: variants per second net of start-up")):
         values = [r[key] for r in runs]
         print(f"| {label} | {statistics.median(values):,.0f} | {min(values):,.0f} | "
               f"{max(values):,.0f} |")

@@ -261,7 +261,39 @@ def _group_task(views: list[View], group: list[Variant]) -> list[list[dict[str, 
         return lambda: (at_resolution(end(first), end(last), v.effective_resolution, v.label)
                         or v.trace_uncached())
 
-    return [v.kernel_arrays(views, graph=make(v))[0] for v in group]
+    out = []
+    for v in group:
+        arrays = None if v is first or v is last else _derived_arrays(v, views, first, last,
+                                                                      end)
+        out.append(arrays if arrays is not None else v.kernel_arrays(views, graph=make(v))[0])
+    return out
+
+
+def _derived_arrays(v: Variant, views: list[View], first: Variant, last: Variant,
+                    end: Callable[[Variant], LayerGraph]) -> list[dict[str, Any]] | None:
+    """``v``'s kernel arrays with each kernel view derived from the two ends' kernel views
+    (no op view of ``v`` is made, fused or stored); None when one cannot be derived."""
+    from ..core.engine import kernel_arrays, kernel_graph
+    from ..core.rescale import at_resolution
+    from ..sources.cache import cache_enabled, load_arrays, store_arrays
+
+    store = cache_enabled() and v.source.cacheable()
+    out = []
+    for view in views:
+        arrays = load_arrays(v.cache_key, view) if store else None
+        if arrays is None:
+            kernels = at_resolution(kernel_graph(end(first), *view),
+                                    kernel_graph(end(last), *view),
+                                    v.effective_resolution, v.label)
+            if kernels is None:
+                return None
+            arrays = kernel_arrays(kernels)
+            arrays["graph_macs"] = np.asarray(kernels.macs, dtype=np.float64)
+            arrays["graph_params"] = np.asarray(kernels.params, dtype=np.float64)
+            if store:
+                store_arrays(v.cache_key, view, arrays)
+        out.append(arrays)
+    return out
 
 
 def _trace_on(backend: Backend, variants: Sequence[Variant], views: list[View],

@@ -111,11 +111,12 @@ def _layer(law: _Law, x: Layer, y: Layer) -> Layer:
 
 def at_resolution(a: LayerGraph, b: LayerGraph, resolution: int, model_name: str
                   ) -> LayerGraph | None:
-    """The op view of the model of ``a`` and ``b`` (traced at two different resolutions, one
-    image input each) at ``resolution``, named ``model_name``; None when it cannot be derived
-    exactly (see the module docstring), and the caller must trace."""
+    """The graph of the model of ``a`` and ``b`` (traced at two different resolutions, one
+    image input each; both op views or both the same kernel view) at ``resolution``, named
+    ``model_name``; None when it cannot be derived exactly (see the module docstring), and the
+    caller must trace."""
     ra, rb = a.resolution, b.resolution
-    if (ra is None or rb is None or ra == rb or a.fused or b.fused or len(a.input_specs) != 1
+    if (ra is None or rb is None or ra == rb or a.fused != b.fused or len(a.input_specs) != 1
             or len(b.input_specs) != 1 or len(a.layers) != len(b.layers)
             or a.ledger != b.ledger or a.precision != b.precision):
         return None
@@ -131,7 +132,7 @@ def at_resolution(a: LayerGraph, b: LayerGraph, resolution: int, model_name: str
         return LayerGraph(layers=layers, input_specs=(spec,), precision=a.precision,
                           ledger=a.ledger, params=law.value(a.params, b.params),
                           inputs=law.uses(a.inputs, b.inputs),
-                          outputs=law.uses(a.outputs, b.outputs), fused=False,
+                          outputs=law.uses(a.outputs, b.outputs), fused=a.fused,
                           model_name=model_name)
     except _NotDerivable:
         return None

@@ -165,3 +165,24 @@ def test_median_spread():
     timings = {"a": Timing((1.0,) * 10), "b": Timing((1.0,) * 8 + (2.0,) * 2),
                "c": Timing((1.0,) * 8 + (3.0,) * 2)}
     assert median_spread_pct(timings) == pytest.approx(100.0)
+
+
+def test_the_profilers_start_and_stop_lines_are_dropped_and_nothing_else(capfd):
+    import os
+
+    from roofline.fitting.validate import _without_profiler_chatter
+
+    with _without_profiler_chatter():
+        os.write(2, b"USDT:2026-12-03 12:47:10 12181:12181 SyncActivityProfilerHandler.cpp:52]"
+                    b" profiler_start\n")
+        os.write(2, b"a warning the user must see\n")
+        os.write(2, b"USDT:2026-12-03 12:47:10 12181:12181 SyncActivityProfilerHandler.cpp:59]"
+                    b" profiler_stop\n")
+    assert capfd.readouterr().err == "a warning the user must see\n"
+
+
+def test_validate_layers_prints_no_profiler_chatter(profile_path, capfd):
+    assert main(["validate", "--hw", str(profile_path), "--layers",
+                 "mobilenet_v3_small@0.5:96"]) == 0
+    out, err = capfd.readouterr()
+    assert "features.0" in out and "USDT" not in out + err

@@ -7,8 +7,13 @@ from ``torch.profiler``. No printing (the CLI) and no plotting (``roofline.repor
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,7 +144,7 @@ def compare_layers(variant: Variant, hw: HardwareProfile, *, thread_count: int =
     model = variant.build().eval()
     x = torch.randn(variant.input_shape)
     per_run: list[list[float | None]] = []
-    with threads(thread_count), torch.inference_mode():
+    with threads(thread_count), torch.inference_mode(), _without_profiler_chatter():
         for _ in range(2):
             model(x)
         for _ in range(runs):
@@ -153,6 +158,37 @@ def compare_layers(variant: Variant, hw: HardwareProfile, *, thread_count: int =
         checks.append(LayerCheck(layer.name, layer.op, layer.kind.value, predicted[i],
                                  statistics.median(samples) if samples else None))
     return checks
+
+
+#: What torch's profiler library writes to the process's stderr at every start and stop
+#: ("USDT:<date> <pid>:<tid> SyncActivityProfilerHandler.cpp:52] profiler_start"): two lines
+#: per profiled pass, in C++, past any Python logging setting.
+_PROFILER_CHATTER = re.compile(r"^USDT:.*\] profiler_(start|stop)\s*$")
+
+
+@contextlib.contextmanager
+def _without_profiler_chatter() -> Iterator[None]:
+    """Everything written to file descriptor 2 meanwhile, except the profiler's start and stop
+    lines, is written out again afterwards (in order): warnings and errors are kept."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held.read().decode(errors="replace").splitlines(True)
+                    if not _PROFILER_CHATTER.match(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
 
 
 def _top_level_ops(events: Any) -> list[tuple[str, float]]:

@@ -1,10 +1,12 @@
 """Accuracy on this machine: calibrate a local profile, then predict against measure.
 
 Runs what ``python -m roofline calibrate --local --threads 1`` does (single layers and seeded
-synthetic nets only), then measures and predicts, at 1 thread: the nine zoo models at 224 px,
-six width/resolution variants, and three non-MobileNet models (ResNet-18, ResNet-50 and a
-ViT-Tiny, from ``benchmarks/models.py``). Prints the table with the measurement spread, and
-MAPE, Spearman and Kendall. None of the validated models is used by the calibration.
+synthetic nets and windowed pooling layers only), then measures and predicts, at 1 thread:
+every zoo model at 224 px, six width/resolution variants, and six non-MobileNet models
+(ResNet-18, ResNet-50, a ViT-Tiny, SqueezeNet 1.0 and 1.1 and Inception v1, from
+``benchmarks/models.py``; the last three are built on max pooling). Prints the table with the
+measurement spread, and MAPE, Spearman and Kendall. None of the validated models is used by
+the calibration.
 
     python benchmarks/bench_accuracy_local.py [--budget 60] [--threads 1]
 """
@@ -26,7 +28,7 @@ from roofline.zoo import list_models  # noqa: E402
 VARIANTS = ("mobilenet_v2@1.4:224", "mobilenet_v2@0.5:160", "mobilenet_v1@0.75:192",
             "mobilenet_v3_large@0.75:224", "mobilenet_v3_small:160",
             "mobilenet_v4_conv_small@1.5:192")
-OTHERS = ("resnet18", "resnet50", "vit_tiny")
+OTHERS = ("resnet18", "resnet50", "vit_tiny", "squeezenet", "squeezenet1_1", "inception_v1")
 
 
 def main() -> int:
@@ -45,7 +47,8 @@ def main() -> int:
     result = validate(models, local.profile, thread_count=args.threads, budget_s=args.budget)
     print(f"{local.profile.description}; calibration: {len(local.layers)} single layers "
           f"(fit median |error| {local.layer_fit.median_abs_error_pct:.1f} %) and "
-          f"{len(local.nets)} synthetic nets\n")
+          f"{len(local.nets)} synthetic nets; pooling efficiency "
+          f"{100 * local.profile.efficiency_of('pooling'):.2f} % of peak\n")
     print("| model | predicted ms | measured ms (median) | p10–p90 ms | error |")
     print("|---|---|---|---|---|")
     for c in sorted(result.checks, key=lambda c: c.measured.median_ms):

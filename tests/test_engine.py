@@ -122,7 +122,11 @@ def test_zero_mac_kernels():
     graph = trace(NoMacs(), (1, 4, 8, 8))
     prediction = predict(graph, plain(), "int8")
     assert graph.macs == 0
-    assert all(r["compute_ms"] == 0 for r in prediction.kernel_records())
+    fused, pool = prediction.kernel_records()
+    # No MACs; the pool's window is 4 * 4 * 4 outputs x 2 x 2 = 256 additions at 100e9/s,
+    # 2.56 ns, under the 32 ns its 320 bytes take at 10e9 B/s: every kernel is memory-bound.
+    assert fused["compute_ms"] == 0
+    assert pool["compute_ms"] == pytest.approx(256 / 100e9 * 1e3)
     assert all(r["bound"] == "memory" for r in prediction.kernel_records())
     # relu + add fuse into one kernel reading x (256 B) and writing y (256 B); the pool reads
     # y (256 B) and writes 4*4*4 = 64 B: (512 + 320) / 10e9 s.
@@ -437,3 +441,22 @@ def test_winograd_divides_only_dense_3x3_stride_1_convolutions():
     assert a["same"] == pytest.approx(147.456e-3)
     assert b["same"] == pytest.approx(73.728e-3)
     assert b["down"] == pytest.approx(a["down"]) and b["dw"] == pytest.approx(a["dw"])
+
+
+def test_windowed_pooling_is_priced_by_its_window_at_the_pooling_efficiency():
+    from roofline.sources.pytorch.tracer import trace
+
+    # MaxPool2d(3, stride 2) on 1x8x9x9: a 4x4 output (floor((9 - 3) / 2) + 1 = 4), each
+    # element the max of 3 x 3 inputs: 1 * 8 * 4 * 4 * 9 = 1,152 comparisons. A global
+    # average pool is a reduction: no window.
+    graph = trace(nn.Sequential(nn.MaxPool2d(3, 2), nn.AdaptiveAvgPool2d(1)), (1, 8, 9, 9))
+    pool, mean = graph.layers
+    assert (pool.window_ops, pool.macs, mean.window_ops) == (1152, 0, 0)
+    # Peak 1e9/s at 1 % pooling efficiency: 1,152 / 1e7 s = 115.2 us; bandwidth 1e15 B/s
+    # makes memory negligible (8 * (81 + 16) int8 bytes: 0.8 ps).
+    hw = kit.profile(peak=1e9, efficiency={"pooling": 0.01})
+    costs = {k["name"]: k for k in predict(graph, hw).kernel_records()}
+    assert costs[pool.name]["latency_ms"] == pytest.approx(1152 / 1e7 * 1e3)
+    # Without a pooling efficiency (1.0): 1.152 us.
+    plain = {k["name"]: k for k in predict(graph, kit.profile(peak=1e9)).kernel_records()}
+    assert plain[pool.name]["latency_ms"] == pytest.approx(1152 / 1e9 * 1e3)

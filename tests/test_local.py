@@ -39,9 +39,10 @@ def test_local_profile_loads_and_says_what_was_measured(profile_path):
     assert hw.kind == "cpu" and not hw.fuses_kernels and hw.threads == 1
     assert hw.peak("fp32") > 1e9  # any CPU that runs torch does a GFLOP/s
     assert set(hw.efficiency) == {"conv", "pointwise_conv", "depthwise_conv", "linear",
-                                  "matmul"}
+                                  "matmul", "pooling"}
     assert all(0 < e <= 1 for e in hw.efficiency.values())
-    assert hw.fit is not None and hw.fit.free == FREE
+    assert hw.fit is not None and hw.fit.free == (*FREE, "efficiency.pooling")
+    assert "windowed max and average pooling" in hw.sources["efficiency.pooling"]
     assert "measured" in hw.sources["peak_macs_per_s.fp32"]
     assert "single layers" in hw.sources["efficiency.conv"]
     assert "synthetic" in hw.sources["overhead.per_kernel_s"]

@@ -643,3 +643,17 @@ def test_bad_input_is_one_line(exports, tmp_path):
         parse_variant(str(tmp_path / "nowhere.onnx"))
     assert "does not exist" in _one_line(info)
     assert math.isfinite(predict(read_onnx(dynamic_image, resolution=48), "cpu").latency_ms)
+
+
+def test_windowed_pooling_has_the_same_work_from_onnx_as_traced(exports):
+    from roofline.sources.pytorch.tracer import trace
+
+    # MaxPool 3x3 s2 (ceil) and AvgPool 2x2 on 1x8x17x17: outputs 8x8 (ceil((17 - 3) / 2) + 1)
+    # and 4x4: 8 * 64 * 9 = 4,608 and 8 * 16 * 4 = 512 window operations; the global pool none.
+    model = nn.Sequential(nn.MaxPool2d(3, 2, ceil_mode=True), nn.AvgPool2d(2),
+                          nn.AdaptiveAvgPool2d(1))
+    x = torch.randn(1, 8, 17, 17)
+    path = export(model, [x], exports / "pools.onnx")
+    read = [layer.window_ops for layer in read_onnx(path, [x.shape]).layers]
+    traced = [layer.window_ops for layer in trace(model, tuple(x.shape)).layers]
+    assert read == traced == [4608, 512, 0]

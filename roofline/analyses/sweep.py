@@ -195,10 +195,15 @@ def trace_all(variants: Sequence[Variant], views: Sequence[View], workers: int =
     keys = _grid_keys(variants)
     grid = load_grid(keys, views) if keys else None
     if grid is not None:
-        stats.cached = len(variants)
-        if progress:
-            progress(len(variants), len(variants))
-        return KernelGrid.from_arrays(views, grid), stats
+        try:
+            kernels = KernelGrid.from_arrays(views, grid)
+        except KeyError:  # a file of another layout: the variants' own files serve
+            kernels = None
+        if kernels is not None:
+            stats.cached = len(variants)
+            if progress:
+                progress(len(variants), len(variants))
+            return kernels, stats
     found: list[list[dict[str, Any]] | None] = [None] * len(variants)
     todo: list[int] = []
     for i, v in enumerate(variants):

@@ -106,6 +106,7 @@ class KernelTable:
     graph_kernels: np.ndarray  # per graph: number of kernels
     graph_precision: np.ndarray  # per graph: code in PRECISION_ORDER of its own precision, -1
     winograd: np.ndarray  # 1 for a dense 3x3 convolution at stride 1 (Winograd-eligible)
+    window_ops: np.ndarray  # windowed pooling's comparisons/adds (Layer.window_ops); else 0
 
     @property
     def n_graphs(self) -> int:
@@ -127,6 +128,11 @@ class KernelTable:
         """(kernels, 2): the MACs of each kernel's GEMMs (the same on every profile)."""
         g = self.gemm
         return g[..., 0] * g[..., 1] * g[..., 2] * g[..., 3]
+
+    @cached_property
+    def has_windows(self) -> bool:
+        """Whether any kernel is a windowed pooling op (Layer.window_ops)."""
+        return bool(self.window_ops.any())
 
     @cached_property
     def no_geometry(self) -> np.ndarray:
@@ -182,7 +188,7 @@ class KernelTable:
             graph_bias_elements=np.array([float(np.sum(a["bias_elements"])) for a in arrays]),
             graph_kernels=np.asarray(counts, dtype=np.int64),
             graph_precision=cat("precision", np.int64),
-            winograd=cat("winograd"),
+            winograd=cat("winograd"), window_ops=cat("window_ops"),
         )
 
 
@@ -212,7 +218,7 @@ def kernel_graph(graph: LayerGraph, fused: bool = True,
 ARRAY_KEYS = ("kind", "macs", "weight_elements", "bias_elements", "gemm", "input_elements",
               "output_elements", "edge_kernel", "edge_elements", "edge_element_bytes",
               "edge_distance", "write_kernel", "write_elements", "write_element_bytes",
-              "write_distance", "precision", "winograd")
+              "write_distance", "precision", "winograd", "window_ops")
 
 
 def _winograd_eligible(layer: Any) -> bool:
@@ -297,6 +303,7 @@ def kernel_arrays(kernels: LayerGraph) -> dict[str, np.ndarray]:
         "write_distance": np.array(wd, dtype=f64),
         "precision": np.array([own], dtype=np.int64),
         "winograd": np.array([_winograd_eligible(layer) for layer in layers], dtype=f64),
+        "window_ops": np.array([layer.window_ops for layer in layers], dtype=f64),
     }
 
 
@@ -456,6 +463,11 @@ def _evaluate(table: KernelTable, hw: HardwareProfile, graph_codes: np.ndarray,
     compute_s = gemm_s[:, 0] + gemm_s[:, 1]
     # Kernels with MACs but no GEMM geometry (unknown ops) run at the kind's efficiency.
     compute_s = np.where(no_geo, table.macs / (peak * base), compute_s)
+    if table.has_windows:
+        # Windowed pooling: its comparisons or adds at the device's pooling efficiency.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            compute_s = compute_s + np.where(table.window_ops > 0,
+                                             table.window_ops / (peak * base), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         efficiency = np.where(compute_s > 0, table.macs / (peak * compute_s), base)
 

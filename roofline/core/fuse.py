@@ -130,6 +130,7 @@ class _Kernel:
             bias_elements=a.bias_elements + self.folded_bias,
             inputs=tuple(inputs), outputs=tuple(outputs), gemms=a.gemms,
             fused_ops=tuple(m.name for m in self.members[1:]), precision=a.precision,
+            window_ops=sum(m.window_ops for m in self.members),
         )
 
 

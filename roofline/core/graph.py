@@ -155,6 +155,10 @@ class Layer:
     gemms: tuple[Gemm, ...] = ()
     fused_ops: tuple[str, ...] = ()  # kernel view: names of the ops run inside this kernel
     precision: str | None = None  # None: the graph's bytes are shown at TRACED_PRECISION
+    #: Windowed pooling's work: one comparison or add per element of each output's window
+    #: (N·C·OH·OW·kh·kw for a 2-d max or average pool). Not MACs: a device prices it at its
+    #: pooling efficiency; 0 for every other op (and for global pooling, a plain reduction).
+    window_ops: int = 0
 
     @property
     def byte_precision(self) -> str:
@@ -382,7 +386,8 @@ class LayerGraph:
                         [list(s) for s in layer.output_shapes], layer.macs, layer.params,
                         layer.weight_elements, layer.bias_elements,
                         [list(t) for t in layer.inputs], [list(t) for t in layer.outputs],
-                        [list(g) for g in layer.gemms], list(layer.fused_ops)]
+                        [list(g) for g in layer.gemms], list(layer.fused_ops),
+                        layer.window_ops]
                        for layer in self.layers],
         }
 
@@ -394,7 +399,7 @@ class LayerGraph:
         layers = []
         for i, row in enumerate(data["layers"]):
             (name, module, module_type, op, kind, in_shapes, out_shapes, macs, params, weights,
-             biases, inputs, outputs, gemms, fused_ops) = row
+             biases, inputs, outputs, gemms, fused_ops, window_ops) = row
             layers.append(Layer(
                 index=i, name=name, module=module, module_type=module_type, op=op,
                 kind=OpKind(kind), input_shapes=tuple(tuple(s) for s in in_shapes),
@@ -403,7 +408,7 @@ class LayerGraph:
                 inputs=tuple(TensorUse(*t) for t in inputs),
                 outputs=tuple(TensorUse(*t) for t in outputs),
                 gemms=tuple(Gemm(*g) for g in gemms), fused_ops=tuple(fused_ops),
-                precision=precision))
+                precision=precision, window_ops=window_ops))
         ledger = data["ledger"]
         return cls(
             layers=tuple(layers),
@@ -419,7 +424,7 @@ class LayerGraph:
 
 
 #: Version of the layout ``LayerGraph.to_dict`` writes.
-GRAPH_FORMAT = 2
+GRAPH_FORMAT = 3  # 3: Layer.window_ops
 
 RECORD_COLUMNS: Sequence[str] = (
     "name", "module", "module_type", "op", "kind", "input_shapes", "output_shape", "macs",

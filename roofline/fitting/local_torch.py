@@ -172,6 +172,26 @@ def _layers(torch: Any) -> list[Layer]:
     return out
 
 
+def _pool_layers(torch: Any) -> list[Layer]:
+    """Windowed pooling at sizes typical of vision models: a stem's 3x3 stride-2 max pool, 2x2
+    downsampling, a 3x3 stride-1 branch pool, average pooling. Their work is one comparison or
+    add per window element (``Layer.window_ops``), priced at ``efficiency.pooling``."""
+    from torch import nn
+
+    out: list[Layer] = []
+    for channels, size, kernel, stride, pool in (
+            (64, 112, 3, 2, nn.MaxPool2d), (128, 56, 3, 2, nn.MaxPool2d),
+            (32, 112, 2, 2, nn.MaxPool2d), (256, 28, 2, 2, nn.MaxPool2d),
+            (192, 28, 3, 1, nn.MaxPool2d), (96, 56, 3, 1, nn.AvgPool2d),
+            (512, 14, 3, 2, nn.MaxPool2d)):
+        module = nn.Sequential(nn.Sequential(pool(kernel, stride, 1 if stride == 1 else 0)))
+        shape = (1, channels, size, size)
+        x = torch.randn(shape)
+        out.append(Layer(f"{pool.__name__} {kernel}x{kernel} {channels} @{size} s{stride}",
+                         module.eval(), shape, lambda m=module, x=x: m(x)))
+    return out
+
+
 def _synthetic_nets(torch: Any, count: int = 8, seed: int = 20261124) -> list[Layer]:
     """Seeded random stacks of inverted-residual blocks at random widths and resolutions.
 
@@ -323,6 +343,11 @@ def calibrate_local(thread_count: int = 1, budget_s: float = 60.0, name: str = "
         net_graphs = [trace(net.module, net.input_shape) for net in nets]
         net_timings = time_interleaved({net.name: net.call for net in nets},
                                        budget_s=0.15 * budget_s, min_samples=5)
+        report("windowed pooling", 0.8)
+        pools = _pool_layers(torch)
+        pool_graphs = [trace(layer.module, layer.input_shape) for layer in pools]
+        pool_timings = time_interleaved({layer.name: layer.call for layer in pools},
+                                        budget_s=0.05 * budget_s, min_samples=7)
     report("fit", 0.85)
     memory = [{"name": level, "capacity_bytes": capacity,
                "bandwidth_bytes_per_s": bandwidths[level], "holds": "both"}
@@ -353,7 +378,7 @@ def calibrate_local(thread_count: int = 1, budget_s: float = 60.0, name: str = "
                                               min(bandwidths.values()))},
         "memory": memory,
         "efficiency": {k: 0.5 for k in ("conv", "pointwise_conv", "depthwise_conv", "linear",
-                                        "matmul")},
+                                        "matmul", "pooling")},
         "memory_efficiency": {"depthwise_conv": 1.0},
         "overhead": {"per_kernel_s": 5e-6},
         "sources": {**sources, "efficiency": "initial value, fitted",
@@ -377,15 +402,27 @@ def calibrate_local(thread_count: int = 1, budget_s: float = 60.0, name: str = "
                       leave_one_out=False, priors=False,
                       source=f"fitted to the eager latency of {len(nets)} seeded synthetic "
                              f"inverted-residual nets, none of them a validated model ({where})")
+    # Third stage: windowed pooling's comparisons and adds (an eager max pool is a scalar loop,
+    # far slower per element than the reductions of global pooling), on its own layers with
+    # everything else as fitted.
+    pool_rows = [Measurement(model=layer.name, width=1.0, resolution=layer.input_shape[-1],
+                             latency_ms=pool_timings[layer.name].median_ms) for layer in pools]
+    net_fit = fit
+    fit = fit_profile(fit.profile, pool_rows, ["efficiency.pooling"], graphs=pool_graphs,
+                      leave_one_out=False, io_on_chip=True, priors=False,
+                      source=f"fitted to the eager latency of {len(pools)} windowed max and "
+                             f"average pooling layers ({where})")
     fit_info = {"measurements": f"{len(layers)} single-layer micro-benchmarks, then "
-                                f"{len(nets)} seeded synthetic nets (no validated model)",
+                                f"{len(nets)} seeded synthetic nets (no validated model), then "
+                                f"{len(pools)} windowed pooling layers",
                 "command": command,
                 "convention": "single ops (eager PyTorch does not fuse)",
-                "date": when[:10], "free": [*FREE], "models": len(layers) + len(nets),
+                "date": when[:10], "free": [*FREE, "efficiency.pooling"],
+                "models": len(layers) + len(nets) + len(pools),
                 "median_abs_error_pct": round(layer_fit.median_abs_error_pct, 2),
                 "spearman": round(layer_fit.spearman, 4)}
     profile = fit.profile.with_changes(fit=fit_info)
     report("done", 1.0)
     return LocalProfile(profile=profile, peak_timing=peak_timing, bandwidths=bandwidths,
-                        layers=timings, layer_fit=layer_fit, fit=fit, nets=net_timings,
+                        layers=timings, layer_fit=layer_fit, fit=net_fit, nets=net_timings,
                         spread_pct=spread, passes=passes)

@@ -112,7 +112,7 @@ def compose(bank: UnitBank, units: np.ndarray, view: View, *,
         if graph_weights is None else graph_weights[1],
         graph_kernels=graph_kernels,
         graph_precision=np.full(n, -1, dtype=np.int64),
-        winograd=flat["winograd"][k_idx],
+        winograd=flat["winograd"][k_idx], window_ops=flat["window_ops"][k_idx],
     )
     return table, Layout(cand, uid, first_kernel, kc)
 
@@ -150,7 +150,7 @@ class ComposedKernels(KernelSet):
             "write_elements": t.write_elements[w],
             "write_element_bytes": t.write_element_bytes[w],
             "write_distance": t.write_distance[w], "precision": np.array([-1]),
-            "winograd": t.winograd[lo:hi],
+            "winograd": t.winograd[lo:hi], "window_ops": t.window_ops[lo:hi],
         }
 
 

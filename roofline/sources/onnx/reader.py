@@ -618,8 +618,14 @@ class _Walk:
         macs, gemms = (rule.cost(node.attrs, shapes, self._out_shapes(node), const)
                        if rule is not None and rule.cost else (0, ()))
         outputs = self._outputs(node, rule, [v for v in ins if isinstance(v, _Act)])
+        window = 0
+        if node.op_type in _WINDOWED_POOLS and outputs:
+            # Each output element compares or adds its kernel window (Layer.window_ops).
+            window = math.prod(outputs[0][1].shape) * math.prod(
+                int(k) for k in node.attrs.get("kernel_shape", ()))
         self._append(node.name or f"{node.op_type}_{node.index}", module_path(node.name),
-                     node.op_type, op, kind, reads, bias, buffers, macs, tuple(gemms), outputs)
+                     node.op_type, op, kind, reads, bias, buffers, macs, tuple(gemms), outputs,
+                     window)
 
     def _out_shapes(self, node: Node) -> list[Shape]:
         return [self.g.shape(n, node) if n else () for n in node.outputs]
@@ -652,7 +658,7 @@ class _Walk:
     def _append(self, name: str, module: str, op_type: str, op: str, kind: OpKind,
                 reads: Sequence[tuple[int, str, _Value | None]], bias: int | None,
                 buffers: Sequence[int], macs: int, gemms: tuple,
-                outputs: Sequence[tuple[str, _Act]]) -> None:
+                outputs: Sequence[tuple[str, _Act]], window_ops: int = 0) -> None:
         inputs: list[TensorUse] = []
         input_shapes: list[Shape] = []
         seen: set[str] = set()
@@ -697,7 +703,7 @@ class _Walk:
             output_shapes=tuple(a.shape for _, a in outputs), macs=int(macs), params=params,
             weight_elements=weight_elements, bias_elements=bias_elements,
             inputs=tuple(inputs), outputs=tuple(self.use(a) for _, a in outputs),
-            gemms=gemms, precision="int8" if self.int8 else None))
+            gemms=gemms, precision="int8" if self.int8 else None, window_ops=window_ops))
 
     def idiom(self, idiom: Idiom) -> None:
         g = self.g
@@ -732,6 +738,9 @@ class _Walk:
                      gemms, [(idiom.output, out)])
         self.counted[idiom.op] += 1
 
+
+#: Pooling over a kernel window (its work is Layer.window_ops); global pooling is a reduction.
+_WINDOWED_POOLS = frozenset({"MaxPool", "AveragePool", "LpPool", "QLinearAveragePool"})
 
 #: Ops whose output, folded from one constant, is that constant (the same parameter).
 _SAME_CONSTANT = frozenset({"Identity", "Transpose", "Reshape", "Flatten", "Squeeze",

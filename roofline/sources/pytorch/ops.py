@@ -74,7 +74,8 @@ class OpRule:
     tracer runs them on meta tensors and checks whether the result shares its input's storage.
     ``host_args`` name arguments PyTorch needs as CPU tensors even with meta inputs (a packed
     sequence's lengths and batch sizes): the tracer leaves them on the CPU when it runs the op
-    on meta.
+    on meta. ``window(a, out)`` is a windowed pooling op's work (``Layer.window_ops``: one
+    comparison or add per element of each output's window).
     """
 
     name: str
@@ -90,6 +91,7 @@ class OpRule:
     may_alias: bool = False
     ignore: str | None = None
     host_args: tuple[str, ...] = ()
+    window: Callable[[Args, list[Shape]], int] | None = None
 
     def cost(self, a: Args, out: list[Shape]) -> tuple[int, tuple[Gemm, ...]]:
         """(MACs, GEMMs) of one call."""
@@ -165,6 +167,7 @@ def register_op_rule(
     dtype: Callable[[Args], Any] | None = None, replace: bool = False,
     ignore: str | None = None, conv_kind: bool = False, linear_if_weight: bool = False,
     activations: int | None = None, may_alias: bool = False, host_args: Sequence[str] = (),
+    window: Callable[[Args, list[Shape]], int] | None = None,
 ) -> OpRule:
     """Register how the tracer costs the op ``name``; the next :func:`~roofline.trace` uses it.
 
@@ -187,7 +190,9 @@ def register_op_rule(
     * ``reads(a, out_shapes) -> {argument name: elements}``: the elements read of a weight
       argument when the op reads only part of it (a lookup reads its rows; for a list
       argument, of each of its tensors);
-    * ``dtype(a)``: the output dtype, or one per output, when it is not the inputs'.
+    * ``dtype(a)``: the output dtype, or one per output, when it is not the inputs';
+    * ``window(a, out_shapes) -> int`` (pooling only): a windowed pooling op's work, one
+      comparison or add per element of each output's window (``Layer.window_ops``).
 
     A name that already has a rule is refused unless ``replace=True``. Returns the rule.
 
@@ -217,6 +222,8 @@ def register_op_rule(
                              "dtype")
     elif ignore is not None:
         raise UsageError(f"ignore={ignore!r} is only for ops of kind None")
+    if window is not None and kind is not OpKind.POOLING:
+        raise UsageError(f"window= is the work of a windowed pooling op; kind {kind} has none")
     if macs is not None and kind not in MAC_KINDS:
         raise UsageError(f"kind {kind} counts 0 MACs by convention; give macs= only to "
                          f"{', '.join(sorted(k.value for k in MAC_KINDS))}")
@@ -237,7 +244,8 @@ def register_op_rule(
     rule = None
     for key in keys:
         rule = OpRule(key, kind, shape, macs, biases, reads, dtype, conv_kind,
-                      linear_if_weight, activations, may_alias, ignore, tuple(host_args))
+                      linear_if_weight, activations, may_alias, ignore, tuple(host_args),
+                      window)
         RULES[key] = rule
     assert rule is not None
     return rule
@@ -711,6 +719,11 @@ def _pool_shape(nd: int, a: Args) -> list[Shape]:
     return [(*x[:-nd], *out)]
 
 
+def _pool_window(nd: int, a: Args, out: list[Shape]) -> int:
+    # Each output element compares (max) or adds (average) the kernel's window of inputs.
+    return math.prod(out[0]) * math.prod(_expand(a["kernel_size"], nd))
+
+
 def _with_indices(fn: Callable[[Args], list[Shape]], a: Args) -> list[Shape]:
     shape = fn(a)[0]
     return [shape, shape]
@@ -845,9 +858,10 @@ def _register_builtin_rules() -> None:
     P = OpKind.POOLING
     for nd in (1, 2, 3):
         pool = partial(_pool_shape, nd)
-        add(f"avg_pool{nd}d max_pool{nd}d", P, shape=pool)
+        window = partial(_pool_window, nd)
+        add(f"avg_pool{nd}d max_pool{nd}d", P, shape=pool, window=window)
         add(f"max_pool{nd}d_with_indices", P, shape=partial(_with_indices, pool),
-            dtype=_values_and_indices, activations=1)
+            dtype=_values_and_indices, activations=1, window=window)
         adaptive = partial(_adaptive_shape, nd)
         add(f"adaptive_avg_pool{nd}d", P, shape=adaptive)
         add(f"adaptive_max_pool{nd}d", P, shape=partial(_with_indices, adaptive),

@@ -317,7 +317,8 @@ class _Recorder(TorchDispatchMode):
                 value = a[arg]  # a list argument (an RNN's hx): each of its tensors
                 for t in value if isinstance(value, (list, tuple)) else [value]:
                     reads[id(t)] = int(elements)
-        self._append(op.name, kind, tensors, infos, leaves, macs, gemms, biases, reads)
+        window = int(rule.window(a, out_shapes)) if rule.window is not None else 0
+        self._append(op.name, kind, tensors, infos, leaves, macs, gemms, biases, reads, window)
         self.counted[op.name] += 1
         return out
 
@@ -353,7 +354,7 @@ class _Recorder(TorchDispatchMode):
     def _append(self, name: str, kind: OpKind, tensors: list[Any], infos: list[_Const | _Act],
                 leaves: list[Any], macs: int, gemms: tuple[Any, ...],
                 biases: set[int] = frozenset(),  # type: ignore[assignment]
-                reads: Mapping[int, int] | None = None) -> None:
+                reads: Mapping[int, int] | None = None, window_ops: int = 0) -> None:
         inputs: list[TensorUse] = []
         input_shapes: list[tuple[int, ...]] = []
         seen: set[int] = set()
@@ -383,6 +384,7 @@ class _Recorder(TorchDispatchMode):
             "macs": int(macs), "params": sum(self.param_numel[k] for k in sources),
             "weight_elements": weight_elements, "bias_elements": bias_elements,
             "inputs": tuple(inputs), "outputs": tuple(outputs), "gemms": tuple(gemms),
+            "window_ops": window_ops,
         })
 
 

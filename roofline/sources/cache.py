@@ -52,18 +52,28 @@ def _path(key: str) -> Path:
     return cache_dir() / "graphs" / f"{key}.json"
 
 
-def load_graph(key: str) -> LayerGraph | None:
-    """The cached graph for ``key``, or None when absent or unreadable."""
-    path = _path(key)
+def _read_or_discard(path: Path, read: Callable[[Path], Any],
+                     corrupt: tuple[type[BaseException], ...]) -> Any:
+    """``read(path)``; None when the entry is absent, and when reading it raises one of
+    ``corrupt`` (the entry is removed, to be made again)."""
     try:
-        with path.open("r", encoding="utf-8") as handle:
-            return LayerGraph.from_dict(json.load(handle))
+        return read(path)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError):
+    except corrupt:
         with contextlib.suppress(OSError):
             path.unlink()
         return None
+
+
+def _read_graph(path: Path) -> LayerGraph:
+    with path.open("r", encoding="utf-8") as handle:
+        return LayerGraph.from_dict(json.load(handle))
+
+
+def load_graph(key: str) -> LayerGraph | None:
+    """The cached graph for ``key``, or None when absent or unreadable."""
+    return _read_or_discard(_path(key), _read_graph, (OSError, ValueError, KeyError, TypeError))
 
 
 def store_graph(key: str, graph: LayerGraph) -> None:
@@ -126,31 +136,28 @@ _INTEGER_ARRAYS = {"kind", "edge_kernel", "write_kernel", "precision"}
 def load_arrays(key: str, view: View) -> dict[str, Any] | None:
     """The cached kernel arrays (``roofline.core.engine.kernel_arrays`` plus ``graph_macs`` and
     ``graph_params``) of a model in one kernel view, or None. Read without pickle."""
+    return _read_or_discard(_arrays_path(key, view), _read_arrays,
+                            (OSError, ValueError, IndexError, EOFError))
+
+
+def _read_arrays(path: Path) -> dict[str, Any]:
     import numpy as np
 
-    path = _arrays_path(key, view)
-    try:
-        flat = np.fromfile(path, dtype="<f8")
-        n = len(_ARRAY_ORDER)
-        sizes = flat[:n].astype(np.int64)
-        if flat.ndim != 1 or len(flat) != n + int(sizes.sum()):
-            raise ValueError("truncated")
-        out: dict[str, Any] = {}
-        start = n
-        for name, size in zip(_ARRAY_ORDER, sizes, strict=True):
-            part = flat[start:start + size]
-            start += size
-            out[name] = part.astype(np.int64) if name in _INTEGER_ARRAYS else part
-        out["gemm"] = out["gemm"].reshape(-1, 2, 4)
-        out["graph_macs"] = out["graph_macs"][0]
-        out["graph_params"] = out["graph_params"][0]
-        return out
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, IndexError, EOFError):
-        with contextlib.suppress(OSError):
-            path.unlink()
-        return None
+    flat = np.fromfile(path, dtype="<f8")
+    n = len(_ARRAY_ORDER)
+    sizes = flat[:n].astype(np.int64)
+    if flat.ndim != 1 or len(flat) != n + int(sizes.sum()):
+        raise ValueError("truncated")
+    out: dict[str, Any] = {}
+    start = n
+    for name, size in zip(_ARRAY_ORDER, sizes, strict=True):
+        part = flat[start:start + size]
+        start += size
+        out[name] = part.astype(np.int64) if name in _INTEGER_ARRAYS else part
+    out["gemm"] = out["gemm"].reshape(-1, 2, 4)
+    out["graph_macs"] = out["graph_macs"][0]
+    out["graph_params"] = out["graph_params"][0]
+    return out
 
 
 def store_arrays(key: str, view: View, arrays: dict[str, Any]) -> None:
@@ -215,17 +222,14 @@ def store_grid(keys: Sequence[str], views: Sequence[View], arrays: dict[str, Any
 
 def load_grid(keys: Sequence[str], views: Sequence[View]) -> dict[str, Any] | None:
     """The arrays :func:`store_grid` wrote for this grid, or None (absent or unreadable)."""
-    import numpy as np
-
     if not cache_enabled():
         return None
-    path = _grid_path(keys, views)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, EOFError):
-        with contextlib.suppress(OSError):
-            path.unlink()
-        return None
+    return _read_or_discard(_grid_path(keys, views), _read_grid,
+                            (OSError, ValueError, KeyError, EOFError))
+
+
+def _read_grid(path: Path) -> dict[str, Any]:
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}

@@ -445,12 +445,8 @@ def _evaluate(table: KernelTable, hw: HardwareProfile, graph_codes: np.ndarray,
     # Compute: MACs over the lanes the geometry fills, at the op kind's efficiency.
     base = np.array([hw.efficiency_of(k) for k in KIND_ORDER])[table.kind]
     # The lanes filled depend on the geometry alone, which the members of a range share.
-    geo = hw.geometry
-    key = (geo.m, geo.n, geo.k, geo.channels, geo.parallel_tiles, geo.fill_rows)
-    filled = table.__dict__.setdefault("_utilisation", {})
-    if key not in filled:
-        filled[key] = utilisation(table.gemm, table.kind, hw)  # (kernels, 2)
-    util = filled[key]
+    util = _kept(table, "utilisation", hw.geometry,
+                 lambda: utilisation(table.gemm, table.kind, hw))  # (kernels, 2)
     gemm_macs, no_geo = table.gemm_macs, table.no_geometry
     work = gemm_macs
     if hw.algorithms.winograd_3x3 != 1 and table.winograd.any():
@@ -532,9 +528,12 @@ def _traffic(table: KernelTable, levels: list[Any], kernel_codes: np.ndarray,
     levels' capacities only, so the members of a range (which move bandwidths, efficiencies
     and overheads) share them: computed once per table."""
     key = (graph_codes.tobytes(), tuple((lv.capacity_bytes, lv.holds) for lv in levels))
-    known = table.__dict__.setdefault("_traffic", {})
-    if key in known:
-        return known[key]
+    return _kept(table, "traffic", key,
+                 lambda: _traffic_of(table, levels, kernel_codes, graph_codes))
+
+
+def _traffic_of(table: KernelTable, levels: list[Any], kernel_codes: np.ndarray,
+                graph_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     b = _ELEMENT_BYTES[kernel_codes]
     bb = _BIAS_BYTES[kernel_codes]
     n_levels = len(levels) + 1
@@ -569,7 +568,18 @@ def _traffic(table: KernelTable, levels: list[Any], kernel_codes: np.ndarray,
                             for lv in levels] + [math.inf])
     weight_level = _first_fit(model_weight_bytes, weight_caps)
     served[np.arange(n_kernels), weight_level[table.graph]] += weight_bytes
-    known[key] = (served, input_bytes, output_bytes, weight_bytes)
+    return served, input_bytes, output_bytes, weight_bytes
+
+
+def _kept(table: KernelTable, what: str, key: Any, make: Callable[[], Any]) -> Any:
+    """``make()``, computed once per table and ``key`` and kept on the table (which is
+    immutable); the arrays kept are made read-only, since every evaluation shares them."""
+    known = table.__dict__.setdefault(f"_kept_{what}", {})
+    if key not in known:
+        value = make()
+        for array in value if isinstance(value, tuple) else (value,):
+            array.setflags(write=False)
+        known[key] = value
     return known[key]
 
 

@@ -247,11 +247,10 @@ def _groups(variants: Sequence[Variant], todo: list[int]) -> list[list[int]]:
 def _group_task(views: list[View], group: list[Variant]) -> list[list[dict[str, Any]]]:
     """The kernel arrays of every variant of one group (see :func:`_groups`). With three
     resolutions or more, the smallest and largest are traced and every other one is derived
-    from those two (``roofline.core.rescale.at_resolution``: exact, or traced after all)."""
+    from those two in each kernel view (``roofline.core.rescale.at_resolution``: exact, or
+    traced after all)."""
     if len(group) < 3:
         return [_arrays_for(v, views)[0] for v in group]
-    from ..core.rescale import at_resolution
-
     first, last = group[0], group[-1]
     ends: dict[str, LayerGraph] = {}
 
@@ -260,17 +259,13 @@ def _group_task(views: list[View], group: list[Variant]) -> list[list[dict[str, 
             ends[v.label] = v.trace()
         return ends[v.label]
 
-    def make(v: Variant) -> Callable[[], LayerGraph]:
-        if v is first or v is last:
-            return lambda: end(v)
-        return lambda: (at_resolution(end(first), end(last), v.effective_resolution, v.label)
-                        or v.trace_uncached())
-
     out = []
     for v in group:
-        arrays = None if v is first or v is last else _derived_arrays(v, views, first, last,
-                                                                      end)
-        out.append(arrays if arrays is not None else v.kernel_arrays(views, graph=make(v))[0])
+        if v is first or v is last:
+            out.append(v.kernel_arrays(views, graph=lambda v=v: end(v))[0])
+            continue
+        arrays = _derived_arrays(v, views, first, last, end)
+        out.append(arrays if arrays is not None else _arrays_for(v, views)[0])
     return out
 
 

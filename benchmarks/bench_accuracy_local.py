@@ -8,7 +8,7 @@ every zoo model at 224 px, six width/resolution variants, and six non-MobileNet 
 measurement spread, and MAPE, Spearman and Kendall. None of the validated models is used by
 the calibration.
 
-    python benchmarks/bench_accuracy_local.py [--budget 60] [--threads 1]
+    python benchmarks/bench_accuracy_local.py [--budget 60] [--threads 1] [--models A,B,...]
 """
 
 from __future__ import annotations
@@ -36,11 +36,15 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=60.0,
                         help="seconds for the calibration, and again for the validation")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--models", default=None,
+                        help="comma-separated model specs to validate instead of the default "
+                             "set (benchmarks/models.py:NAME for the non-zoo models)")
     args = parser.parse_args()
     local = calibrate_local(args.threads, args.budget,
                             command=f"python benchmarks/bench_accuracy_local.py --threads "
                                     f"{args.threads}")
-    models = ([Variant(name, 1.0, 224) for name in list_models()]
+    models = ([parse_variant(spec.strip()) for spec in args.models.split(",")] if args.models
+              else [Variant(name, 1.0, 224) for name in list_models()]
               + [parse_variant(spec) for spec in VARIANTS]
               + [parse_variant(f"{ROOT / 'benchmarks' / 'models.py'}:{name}")
                  for name in OTHERS])

@@ -444,6 +444,9 @@ def _evaluate(table: KernelTable, hw: HardwareProfile, graph_codes: np.ndarray,
 
     # Compute: MACs over the lanes the geometry fills, at the op kind's efficiency.
     base = np.array([hw.efficiency_of(k) for k in KIND_ORDER])[table.kind]
+    if hw.int8_efficiency:
+        int8 = np.array([hw.efficiency_of(k, "int8") for k in KIND_ORDER])[table.kind]
+        base = np.where(kernel_codes == _PRECISION_CODE["int8"], int8, base)
     # The lanes filled depend on the geometry alone, which the members of a range share.
     util = _kept(table, "utilisation", hw.geometry,
                  lambda: utilisation(table.gemm, table.kind, hw))  # (kernels, 2)

@@ -97,6 +97,8 @@ FIELDS: tuple[Field, ...] = (
     # nearly all of it (large GEMMs); a factor of 3 either side of a half.
     Field("efficiency.{kind}", "fraction of peak", "efficiency.{kind}", 1.0, "log", 1e-3, 1.0,
           prior=(0.5, 3.0, False)),
+    Field("int8_efficiency.{kind}", "fraction of int8 peak", "int8_efficiency.{kind}", 1.0,
+          "log", 1e-3, 1.0, prior=(0.5, 3.0, False)),
     Field("memory_efficiency.{kind}", "fraction of bandwidth", "memory_efficiency.{kind}",
           1.0, "log", 1e-3, 1.0, prior=(0.7, 2.0, False)),
     Field("geometry.{geometry}", "MAC lanes", "geometry.{geometry}", 1.0, "grid",
@@ -186,6 +188,8 @@ def get(profile: HardwareProfile, path: str) -> float:
         return float(value)
     if spec.pattern == "peak_macs_per_s.{precision}":
         return float(profile.peak_macs_per_s[bound["precision"]])  # type: ignore[index]
+    if spec.pattern == "int8_efficiency.{kind}":
+        return float(profile.efficiency_of(bound["kind"], "int8"))
     node: Any = profile
     for part in parts[:-1]:
         node = getattr(node, part)
@@ -277,7 +281,7 @@ def _present(profile: HardwareProfile) -> Iterator[tuple[str, float]]:
         yield f"overhead.{name}", getattr(overhead, name)
     for kind, value in overhead.per_kind_s.items():
         yield f"overhead.per_kind_s.{kind}", value
-    for table in ("efficiency", "memory_efficiency"):
+    for table in ("efficiency", "int8_efficiency", "memory_efficiency"):
         for kind, value in getattr(profile, table).items():
             yield f"{table}.{kind}", value
     for name, value in profile.geometry:
@@ -311,8 +315,8 @@ def unsourced(profile: HardwareProfile) -> Iterator[str]:
     missing: list[str] = []
     for path, value in _present(profile):
         spec, _ = _match(path, profile)  # type: ignore[misc]
-        in_table = spec.pattern.startswith(("efficiency.", "memory_efficiency.",
-                                            "overhead.per_kind_s."))
+        in_table = spec.pattern.startswith(("efficiency.", "int8_efficiency.",
+                                            "memory_efficiency.", "overhead.per_kind_s."))
         trivial = value in (0, 1) if spec.pattern.startswith("geometry.") else (
             not in_table and spec.default is not None and value == spec.default)
         key = source_key(path, profile)

@@ -29,7 +29,12 @@ from dataclasses import dataclass, field
 
 from .graph import Layer, LayerGraph, OpKind, TensorUse
 
-__all__ = ["fuse", "BATCH_NORM_OPS", "DEFAULT_EPILOGUE"]
+__all__ = ["fuse", "BATCH_NORM_OPS", "DEFAULT_EPILOGUE", "INT8_MARK"]
+
+#: In an epilogue set, ``int8:NAME`` entries (and the bare marker, present whenever the device
+#: has an epilogue of its own for quantised layers, possibly empty) say what may join a layer
+#: whose own precision is int8; the plain entries are for every other layer.
+INT8_MARK = "int8:"
 
 #: Ops that are inference batch norm (foldable into a preceding conv or linear layer).
 BATCH_NORM_OPS = frozenset({"batch_norm", "native_batch_norm",
@@ -148,7 +153,9 @@ def _can_join(layer: Layer, epilogue: frozenset[str]) -> bool:
         return True
     if layer.kind not in _EPILOGUE_KINDS:
         return False
-    return layer.kind.value in epilogue or layer.op.rstrip("_") in epilogue
+    prefix = INT8_MARK if layer.precision == "int8" and INT8_MARK in epilogue else ""
+    return (prefix + layer.kind.value in epilogue
+            or prefix + layer.op.rstrip("_") in epilogue)
 
 
 def _joins(kernel: _Kernel | None, layer: Layer, epilogue: frozenset[str]) -> bool:

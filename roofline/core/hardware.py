@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..errors import ProfileError, UnknownNameError, UsageError
 from ..units import PRECISIONS, check_precision
+from .fuse import INT8_MARK
 from .graph import OpKind
 
 if sys.version_info >= (3, 11):
@@ -233,11 +234,18 @@ class Fusion(_Strict):
     ``epilogue`` lists op kinds (``activation``, ``elementwise``) and/or op names as the tracer
     records them, without a trailing underscore (``relu``, ``hardtanh`` for ReLU6, ``clamp``,
     ``add``, ``mul``, ``hardswish``...). Batch norm always folds into a preceding convolution.
+
+    ``int8_epilogue``, when set, replaces ``epilogue`` for the layers of a quantised graph
+    (layers whose own precision is int8, as an int8 QDQ ONNX file is read): a runtime may fuse
+    differently when it runs quantised kernels (ONNX Runtime's CPU provider fuses a residual
+    add into an fp32 convolution but runs each QLinear op as a kernel of its own). Graphs
+    traced in float and priced at int8 keep ``epilogue``.
     """
 
     epilogue: tuple[str, ...] = ("activation", "elementwise")
+    int8_epilogue: tuple[str, ...] | None = None
 
-    _tuple = field_validator("epilogue", mode="before")(_listed)
+    _tuple = field_validator("epilogue", "int8_epilogue", mode="before")(_listed)
 
 
 class Prior(_Strict):
@@ -347,6 +355,10 @@ class HardwareProfile(_Strict):
     dram: Dram
     overhead: Overhead = Overhead()
     efficiency: dict[KindName, float] = Field(default_factory=dict)
+    # Where a kernel priced at int8 reaches a different fraction of the int8 peak than
+    # ``efficiency`` says (a runtime whose quantised kernels are tuned less, or differently,
+    # than its float ones); kinds left out use ``efficiency``.
+    int8_efficiency: dict[KindName, float] = Field(default_factory=dict)
     # Fraction of each level's bandwidth a kernel of this kind streams at (strided or
     # layout-converting kernels stream slower); default 1.
     memory_efficiency: dict[KindName, float] = Field(default_factory=dict)
@@ -387,9 +399,10 @@ class HardwareProfile(_Strict):
                 raise ValueError(f"{precision}: {exc}") from None
         return v
 
-    _eff_numbers = field_validator("efficiency", "memory_efficiency", mode="before")(_numbers)
+    _eff_numbers = field_validator("efficiency", "int8_efficiency", "memory_efficiency",
+                                   mode="before")(_numbers)
 
-    @field_validator("efficiency", "memory_efficiency")
+    @field_validator("efficiency", "int8_efficiency", "memory_efficiency")
     @classmethod
     def _eff_range(cls, v: dict[str, float]) -> dict[str, float]:
         for kind, eff in v.items():
@@ -423,7 +436,11 @@ class HardwareProfile(_Strict):
             raise UnknownNameError(f"precision for {self.name}", precision,
                                    self.peak_macs_per_s) from None
 
-    def efficiency_of(self, kind: OpKind | str) -> float:
+    def efficiency_of(self, kind: OpKind | str, precision: str | None = None) -> float:
+        """The fraction of peak a kernel of ``kind`` reaches (at ``precision``: int8 has its
+        own table where the profile gives one)."""
+        if precision == "int8" and str(kind) in self.int8_efficiency:
+            return self.int8_efficiency[str(kind)]  # type: ignore[index]
         return self.efficiency.get(str(kind), 1.0)  # type: ignore[call-overload]
 
     def memory_efficiency_of(self, kind: OpKind | str) -> float:
@@ -437,8 +454,12 @@ class HardwareProfile(_Strict):
 
     def kernel_view(self) -> tuple[bool, frozenset[str]]:
         """How this device turns ops into kernels: (fuses at all, what joins an epilogue).
-        Profiles with the same view share one kernel table."""
-        return self.fuses_kernels, frozenset(self.fusion.epilogue)
+        Profiles with the same view share one kernel table. An ``int8_epilogue`` enters the
+        set as ``int8:NAME`` entries and an ``int8:`` marker (``roofline.core.fuse``)."""
+        epilogue = set(self.fusion.epilogue)
+        if self.fusion.int8_epilogue is not None:
+            epilogue |= {INT8_MARK} | {INT8_MARK + name for name in self.fusion.int8_epilogue}
+        return self.fuses_kernels, frozenset(epilogue)
 
     def supports(self, kind: OpKind | str) -> bool:
         return str(kind) not in self.support.unsupported
@@ -531,7 +552,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ProfileError(f"{path}: cannot read: {exc}") from None
 
 
-_KEYED_TABLES = {"peak_macs_per_s", "efficiency", "memory_efficiency", "overhead.per_kind_s"}
+_KEYED_TABLES = {"peak_macs_per_s", "efficiency", "int8_efficiency", "memory_efficiency",
+                 "overhead.per_kind_s"}
 
 
 def _format_validation(path: Path | str, exc: ValidationError) -> str:
@@ -680,8 +702,8 @@ def profile_to_toml(profile: HardwareProfile, header: str = "") -> str:
             if v is not None:
                 lines.append(f"{k} = {_toml_value(v)}")
         lines.append("")
-    for table in ("fusion", "overhead", "efficiency", "memory_efficiency", "geometry",
-                  "algorithms", "support"):
+    for table in ("fusion", "overhead", "efficiency", "int8_efficiency", "memory_efficiency",
+                  "geometry", "algorithms", "support"):
         lines.append(f"[{table}]")
         nested = []
         for k, v in data[table].items():

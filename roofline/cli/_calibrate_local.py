@@ -1,4 +1,5 @@
-"""``roofline calibrate --local``: profile this machine (see ``roofline.fitting.local_torch``)."""
+"""``roofline calibrate --local``: profile this machine (see ``roofline.fitting.local_torch``,
+and ``roofline.fitting.local_ort`` for ``--runtime onnxruntime``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ def add_options(p: argparse.ArgumentParser) -> None:
     group.add_argument("--local", action="store_true",
                        help="measure this machine with torch micro-benchmarks and write its "
                             "profile to --out")
+    group.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch",
+                       help="what to measure: eager PyTorch in fp32 (default), or ONNX Runtime's "
+                            "CPU provider in fp32 and int8 (QDQ), fused as it fuses")
     group.add_argument("--threads", type=positive_int, default=1, metavar="N",
                        help="intra-op threads to measure with (default 1)")
     group.add_argument("--budget", type=seconds_between(2, 3600), default=60.0, metavar="SECONDS",
@@ -26,7 +30,6 @@ def add_options(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..core.hardware import profile_to_toml
     from ..errors import UsageError
-    from ..fitting.local_torch import calibrate_local
     from ..io import atomic_write_text, check_writable
 
     if not args.out:
@@ -34,14 +37,24 @@ def run(args: argparse.Namespace) -> int:
     if args.measurements or args.hw:
         raise UsageError("--local measures this machine; it takes no --measurements or --hw")
     check_writable(args.out)
-    name = args.name or "local-cpu"
+    ort = args.runtime == "onnxruntime"
+    if ort:
+        from ..fitting.local_ort import _require_ort
+        from ..fitting.local_ort import calibrate_local_ort as calibrate
+
+        _require_ort()  # a missing package is one clear line before anything is measured
+    else:
+        from ..fitting.local_torch import calibrate_local as calibrate
+    name = args.name or ("local-ort" if ort else "local-cpu")
     command = "python -m roofline " + shlex.join(args.argv)
     with ProgressBar(1.0, "measuring") as bar:
-        result = calibrate_local(args.threads, args.budget, name=name, command=command,
-                                 progress=lambda step, done: bar.update(done, step),
-                                 allow_noisy=args.allow_noisy)
-    header = (f"Written by `{command}`.\nA profile of this machine as eager PyTorch runs on it; "
-              f"see [sources] for what was measured.")
+        result = calibrate(args.threads, args.budget, name=name, command=command,
+                           progress=lambda step, done: bar.update(done, step),
+                           allow_noisy=args.allow_noisy)
+    runs_as = ("ONNX Runtime's CPU provider runs it, in fp32 and int8" if ort
+               else "eager PyTorch runs on it")
+    header = (f"Written by `{command}`.\nA profile of this machine as {runs_as}; see [sources] "
+              f"for what was measured.")
     atomic_write_text(args.out, profile_to_toml(result.profile, header))
     _print(result, args.out)
     return 0
@@ -50,17 +63,25 @@ def run(args: argparse.Namespace) -> int:
 def _print(result: Any, out: str) -> None:
     con = console()
     hw = result.profile
-    rows = [("peak fp32 (matmul 1024^3)", f"{fmt_count(hw.peak('fp32'))} MAC/s",
-             f"{result.peak_timing.spread_pct:.0f} %")]
+    peaks = result.peak_timing if isinstance(result.peak_timing, dict) else {
+        "fp32": result.peak_timing}
+    rows = [(f"peak {precision} (matmul 1024^3)", f"{fmt_count(hw.peak(precision))} MAC/s",
+             f"{timing.spread_pct:.0f} %") for precision, timing in peaks.items()]
     for level in hw.memory:
         rows.append((f"{level.name} ({level.capacity_bytes / 1024:.0f} KiB)",
                      f"{fmt_count(level.bandwidth_bytes_per_s or 0)}B/s", ""))
     rows.append(("DRAM", f"{fmt_count(hw.dram.bandwidth_bytes_per_s)}B/s", ""))
     for kind, eff in hw.efficiency.items():
         rows.append((f"efficiency {kind}", f"{100 * eff:.0f} % of peak", ""))
+    for kind, eff in hw.int8_efficiency.items():
+        rows.append((f"int8 efficiency {kind}", f"{100 * eff:.0f} % of int8 peak", ""))
     for kind, eff in hw.memory_efficiency.items():
         rows.append((f"memory efficiency {kind}", f"{100 * eff:.0f} % of bandwidth", ""))
-    rows.append(("overhead per op", f"{hw.overhead.per_kernel_s * 1e6:.1f} us", ""))
+    if hw.overhead.per_inference_s:
+        rows.append(("overhead per inference", f"{hw.overhead.per_inference_s * 1e6:.1f} us",
+                     ""))
+    rows.append(("overhead per kernel" if hw.fuses_kernels else "overhead per op",
+                 f"{hw.overhead.per_kernel_s * 1e6:.1f} us", ""))
     for kind, value in hw.overhead.per_kind_s.items():
         rows.append((f"  + per {kind} op", f"{value * 1e6:.1f} us", ""))
     rows.append(("  + per weight byte", f"{hw.overhead.per_weight_byte_s * 1e12:.1f} ps", ""))

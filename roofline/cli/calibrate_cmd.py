@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         args.name = profile_name(args.out, args.name)
     if args.local:
         return _calibrate_local.run(args)
+    if args.runtime != "torch":
+        raise UsageError("--runtime chooses what --local measures; it needs --local")
 
     missing = [flag for flag, value in (("--measurements", args.measurements),
                                         ("--hw", args.hw), ("--out", args.out)) if not value]

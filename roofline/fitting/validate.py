@@ -23,7 +23,12 @@ from ..sources.variant import Variant
 from .calibrate import kendall, spearman
 from .measure import Timing, measure_variants, threads
 
-__all__ = ["ModelCheck", "Validation", "validate", "compare_layers", "LayerCheck"]
+__all__ = ["ModelCheck", "Validation", "validate", "compare_layers", "compare_layers_onnx",
+           "LayerCheck", "RUNTIMES"]
+
+#: The runtimes a model can be measured with here: eager PyTorch, and ONNX Runtime's CPU
+#: provider on the exported (and, for int8, quantised) model.
+RUNTIMES = ("torch", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ class Validation:
     hardware: HardwareProfile
     thread_count: int
     checks: tuple[ModelCheck, ...]
+    runtime: str = "torch"
+    precision: str = "fp32"
 
     @property
     def mape_pct(self) -> float:
@@ -77,6 +84,7 @@ class Validation:
             return None if math.isnan(value) else value
 
         return {"hardware": self.hardware.name, "threads": self.thread_count,
+                "runtime": self.runtime, "precision": self.precision,
                 "models": len(self.checks), "mape_pct": self.mape_pct,
                 "spearman": clean(self.spearman), "kendall": clean(self.kendall),
                 "median_spread_pct": sorted(c.measured.spread_pct for c in self.checks)[
@@ -84,16 +92,38 @@ class Validation:
 
 
 def validate(variants: Sequence[Variant], hw: HardwareProfile, *, thread_count: int = 1,
-             budget_s: float = 30.0) -> Validation:
-    """Measure every variant (interleaved) and predict it on ``hw``."""
-    timings = measure_variants(list(variants), thread_count=thread_count, budget_s=budget_s)
+             budget_s: float = 30.0, runtime: str = "torch", precision: str | None = None,
+             progress: Any = None) -> Validation:
+    """Measure every variant (interleaved) with ``runtime`` and predict it on ``hw``.
+
+    With ``torch`` each model runs eagerly in fp32 and is predicted from its trace. With
+    ``onnxruntime`` it is exported (and quantised for ``precision="int8"``), run by ONNX
+    Runtime, and predicted from the graph read back from the very file that ran.
+    """
+    if runtime == "onnxruntime":
+        from .local_ort import measure_models
+
+        timings, graphs = measure_models(list(variants), precision or "fp32",
+                                         thread_count=thread_count, budget_s=budget_s,
+                                         progress=progress)
+    elif runtime == "torch":
+        if precision not in (None, "fp32"):
+            from ..errors import UsageError
+
+            raise UsageError(f"eager PyTorch is measured in fp32, not {precision}; int8 is "
+                             f"measured with --runtime onnxruntime")
+        timings = measure_variants(list(variants), thread_count=thread_count,
+                                   budget_s=budget_s)
+        graphs = {v.label: v.trace() for v in variants}
+    else:
+        raise ValueError(f"unknown runtime {runtime!r}: valid are {', '.join(RUNTIMES)}")
     checks = []
     for v in variants:
-        prediction = predict(v.trace(), hw)
+        prediction = predict(graphs[v.label], hw)
         if prediction.latency_ms is None:
             continue
         checks.append(ModelCheck(v, prediction.latency_ms, timings[v.label]))
-    return Validation(hw, thread_count, tuple(checks))
+    return Validation(hw, thread_count, tuple(checks), runtime, precision or "fp32")
 
 
 # -- per layer ------------------------------------------------------------------------------------
@@ -214,3 +244,63 @@ def _match(graph: Any, ops: list[tuple[str, float]]) -> list[float | None]:
             out[i] = ops[k][1]
             j = k + 1
     return out
+
+
+def compare_layers_onnx(variant: Variant, hw: HardwareProfile, *, precision: str = "fp32",
+                        thread_count: int = 1, runs: int = 20) -> list[LayerCheck]:
+    """Per-kernel comparison of one model as ONNX Runtime runs it, from its profiler.
+
+    The model is exported (and quantised for int8) as :func:`validate` does; the predicted
+    kernels are those of the graph read back from that file, fused as ``hw`` fuses; ONNX
+    Runtime's profiler gives each node's kernel time over ``runs`` passes (median). Nodes are
+    matched to kernels in order by op (``QLinearConv`` and ONNX Runtime's blocked ``Conv`` are
+    a ``conv``, ``QGemm`` a ``gemm``...). A node no kernel matches (a layout conversion ONNX
+    Runtime inserted, an op it split in two) is listed with no prediction; a kernel no node
+    matches, with no measurement.
+    """
+    import statistics
+    import tempfile
+
+    import torch
+
+    from ..sources.onnx.ops import snake_case
+    from .local_ort import prepare, profile_nodes
+
+    with tempfile.TemporaryDirectory(prefix="roofline-ort-") as tmp, torch.no_grad():
+        (model,) = prepare(variant.label, variant.build().eval(), variant.input_shape, tmp,
+                           (precision,))
+        graph = model.graph()
+        passes = profile_nodes(model, thread_count, runs)
+    prediction = predict(graph, hw)
+    records = prediction.kernel_records()
+    kernels = prediction.graph.layers  # the kernel view that was priced
+    nodes: list[tuple[str, str, float]] = []
+    if passes:
+        for node, (op, _) in passes[0].items():
+            times = [run[node][1] for run in passes if node in run]
+            nodes.append((node, op, statistics.median(times)))
+
+    def canonical(op_type: str) -> str:
+        name = snake_case(op_type)
+        for prefix in ("q_linear_", "nhwc_"):
+            name = name.removeprefix(prefix)
+        return {"q_gemm": "gemm", "q_attention": "attention"}.get(name, name)
+
+    checks: list[LayerCheck] = []
+    j = 0
+    for kernel, record in zip(kernels, records, strict=True):
+        k = j
+        while k < len(nodes) and canonical(nodes[k][1]) != kernel.op:
+            k += 1
+        if k < len(nodes):
+            for node, op, ms in nodes[j:k]:  # skipped nodes: run by ONNX Runtime only
+                checks.append(LayerCheck(node, canonical(op), "(not in the graph)", 0.0, ms))
+            checks.append(LayerCheck(kernel.name, kernel.op, kernel.kind.value,
+                                     record["latency_ms"] or 0.0, nodes[k][2]))
+            j = k + 1
+        else:
+            checks.append(LayerCheck(kernel.name, kernel.op, kernel.kind.value,
+                                     record["latency_ms"] or 0.0, None))
+    for node, op, ms in nodes[j:]:
+        checks.append(LayerCheck(node, canonical(op), "(not in the graph)", 0.0, ms))
+    return checks

@@ -1,0 +1,518 @@
+"""Profiling this machine as ONNX Runtime runs on it: fp32 and int8 QDQ, fitted into one profile.
+
+Owns ``calibrate --local --runtime onnxruntime`` and the ONNX Runtime half of ``validate``:
+exporting a torch module to ONNX (``torch.onnx.export``, opset 17, the TorchScript exporter),
+quantising it to int8 QDQ (``onnxruntime.quantization``: pre-processing, then static
+quantisation on a few seeded random batches: uint8 activations, int8 per-tensor weights), and
+timing ONNX Runtime sessions on the CPU execution provider at a fixed thread count with every
+graph optimisation on (the default for an ``InferenceSession``).
+
+The calibration measures what ``roofline.fitting.local_torch`` measures, through ONNX Runtime:
+the peak of a 1024 x 1024 x 1024 matrix multiply in fp32 and in int8, the single layers of every
+op kind, seeded synthetic nets and windowed pooling layers, each exported and quantised. The
+profile prices both precisions with one set of efficiencies (each relative to its own
+precision's measured peak) and is fitted to the fp32 and int8 latencies together. Every graph
+it is fitted to and validated on is read back from the ONNX file ONNX Runtime ran
+(``roofline.sources.onnx.read_onnx``), so the layers priced are the layers run. No whole
+validated model is used.
+
+Fusion: ONNX Runtime's CPU provider, at its default optimisation level, folds batch norm into
+the convolution before it (Conv BatchNorm fusion, a basic-level rewrite), rewrites fp32
+convolutions to its blocked NCHWc layout, whose convolution kernel applies an activation
+(ReLU, Clip, HardSigmoid, HardSwish, Sigmoid, Tanh, LeakyReLU) and a residual add of another
+tensor (the "Sum" input) in its epilogue, and fuses Gemm with its activation (Gemm Activation
+fusion). A squeeze-excite multiply stays a kernel of its own. In a QDQ graph, each op with a
+quantised kernel (Conv, MatMul, Gemm, Add, Mul, pooling, ...) absorbs the DequantizeLinear nodes
+before it and the QuantizeLinear after it and runs as one QLinear kernel; a ReLU before the
+QuantizeLinear is dropped by the quantiser (its range is the quantisation range); nothing else
+joins a QLinear kernel: a residual add is a QLinearAdd of its own. Sources: the ONNX Runtime
+documentation, "Graph optimizations" (onnxruntime.ai/docs/performance/model-optimizations/
+graph-optimizations.html) and "Quantize ONNX models" (.../quantization.html); and the graphs
+ONNX Runtime 1.32 writes with ``SessionOptions.optimized_model_filepath`` for MobileNetV2, V3
+and ResNet-18 exported as here (fp32: 52 NCHWc Conv and no Add left in MobileNetV2; int8: 52
+QLinearConv and 10 QLinearAdd), which ``tests/test_local_ort.py`` checks on a small block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import io
+import logging
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..core.hardware import HardwareProfile, profile_from_dict
+from .local_torch import (
+    NOISY_SPREAD_PCT,
+    Layer,
+    _copy_bandwidth,
+    _layers,
+    _pool_layers,
+    _synthetic_nets,
+    cache_levels,
+    cpu_name,
+    median_spread_pct,
+)
+from .measure import Timing, threads, time_interleaved
+
+__all__ = ["PRECISIONS", "FREE", "OrtProfile", "export_onnx", "quantize_onnx", "ort_session",
+           "OnnxModel", "prepare", "calibrate_local_ort", "measure_models", "ORT_FUSION",
+           "ORT_INT8_FUSION", "profile_nodes", "boundary_ms", "LAYOUT_OPS"]
+
+#: The precisions this runtime is calibrated and validated at.
+PRECISIONS = ("fp32", "int8")
+
+#: What may run in an fp32 kernel's epilogue (op names as the ONNX reader records them; see the
+#: module docstring for the sources).
+ORT_FUSION = ("relu", "clamp", "hard_sigmoid", "hard_swish", "sigmoid", "tanh", "leaky_relu",
+              "add")
+#: ... and in a quantised (QLinear) kernel's: nothing.
+ORT_INT8_FUSION: tuple[str, ...] = ()
+
+#: What the single-layer fit frees. Beside the eager set: each MAC kind's efficiency at int8
+#: of its own (ONNX Runtime's quantised kernels are not its float kernels: on the project's
+#: machine an int8 stem convolution is slower than the fp32 one), and the fixed cost of one
+#: session run (``per_inference_s``: binding the input, allocating the output), which every
+#: timed layer pays once.
+FREE = ("efficiency.conv", "efficiency.pointwise_conv", "efficiency.depthwise_conv",
+        "efficiency.linear", "efficiency.matmul", *(f"int8_efficiency.{kind}" for kind in (
+            "conv", "pointwise_conv", "depthwise_conv", "linear", "matmul")),
+        "memory_efficiency.depthwise_conv",
+        "overhead.per_kernel_s", "overhead.per_inference_s", "overhead.per_weight_byte_s",
+        "overhead.per_kind_s.conv+pointwise_conv", "overhead.per_kind_s.depthwise_conv",
+        "overhead.per_kind_s.linear+matmul",
+        "overhead.per_kind_s.normalization", "overhead.per_kind_s.activation",
+        "overhead.per_kind_s.elementwise", "overhead.per_kind_s.pooling+data_movement")
+
+_QUANTISED = {"int8": " (QDQ, run as one quantised kernel)"}
+
+#: Seeded random calibration batches given to the int8 quantiser.
+CALIBRATION_BATCHES = 4
+
+
+def _require_ort() -> Any:
+    from ..errors import UsageError
+
+    try:
+        import onnxruntime
+    except ImportError:
+        raise UsageError("--runtime onnxruntime needs the onnxruntime package: pip install "
+                         "onnxruntime") from None
+    return onnxruntime
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The exporter's and the quantiser's warnings and log lines are not the user's business."""
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def export_onnx(module: Any, input_shape: Sequence[int], path: str | Path) -> None:
+    """Export ``module`` (eval mode) on a random input of ``input_shape`` to ``path``."""
+    import torch
+
+    x = torch.randn(tuple(input_shape))
+    with _quiet(), torch.no_grad():
+        torch.onnx.export(module.eval(), (x,), str(path), dynamo=False, opset_version=17,
+                          input_names=["x"], output_names=["y"], do_constant_folding=True)
+
+
+def quantize_onnx(fp32_path: str | Path, int8_path: str | Path, input_shape: Sequence[int],
+                  batches: int = CALIBRATION_BATCHES, seed: int = 0) -> None:
+    """Static int8 QDQ quantisation of ``fp32_path`` into ``int8_path``: ONNX Runtime's
+    pre-processing (its shape inference and basic graph optimisations, without which some
+    convolutions keep a float bias and stay float), then ``quantize_static`` with uint8
+    activations and int8 weights, calibrated (min-max) on ``batches`` seeded random inputs."""
+    import numpy as np
+
+    _require_ort()
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    rng = np.random.default_rng(seed)
+    feeds = [{"x": rng.standard_normal(tuple(input_shape)).astype(np.float32)}
+             for _ in range(batches)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(feeds)
+
+        def get_next(self) -> dict[str, Any] | None:
+            return next(self._it, None)
+
+    pre = Path(int8_path).with_suffix(".pre.onnx")
+    with _quiet():
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(int8_path), Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    pre.unlink(missing_ok=True)
+
+
+def ort_session(path: str | Path, thread_count: int, profiling: bool = False) -> Any:
+    """An ONNX Runtime CPU session with ``thread_count`` intra-op threads, one inter-op thread,
+    sequential execution and every graph optimisation (the default level, ORT_ENABLE_ALL)."""
+    ort = _require_ort()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = thread_count
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    if profiling:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(path).with_suffix(""))
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@dataclass(frozen=True)
+class OnnxModel:
+    """One benchmark or model as ONNX Runtime runs it: its file at one precision."""
+
+    name: str
+    precision: str
+    path: Path
+    input_shape: tuple[int, ...]
+
+    def graph(self) -> Any:
+        from ..sources.onnx import read_onnx
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an unknown op is reported by `graph`, not here
+            return read_onnx(self.path, name=self.name)
+
+    def call(self, thread_count: int) -> Callable[[], Any]:
+        import numpy as np
+
+        session = ort_session(self.path, thread_count)
+        feed = {"x": np.random.default_rng(1).standard_normal(self.input_shape)
+                .astype(np.float32)}
+        return lambda: session.run(None, feed)
+
+
+#: Layout conversions ONNX Runtime inserts where a graph enters or leaves its blocked NCHWc
+#: (fp32) or NHWC (int8) kernels.
+LAYOUT_OPS = frozenset({"ReorderInput", "ReorderOutput", "Transpose"})
+
+
+def profile_nodes(model: OnnxModel, thread_count: int, runs: int = 20
+                  ) -> list[dict[str, tuple[str, float]]]:
+    """ONNX Runtime's profiler on ``runs`` passes (after warm-up): per pass, node name →
+    (op type, kernel time in ms). Names are those of the graph ONNX Runtime runs (after its
+    optimisations: a fused node keeps the name of the node it grew from, or gets a new one)."""
+    import json
+
+    import numpy as np
+
+    session = ort_session(model.path, thread_count, profiling=True)
+    feed = {"x": np.random.default_rng(1).standard_normal(model.input_shape)
+            .astype(np.float32)}
+    for _ in range(3):
+        session.run(None, feed)
+    path = Path(session.end_profiling())
+    path.unlink(missing_ok=True)
+    session = ort_session(model.path, thread_count, profiling=True)
+    for _ in range(runs + 1):
+        session.run(None, feed)
+    path = Path(session.end_profiling())
+    try:
+        events = json.loads(path.read_text())
+    finally:
+        path.unlink(missing_ok=True)
+    passes: list[dict[str, tuple[str, float]]] = []
+    for event in events:
+        if event.get("cat") == "Session" and event.get("name") == "model_run":
+            passes.append({})
+        elif event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time") \
+                and passes:
+            node = event["name"][:-len("_kernel_time")]
+            passes[-1][node] = (event["args"].get("op_name", ""), event["dur"] / 1e3)
+    return [p for p in passes[1:] if p]  # the first profiled pass sets up the profiler
+
+
+def _source_nodes(path: Path) -> set[str]:
+    import onnx
+
+    return {node.name for node in onnx.load(str(path), load_external_data=False).graph.node}
+
+
+def boundary_ms(model: OnnxModel, thread_count: int, runs: int = 20) -> float:
+    """The median time per pass of the layout conversions ONNX Runtime inserted into this
+    graph (ops in :data:`LAYOUT_OPS` that are no node of the file). A single layer timed on its
+    own pays them at its input and output; inside a model, a run of such kernels pays them
+    once at its edges."""
+    import statistics
+
+    own = _source_nodes(model.path)
+    totals = [sum(ms for node, (op, ms) in run.items() if op in LAYOUT_OPS and node not in own)
+              for run in profile_nodes(model, thread_count, runs)]
+    return statistics.median(totals) if totals else 0.0
+
+
+def prepare(name: str, module: Any, input_shape: Sequence[int], folder: str | Path,
+            precisions: Sequence[str] = PRECISIONS) -> list[OnnxModel]:
+    """Export ``module`` into ``folder`` and quantise it: one :class:`OnnxModel` per precision."""
+    folder = Path(folder)
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    stem = "".join(c if c.isalnum() else "_" for c in name)[:60] + f"_{digest}"
+    fp32 = folder / f"{stem}.fp32.onnx"
+    export_onnx(module, input_shape, fp32)
+    out = []
+    for precision in precisions:
+        if precision == "fp32":
+            out.append(OnnxModel(name, "fp32", fp32, tuple(input_shape)))
+        elif precision == "int8":
+            int8 = folder / f"{stem}.int8.onnx"
+            quantize_onnx(fp32, int8, input_shape)
+            out.append(OnnxModel(name, "int8", int8, tuple(input_shape)))
+        else:
+            raise ValueError(f"unknown precision {precision!r}: valid are {PRECISIONS}")
+    return out
+
+
+def _matmul_peak(folder: Path, thread_count: int, budget_s: float
+                 ) -> dict[str, tuple[float, Timing]]:
+    """MACs/s of a 1024 x 1024 x 1024 matrix multiply per precision (fastest run)."""
+    from torch import nn
+
+    n = 1024
+    models = prepare("matmul 1024", nn.Linear(n, n, bias=False), (n, n), folder)
+    timings = time_interleaved({m.precision: m.call(thread_count) for m in models},
+                               budget_s=budget_s, min_samples=5)
+    return {p: (n ** 3 / (t.min_ms / 1e3), t) for p, t in timings.items()}
+
+
+@dataclass(frozen=True)
+class OrtProfile:
+    """The written profile, and what was measured for it (keys: ``"NAME precision"``)."""
+
+    profile: HardwareProfile
+    peak_timing: dict[str, Timing]
+    bandwidths: dict[str, float]
+    layers: dict[str, Timing]
+    layer_fit: Any  # FitResult on the single layers, both precisions
+    fit: Any  # ... the second stage, on the synthetic nets
+    nets: dict[str, Timing]
+    spread_pct: float = 0.0
+    passes: int = 1
+
+
+def _stage(benchmarks: list[Layer], folder: Path, thread_count: int, budget_s: float,
+           min_samples: int, report: Callable[[str], None], edges: bool = False
+           ) -> tuple[list[OnnxModel], list[Any], dict[str, Timing], dict[str, float]]:
+    """Export, quantise and time ``benchmarks``; with ``edges``, also profile the layout
+    conversions at their edges (:func:`boundary_ms`, keyed like the timings)."""
+    models: list[OnnxModel] = []
+    for i, bench in enumerate(benchmarks):
+        report(f"exporting {i + 1}/{len(benchmarks)}")
+        models += prepare(bench.name, bench.module, bench.input_shape, folder)
+    graphs = [m.graph() for m in models]
+    calls = {f"{m.name} {m.precision}": m.call(thread_count) for m in models}
+    timings = time_interleaved(calls, budget_s=budget_s, min_samples=min_samples)
+    edge_ms = {}
+    if edges:
+        report("profiling layout conversions")
+        edge_ms = {f"{m.name} {m.precision}": boundary_ms(m, thread_count) for m in models}
+    return models, graphs, timings, edge_ms
+
+
+def _rows(models: Sequence[OnnxModel], timings: dict[str, Timing],
+          edge_ms: dict[str, float] | None = None) -> list[Any]:
+    """Measurements to fit: each median, less its edge layout conversions (at most half of it:
+    a profiler's reading is never allowed to erase a measurement)."""
+    from .calibrate import Measurement
+
+    edge_ms = edge_ms or {}
+    rows = []
+    for m in models:
+        key = f"{m.name} {m.precision}"
+        median = timings[key].median_ms
+        rows.append(Measurement(model=key, width=1.0, resolution=m.input_shape[-1],
+                                latency_ms=median - min(edge_ms.get(key, 0.0), median / 2),
+                                precision=m.precision))
+    return rows
+
+
+def calibrate_local_ort(thread_count: int = 1, budget_s: float = 60.0,
+                        name: str = "local-ort",
+                        command: str = "python -m roofline calibrate --local --runtime "
+                                       "onnxruntime",
+                        progress: Callable[[str, float], None] | None = None,
+                        allow_noisy: bool = False) -> OrtProfile:
+    """Measure this machine through ONNX Runtime and fit a profile that prices fp32 and int8;
+    ``progress(step, fraction)`` reports. Exporting and quantising the benchmarks takes about
+    a minute beyond ``budget_s``. The noisy-machine guard is ``local_torch``'s."""
+    import onnxruntime
+    import torch
+
+    from ..errors import MeasurementError
+    from .calibrate import fit_profile
+
+    def report(step: str, fraction: float) -> None:
+        if progress:
+            progress(step, fraction)
+
+    when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    where = (f"{cpu_name()}, {thread_count} thread(s), ONNX Runtime {onnxruntime.__version__} "
+             f"CPU provider, measured {when} by `{command}`")
+    # (threads: the copy-bandwidth measurement runs in torch)
+    with tempfile.TemporaryDirectory(prefix="roofline-ort-") as tmp, threads(thread_count), \
+            torch.no_grad():
+        folder = Path(tmp)
+        report("GEMM peak", 0.0)
+        peaks = _matmul_peak(folder, thread_count, 0.08 * budget_s)
+        levels = cache_levels()
+        bandwidths: dict[str, float] = {}
+        sizes = [(n, c // 2) for n, c in levels] + [
+            ("DRAM", max(256 * 1024 ** 2, 8 * (levels[-1][1] if levels else 0)))]
+        for i, (level, working_set) in enumerate(sizes):
+            report(f"bandwidth {level}", 0.05 + 0.05 * i / len(sizes))
+            bandwidths[level] = _copy_bandwidth(torch, working_set, 0.1 * budget_s / len(sizes))
+        layers, graphs, timings, layer_edges = _stage(
+            _layers(torch), folder, thread_count, 0.45 * budget_s, 7,
+            lambda step: report(f"single layers: {step}", 0.1), edges=True)
+        report("single layers", 0.5)
+        spread, passes = median_spread_pct(timings), 1
+        if spread > NOISY_SPREAD_PCT:
+            report("single layers, again (noisy)", 0.55)
+            calls = {f"{m.name} {m.precision}": m.call(thread_count) for m in layers}
+            again = time_interleaved(calls, budget_s=0.45 * budget_s, min_samples=7)
+            passes = 2
+            if median_spread_pct(again) < spread:
+                timings, spread = again, median_spread_pct(again)
+        if spread > NOISY_SPREAD_PCT and not allow_noisy:
+            raise MeasurementError(
+                f"this machine is too busy to calibrate: the single layers' timings spread "
+                f"{spread:.0f} % (median (p90 - p10) / median over {len(timings)} layers, "
+                f"{passes} passes; the limit is {NOISY_SPREAD_PCT:.0f} %); stop other work and "
+                f"run it again, or pass --allow-noisy to write the profile anyway")
+        nets, net_graphs, net_timings, _ = _stage(
+            _synthetic_nets(torch), folder, thread_count, 0.2 * budget_s, 5,
+            lambda step: report(f"synthetic nets: {step}", 0.6))
+        pools, pool_graphs, pool_timings, pool_edges = _stage(
+            _pool_layers(torch), folder, thread_count, 0.1 * budget_s, 7,
+            lambda step: report(f"windowed pooling: {step}", 0.8), edges=True)
+    report("fit", 0.9)
+    memory = [{"name": level, "capacity_bytes": capacity,
+               "bandwidth_bytes_per_s": bandwidths[level], "holds": "both"}
+              for level, capacity in levels if level != "L1"]
+    over = ", exceeded: written with --allow-noisy" if spread > NOISY_SPREAD_PCT else ""
+    sources = {
+        "timing": (f"single layers: median spread (p90 - p10) / median {spread:.0f} % over "
+                   f"{len(timings)} layer-precisions in {passes} pass(es) (limit "
+                   f"{NOISY_SPREAD_PCT:.0f} %{over}); synthetic nets "
+                   f"{median_spread_pct(net_timings):.0f} %"),
+        **{f"peak_macs_per_s.{p}": f"measured: 1024 x 1024 x 1024 {p} matrix multiply in ONNX "
+                                   f"Runtime{_QUANTISED.get(p, '')}, fastest of "
+                                   f"{len(t.samples_ms)} runs; {where}"
+           for p, (_, t) in peaks.items()},
+        "dram.bandwidth_bytes_per_s": f"measured: copy of a {sizes[-1][1] >> 20} MiB working "
+                                      f"set (torch), fastest run; {where}",
+        "fusion": "ONNX Runtime CPU provider graph optimisations (onnxruntime.ai docs 'Graph "
+                  "optimizations': Conv BatchNorm fusion, NCHWc Conv with activation and Sum, "
+                  "Gemm Activation fusion; 'Quantize ONNX models': QDQ node units run as QLinear "
+                  "kernels), as its optimized_model_filepath graphs show "
+                  f"(roofline.fitting.local_ort); ONNX Runtime {onnxruntime.__version__}",
+    }
+    for level, capacity in levels:
+        if level != "L1":
+            sources[f"memory.{level}"] = (f"capacity: /sys/devices/system/cpu/cpu0/cache; "
+                                          f"bandwidth measured: copy of a {capacity // 2 >> 10} "
+                                          f"KiB working set; {where}")
+    base = profile_from_dict({
+        "name": name, "kind": "cpu",
+        "description": f"this machine: {cpu_name()}, ONNX Runtime {onnxruntime.__version__} "
+                       f"CPU provider, {thread_count} thread(s)",
+        "default_precision": "fp32", "fuses_kernels": True, "threads": thread_count,
+        "peak_macs_per_s": {p: peak for p, (peak, _) in peaks.items()},
+        "dram": {"bandwidth_bytes_per_s": min(bandwidths["DRAM"], min(bandwidths.values()))},
+        "memory": memory,
+        "fusion": {"epilogue": list(ORT_FUSION), "int8_epilogue": list(ORT_INT8_FUSION)},
+        "efficiency": {k: 0.5 for k in ("conv", "pointwise_conv", "depthwise_conv", "linear",
+                                        "matmul", "pooling")},
+        "int8_efficiency": {k: 0.5 for k in ("conv", "pointwise_conv", "depthwise_conv",
+                                             "linear", "matmul")},
+        "memory_efficiency": {"depthwise_conv": 1.0},
+        "overhead": {"per_kernel_s": 5e-6, "per_inference_s": 5e-6},
+        "sources": {**sources, "efficiency": "initial value, fitted",
+                    "int8_efficiency": "initial value, fitted",
+                    "memory_efficiency": "initial value, fitted",
+                    "overhead": "initial value, fitted"},
+    }, path=f"<{name}>")
+    fit = fit_profile(base, _rows(layers, timings, layer_edges), list(FREE), graphs=graphs,
+                      leave_one_out=False, io_on_chip=True, priors=False,
+                      source=f"fitted to the ONNX Runtime fp32 and int8 latency of "
+                             f"{len(layers) // 2} single layers ({where})")
+    layer_fit = fit
+    fit = fit_profile(fit.profile, _rows(nets, net_timings), ["overhead.per_kernel_s"],
+                      graphs=net_graphs, leave_one_out=False, priors=False,
+                      source=f"fitted to the ONNX Runtime fp32 and int8 latency of "
+                             f"{len(nets) // 2} seeded synthetic inverted-residual nets, none "
+                             f"of them a validated model ({where})")
+    net_fit = fit
+    fit = fit_profile(fit.profile, _rows(pools, pool_timings, pool_edges), ["efficiency.pooling"],
+                      graphs=pool_graphs, leave_one_out=False, io_on_chip=True, priors=False,
+                      source=f"fitted to the ONNX Runtime fp32 and int8 latency of "
+                             f"{len(pools) // 2} windowed max and average pooling layers "
+                             f"({where})")
+    fit_info = {"measurements": f"{len(layers) // 2} single-layer micro-benchmarks, then "
+                                f"{len(nets) // 2} seeded synthetic nets (no validated model), "
+                                f"then {len(pools) // 2} windowed pooling layers, each in fp32 "
+                                f"and int8 QDQ",
+                "command": command,
+                "convention": "ONNX Runtime CPU provider kernels (see [sources].fusion)",
+                "date": when[:10], "free": [*FREE, "efficiency.pooling"],
+                "models": len(layers) + len(nets) + len(pools),
+                "median_abs_error_pct": round(layer_fit.median_abs_error_pct, 2),
+                "spearman": round(layer_fit.spearman, 4)}
+    profile = fit.profile.with_changes(fit=fit_info)
+    report("done", 1.0)
+    return OrtProfile(profile=profile, peak_timing={p: t for p, (_, t) in peaks.items()},
+                      bandwidths=bandwidths, layers=timings, layer_fit=layer_fit, fit=net_fit,
+                      nets=net_timings, spread_pct=spread, passes=passes)
+
+
+def measure_models(variants: Sequence[Any], precision: str, *, thread_count: int = 1,
+                   budget_s: float = 30.0, min_samples: int = 7,
+                   progress: Callable[[str, float], None] | None = None
+                   ) -> tuple[dict[str, Timing], dict[str, Any]]:
+    """ONNX Runtime latency of each variant (``roofline.sources.variant.Variant``, random
+    weights) at ``precision``, interleaved, and the graph read back from the file that ran;
+    both keyed by ``variant.label``."""
+    import torch
+
+    if precision not in PRECISIONS:
+        from ..errors import UsageError
+
+        raise UsageError(f"ONNX Runtime is measured at {' or '.join(PRECISIONS)}, not "
+                         f"{precision!r}")
+    calls: dict[str, Callable[[], Any]] = {}
+    graphs: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="roofline-ort-") as tmp, torch.no_grad():
+        for i, v in enumerate(variants):
+            if progress:
+                progress(f"exporting {v.label}", i / max(1, len(variants)))
+            (model,) = prepare(v.label, v.build().eval(), v.input_shape, tmp, (precision,))
+            graphs[v.label] = model.graph()
+            calls[v.label] = model.call(thread_count)
+        if progress:
+            progress("timing", 1.0)
+        return time_interleaved(calls, budget_s=budget_s, min_samples=min_samples), graphs

@@ -8,7 +8,12 @@ every zoo model at 224 px, six width/resolution variants, and six non-MobileNet 
 measurement spread, and MAPE, Spearman and Kendall. None of the validated models is used by
 the calibration.
 
-    python benchmarks/bench_accuracy_local.py [--budget 60] [--threads 1] [--models A,B,...]
+With ``--runtime onnxruntime`` the calibration is ``calibrate --local --runtime onnxruntime``
+and each model is exported, run by ONNX Runtime's CPU provider and predicted from the file that
+ran, in fp32 and in int8 (static QDQ quantisation), one table per precision.
+
+    python benchmarks/bench_accuracy_local.py [--runtime torch|onnxruntime] [--budget 60]
+        [--threads 1] [--models A,B,...]
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from roofline.core.engine import predict  # noqa: E402
 from roofline.fitting.local_torch import calibrate_local  # noqa: E402
-from roofline.fitting.validate import validate  # noqa: E402
+from roofline.fitting.validate import ModelCheck, Validation, validate  # noqa: E402
 from roofline.sources.variant import Variant, parse_variant  # noqa: E402
 from roofline.zoo import list_models  # noqa: E402
 
@@ -39,27 +46,29 @@ def main() -> int:
     parser.add_argument("--models", default=None,
                         help="comma-separated model specs to validate instead of the default "
                              "set (benchmarks/models.py:NAME for the non-zoo models)")
+    parser.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch")
     args = parser.parse_args()
-    local = calibrate_local(args.threads, args.budget,
-                            command=f"python benchmarks/bench_accuracy_local.py --threads "
-                                    f"{args.threads}")
+    command = (f"python benchmarks/bench_accuracy_local.py --runtime {args.runtime} --threads "
+               f"{args.threads}")
+    if args.runtime == "onnxruntime":
+        from roofline.fitting.local_ort import calibrate_local_ort
+
+        local = calibrate_local_ort(args.threads, args.budget, command=command)
+    else:
+        local = calibrate_local(args.threads, args.budget, command=command)
     models = ([parse_variant(spec.strip()) for spec in args.models.split(",")] if args.models
               else [Variant(name, 1.0, 224) for name in list_models()]
               + [parse_variant(spec) for spec in VARIANTS]
               + [parse_variant(f"{ROOT / 'benchmarks' / 'models.py'}:{name}")
                  for name in OTHERS])
+    if args.runtime == "onnxruntime":
+        return _onnxruntime(models, local, args)
     result = validate(models, local.profile, thread_count=args.threads, budget_s=args.budget)
     print(f"{local.profile.description}; calibration: {len(local.layers)} single layers "
           f"(fit median |error| {local.layer_fit.median_abs_error_pct:.1f} %) and "
           f"{len(local.nets)} synthetic nets; pooling efficiency "
           f"{100 * local.profile.efficiency_of('pooling'):.2f} % of peak\n")
-    print("| model | predicted ms | measured ms (median) | p10–p90 ms | error |")
-    print("|---|---|---|---|---|")
-    for c in sorted(result.checks, key=lambda c: c.measured.median_ms):
-        label = c.variant.label.replace(str(ROOT / "benchmarks") + "/", "")
-        t = c.measured
-        print(f"| {label} | {c.predicted_ms:.2f} | {t.median_ms:.2f} | {t.p10_ms:.2f}–"
-              f"{t.p90_ms:.2f} | {c.error_pct:+.1f} % |")
+    _table(result)
     s = result.summary()
     # A profile of a machine this is not (100x the compute, no per-op costs) must predict far
     # worse: a validation that cannot tell the two apart measures nothing.
@@ -68,11 +77,55 @@ def main() -> int:
                               overhead={"per_kernel_s": 0.0, "per_inference_s": 0.0})
     wrong_mape = validate(models, wrong, thread_count=args.threads,
                           budget_s=args.budget).mape_pct
+    within = sum(abs(c.error_pct) <= 10 for c in result.checks)
     print(f"\n{s['models']} models, {args.threads} thread(s): MAPE {s['mape_pct']:.1f} %, "
-          f"Spearman {s['spearman']:.3f}, Kendall {s['kendall']:.3f}; median measurement "
+          f"Spearman {s['spearman']:.3f}, Kendall {s['kendall']:.3f}, {within} within ±10 %; "
+          f"median measurement "
           f"spread (p10–p90 / median) {s['median_spread_pct']:.1f} %")
     print(f"a wrong profile (100x the compute, no per-op costs): MAPE {wrong_mape:.1f} %, "
           f"{wrong_mape / s['mape_pct']:.1f}x the calibrated profile's")
+    return 0
+
+
+def _table(result: Validation) -> None:
+    print("| model | predicted ms | measured ms (median) | p10–p90 ms | error |")
+    print("|---|---|---|---|---|")
+    for c in sorted(result.checks, key=lambda c: c.measured.median_ms):
+        label = c.variant.label.replace(str(ROOT / "benchmarks") + "/", "")
+        t = c.measured
+        print(f"| {label} | {c.predicted_ms:.2f} | {t.median_ms:.2f} | {t.p10_ms:.2f}–"
+              f"{t.p90_ms:.2f} | {c.error_pct:+.1f} % |")
+
+
+def _onnxruntime(models: list[Variant], local: Any, args: argparse.Namespace) -> int:
+    """Both precisions on one profile; the wrong profile is priced on the same measurements."""
+    from roofline.fitting.local_ort import measure_models
+
+    good = local.profile
+    wrong = good.with_changes(peak_macs_per_s={p: good.peak(p) * 100 for p in ("fp32", "int8")},
+                              overhead={"per_kernel_s": 0.0, "per_inference_s": 0.0})
+    print(f"{good.description}; calibration: {len(local.layers)} single-layer timings "
+          f"(fp32 and int8), fit median |error| "
+          f"{local.layer_fit.median_abs_error_pct:.1f} %; a kernel's cost in a model "
+          f"(fitted to the synthetic nets) {good.overhead.per_kernel_s * 1e6:.1f} us; peaks "
+          f"{good.peak('fp32') / 1e9:.1f} G MAC/s fp32, {good.peak('int8') / 1e9:.1f} G MAC/s "
+          f"int8\n")
+    for precision in ("fp32", "int8"):
+        timings, graphs = measure_models(models, precision, thread_count=args.threads,
+                                         budget_s=args.budget)
+        results = [Validation(hw, args.threads, tuple(
+            ModelCheck(v, predict(graphs[v.label], hw).latency_ms, timings[v.label])
+            for v in models), "onnxruntime", precision) for hw in (good, wrong)]
+        print(f"### ONNX Runtime {precision}\n")
+        _table(results[0])
+        s = results[0].summary()
+        within = sum(abs(c.error_pct) <= 10 for c in results[0].checks)
+        print(f"\n{precision}: {s['models']} models, {args.threads} thread(s): MAPE "
+              f"{s['mape_pct']:.1f} %, Spearman {s['spearman']:.3f}, Kendall {s['kendall']:.3f}, "
+              f"{within} of {s['models']} within ±10 %; median measurement spread "
+              f"(p10–p90 / median) {s['median_spread_pct']:.1f} %")
+        print(f"a wrong profile (100x the compute, no fixed costs): MAPE "
+              f"{results[1].mape_pct:.1f} %\n")
     return 0
 
 

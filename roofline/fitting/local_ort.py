@@ -49,15 +49,15 @@ from typing import Any
 
 from ..core.hardware import HardwareProfile, profile_from_dict
 from .local_torch import (
-    NOISY_SPREAD_PCT,
     Layer,
-    _copy_bandwidth,
     _layers,
     _pool_layers,
     _synthetic_nets,
-    cache_levels,
     cpu_name,
+    measure_memory,
     median_spread_pct,
+    quiet_enough,
+    timing_source,
 )
 from .measure import Timing, threads, time_interleaved
 
@@ -375,7 +375,6 @@ def calibrate_local_ort(thread_count: int = 1, budget_s: float = 60.0,
     import onnxruntime
     import torch
 
-    from ..errors import MeasurementError
     from .calibrate import fit_profile
 
     def report(step: str, fraction: float) -> None:
@@ -391,31 +390,16 @@ def calibrate_local_ort(thread_count: int = 1, budget_s: float = 60.0,
         folder = Path(tmp)
         report("GEMM peak", 0.0)
         peaks = _matmul_peak(folder, thread_count, 0.08 * budget_s)
-        levels = cache_levels()
-        bandwidths: dict[str, float] = {}
-        sizes = [(n, c // 2) for n, c in levels] + [
-            ("DRAM", max(256 * 1024 ** 2, 8 * (levels[-1][1] if levels else 0)))]
-        for i, (level, working_set) in enumerate(sizes):
-            report(f"bandwidth {level}", 0.05 + 0.05 * i / len(sizes))
-            bandwidths[level] = _copy_bandwidth(torch, working_set, 0.1 * budget_s / len(sizes))
+        mem = measure_memory(torch, 0.1 * budget_s, report, start=0.05, share=0.05)
         layers, graphs, timings, layer_edges = _stage(
             _layers(torch), folder, thread_count, 0.45 * budget_s, 7,
             lambda step: report(f"single layers: {step}", 0.1), edges=True)
         report("single layers", 0.5)
-        spread, passes = median_spread_pct(timings), 1
-        if spread > NOISY_SPREAD_PCT:
-            report("single layers, again (noisy)", 0.55)
-            calls = {f"{m.name} {m.precision}": m.call(thread_count) for m in layers}
-            again = time_interleaved(calls, budget_s=0.45 * budget_s, min_samples=7)
-            passes = 2
-            if median_spread_pct(again) < spread:
-                timings, spread = again, median_spread_pct(again)
-        if spread > NOISY_SPREAD_PCT and not allow_noisy:
-            raise MeasurementError(
-                f"this machine is too busy to calibrate: the single layers' timings spread "
-                f"{spread:.0f} % (median (p90 - p10) / median over {len(timings)} layers, "
-                f"{passes} passes; the limit is {NOISY_SPREAD_PCT:.0f} %); stop other work and "
-                f"run it again, or pass --allow-noisy to write the profile anyway")
+        timings, spread, passes = quiet_enough(
+            timings, lambda: time_interleaved(
+                {f"{m.name} {m.precision}": m.call(thread_count) for m in layers},
+                budget_s=0.45 * budget_s, min_samples=7),
+            allow_noisy, lambda step: report(step, 0.55))
         nets, net_graphs, net_timings, _ = _stage(
             _synthetic_nets(torch), folder, thread_count, 0.2 * budget_s, 5,
             lambda step: report(f"synthetic nets: {step}", 0.6))
@@ -423,41 +407,30 @@ def calibrate_local_ort(thread_count: int = 1, budget_s: float = 60.0,
             _pool_layers(torch), folder, thread_count, 0.1 * budget_s, 7,
             lambda step: report(f"windowed pooling: {step}", 0.8), edges=True)
     report("fit", 0.9)
-    memory = [{"name": level, "capacity_bytes": capacity,
-               "bandwidth_bytes_per_s": bandwidths[level], "holds": "both"}
-              for level, capacity in levels if level != "L1"]
-    over = ", exceeded: written with --allow-noisy" if spread > NOISY_SPREAD_PCT else ""
+    hierarchy, memory_sources = mem.profile_fields(where, " (torch)")
     sources = {
-        "timing": (f"single layers: median spread (p90 - p10) / median {spread:.0f} % over "
-                   f"{len(timings)} layer-precisions in {passes} pass(es) (limit "
-                   f"{NOISY_SPREAD_PCT:.0f} %{over}); synthetic nets "
-                   f"{median_spread_pct(net_timings):.0f} %"),
+        "timing": timing_source(spread, len(timings), passes,
+                                f"synthetic nets {median_spread_pct(net_timings):.0f} % "
+                                f"(fp32 and int8 timings counted apart)"),
         **{f"peak_macs_per_s.{p}": f"measured: the faster of a 1024 x 1024 x 1024 matrix "
                                    f"multiply and a 1x1 convolution of as many MACs in {p} in "
                                    f"ONNX Runtime{_QUANTISED.get(p, '')} (the {what}), fastest "
                                    f"of {len(t.samples_ms)} runs; {where}"
            for p, (_, t, what) in peaks.items()},
-        "dram.bandwidth_bytes_per_s": f"measured: copy of a {sizes[-1][1] >> 20} MiB working "
-                                      f"set (torch), fastest run; {where}",
         "fusion": "ONNX Runtime CPU provider graph optimisations (onnxruntime.ai docs 'Graph "
                   "optimizations': Conv BatchNorm fusion, NCHWc Conv with activation and Sum, "
                   "Gemm Activation fusion; 'Quantize ONNX models': QDQ node units run as QLinear "
                   "kernels), as its optimized_model_filepath graphs show "
                   f"(roofline.fitting.local_ort); ONNX Runtime {onnxruntime.__version__}",
     }
-    for level, capacity in levels:
-        if level != "L1":
-            sources[f"memory.{level}"] = (f"capacity: /sys/devices/system/cpu/cpu0/cache; "
-                                          f"bandwidth measured: copy of a {capacity // 2 >> 10} "
-                                          f"KiB working set; {where}")
+    sources.update(memory_sources)
     base = profile_from_dict({
         "name": name, "kind": "cpu",
         "description": f"this machine: {cpu_name()}, ONNX Runtime {onnxruntime.__version__} "
                        f"CPU provider, {thread_count} thread(s)",
         "default_precision": "fp32", "fuses_kernels": True, "threads": thread_count,
         "peak_macs_per_s": {p: peak for p, (peak, _, _) in peaks.items()},
-        "dram": {"bandwidth_bytes_per_s": min(bandwidths["DRAM"], min(bandwidths.values()))},
-        "memory": memory,
+        **hierarchy,
         "fusion": {"epilogue": list(ORT_FUSION), "int8_epilogue": list(ORT_INT8_FUSION)},
         "efficiency": {k: 0.5 for k in ("conv", "pointwise_conv", "depthwise_conv", "linear",
                                         "matmul", "pooling")},
@@ -499,7 +472,7 @@ def calibrate_local_ort(thread_count: int = 1, budget_s: float = 60.0,
     profile = fit.profile.with_changes(fit=fit_info)
     report("done", 1.0)
     return OrtProfile(profile=profile, peak_timing={p: t for p, (_, t, _) in peaks.items()},
-                      bandwidths=bandwidths, layers=timings, layer_fit=layer_fit, fit=net_fit,
+                      bandwidths=mem.bandwidths, layers=timings, layer_fit=layer_fit, fit=net_fit,
                       nets=net_timings, spread_pct=spread, passes=passes)
 
 

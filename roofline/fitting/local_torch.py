@@ -24,7 +24,8 @@ from ..core.hardware import HardwareProfile, profile_from_dict
 from .measure import Timing, threads, time_interleaved
 
 __all__ = ["LocalProfile", "cpu_name", "cache_levels", "calibrate_local", "FREE",
-           "NOISY_SPREAD_PCT", "median_spread_pct"]
+           "NOISY_SPREAD_PCT", "median_spread_pct", "measure_memory", "MemoryMeasurement",
+           "quiet_enough", "timing_source"]
 
 #: The single layers' median spread (p90 - p10) / median, in %, above which the machine is too
 #: busy to calibrate on. Measured on the project's 2-core machine with
@@ -269,6 +270,87 @@ def _copy_bandwidth(torch: Any, working_set: int, budget_s: float) -> float:
 
 
 @dataclass(frozen=True)
+class MemoryMeasurement:
+    """The memory hierarchy as measured: the OS's data caches and a copy's bandwidth at a
+    working set sized to each (half its capacity) and far beyond them (DRAM)."""
+
+    levels: list[tuple[str, int]]
+    bandwidths: dict[str, float]
+    dram_working_set: int
+
+    def profile_fields(self, where: str, how: str = "") -> tuple[dict[str, Any],
+                                                                 dict[str, str]]:
+        """The profile's ``memory`` and ``dram`` entries, and their ``[sources]``."""
+        memory = [{"name": level, "capacity_bytes": capacity,
+                   "bandwidth_bytes_per_s": self.bandwidths[level], "holds": "both"}
+                  for level, capacity in self.levels if level != "L1"]
+        sources = {"dram.bandwidth_bytes_per_s": f"measured: copy of a "
+                                                 f"{self.dram_working_set >> 20} MiB working set"
+                                                 f"{how}, fastest run; {where}"}
+        for level, capacity in self.levels:
+            if level != "L1":
+                sources[f"memory.{level}"] = (f"capacity: /sys/devices/system/cpu/cpu0/cache; "
+                                              f"bandwidth measured: copy of a "
+                                              f"{capacity // 2 >> 10} KiB working set{how}; "
+                                              f"{where}")
+        dram = {"bandwidth_bytes_per_s": min(self.bandwidths["DRAM"],
+                                             min(self.bandwidths.values()))}
+        return {"memory": memory, "dram": dram}, sources
+
+
+def measure_memory(torch: Any, budget_s: float,
+                   report: Callable[[str, float], None] | None = None,
+                   start: float = 0.1, share: float = 0.15) -> MemoryMeasurement:
+    """Copy bandwidth at each cache level and beyond (``report(step, fraction)`` from
+    ``start`` over ``share`` of the progress)."""
+    levels = cache_levels()
+    sizes = [(n, c // 2) for n, c in levels] + [
+        ("DRAM", max(256 * 1024 ** 2, 8 * (levels[-1][1] if levels else 0)))]
+    bandwidths: dict[str, float] = {}
+    for i, (level, working_set) in enumerate(sizes):
+        if report:
+            report(f"bandwidth {level}", start + share * i / len(sizes))
+        bandwidths[level] = _copy_bandwidth(torch, working_set, budget_s / len(sizes))
+    return MemoryMeasurement(levels, bandwidths, sizes[-1][1])
+
+
+def quiet_enough(timings: dict[str, Timing], again: Callable[[], dict[str, Timing]],
+                 allow_noisy: bool, report: Callable[[str], None] | None = None
+                 ) -> tuple[dict[str, Timing], float, int]:
+    """The noisy-machine guard: ``timings`` as kept, their median spread and the passes run.
+
+    Above :data:`NOISY_SPREAD_PCT` the benchmarks are timed ``again`` (another process may have
+    had the cores for a while; beyond the budget) and the quieter pass is kept; still above, a
+    :class:`~roofline.errors.MeasurementError` says so, unless ``allow_noisy``.
+    """
+    from ..errors import MeasurementError
+
+    spread, passes = median_spread_pct(timings), 1
+    if spread > NOISY_SPREAD_PCT:
+        if report:
+            report("single layers, again (noisy)")
+        second = again()
+        passes = 2
+        if median_spread_pct(second) < spread:
+            timings, spread = second, median_spread_pct(second)
+    if spread > NOISY_SPREAD_PCT and not allow_noisy:
+        raise MeasurementError(
+            f"this machine is too busy to calibrate: the single layers' timings spread "
+            f"{spread:.0f} % (median (p90 - p10) / median over {len(timings)} layers, "
+            f"{passes} passes; a quiet machine gives about 40 %, the limit is "
+            f"{NOISY_SPREAD_PCT:.0f} %); stop other work and run it again, or pass "
+            f"--allow-noisy to write the profile anyway")
+    return timings, spread, passes
+
+
+def timing_source(spread: float, count: int, passes: int, more: str) -> str:
+    """The ``[sources].timing`` text: the single layers' spread against the limit, then
+    ``more`` (the other stages' spreads)."""
+    over = ", exceeded: written with --allow-noisy" if spread > NOISY_SPREAD_PCT else ""
+    return (f"single layers: median spread (p90 - p10) / median {spread:.0f} % over {count} "
+            f"layers in {passes} pass(es) (limit {NOISY_SPREAD_PCT:.0f} %{over}); {more}")
+
+@dataclass(frozen=True)
 class LocalProfile:
     """The written profile, and what was measured for it."""
 
@@ -296,7 +378,6 @@ def calibrate_local(thread_count: int = 1, budget_s: float = 60.0, name: str = "
     """
     import torch
 
-    from ..errors import MeasurementError
     from ..sources.pytorch.tracer import trace
     from .calibrate import Measurement, fit_profile
 
@@ -310,34 +391,15 @@ def calibrate_local(thread_count: int = 1, budget_s: float = 60.0, name: str = "
     with threads(thread_count), torch.inference_mode():
         report("GEMM peak", 0.0)
         peak, peak_timing = _matmul_peak(torch, 0.08 * budget_s)
-        levels = cache_levels()
-        bandwidths: dict[str, float] = {}
-        sizes = [(n, c // 2) for n, c in levels] + [
-            ("DRAM", max(256 * 1024 ** 2, 8 * (levels[-1][1] if levels else 0)))]
-        for i, (level, working_set) in enumerate(sizes):
-            report(f"bandwidth {level}", 0.1 + 0.15 * i / len(sizes))
-            bandwidths[level] = _copy_bandwidth(torch, working_set, 0.2 * budget_s / len(sizes))
+        mem = measure_memory(torch, 0.2 * budget_s, report)
         report("single layers", 0.3)
         layers = _layers(torch)
         graphs = [trace(layer.module, layer.input_shape) for layer in layers]
         calls = {layer.name: layer.call for layer in layers}
         timings = time_interleaved(calls, budget_s=0.4 * budget_s, min_samples=7)
-        spread, passes = median_spread_pct(timings), 1
-        if spread > NOISY_SPREAD_PCT:
-            # Another process may have had the cores for a while: one more pass (beyond the
-            # budget), the quieter of the two kept.
-            report("single layers, again (noisy)", 0.5)
-            again = time_interleaved(calls, budget_s=0.4 * budget_s, min_samples=7)
-            passes = 2
-            if median_spread_pct(again) < spread:
-                timings, spread = again, median_spread_pct(again)
-        if spread > NOISY_SPREAD_PCT and not allow_noisy:
-            raise MeasurementError(
-                f"this machine is too busy to calibrate: the single layers' timings spread "
-                f"{spread:.0f} % (median (p90 - p10) / median over {len(timings)} layers, "
-                f"{passes} passes; a quiet machine gives about 40 %, the limit is "
-                f"{NOISY_SPREAD_PCT:.0f} %); stop other work and run it again, or pass "
-                f"--allow-noisy to write the profile anyway")
+        timings, spread, passes = quiet_enough(
+            timings, lambda: time_interleaved(calls, budget_s=0.4 * budget_s, min_samples=7),
+            allow_noisy, lambda step: report(step, 0.5))
         report("synthetic nets", 0.7)
         nets = _synthetic_nets(torch)
         net_graphs = [trace(net.module, net.input_shape) for net in nets]
@@ -349,34 +411,22 @@ def calibrate_local(thread_count: int = 1, budget_s: float = 60.0, name: str = "
         pool_timings = time_interleaved({layer.name: layer.call for layer in pools},
                                         budget_s=0.05 * budget_s, min_samples=7)
     report("fit", 0.85)
-    memory = [{"name": level, "capacity_bytes": capacity,
-               "bandwidth_bytes_per_s": bandwidths[level], "holds": "both"}
-              for level, capacity in levels if level != "L1"]
-    over = ", exceeded: written with --allow-noisy" if spread > NOISY_SPREAD_PCT else ""
+    hierarchy, memory_sources = mem.profile_fields(where)
     sources = {
-        "timing": (f"single layers: median spread (p90 - p10) / median {spread:.0f} % over "
-                   f"{len(timings)} layers in {passes} pass(es) (limit {NOISY_SPREAD_PCT:.0f} "
-                   f"%{over}); synthetic nets {median_spread_pct(net_timings):.0f} %; matmul "
-                   f"peak {peak_timing.spread_pct:.0f} %"),
+        "timing": timing_source(spread, len(timings), passes,
+                                f"synthetic nets {median_spread_pct(net_timings):.0f} %; matmul "
+                                f"peak {peak_timing.spread_pct:.0f} %"),
         "peak_macs_per_s.fp32": f"measured: 1024 x 1024 x 1024 fp32 matmul, fastest of "
                                 f"{len(peak_timing.samples_ms)} runs; {where}",
-        "dram.bandwidth_bytes_per_s": f"measured: copy of a {sizes[-1][1] >> 20} MiB working "
-                                      f"set, fastest run; {where}",
+        **memory_sources,
     }
-    for level, capacity in levels:
-        if level != "L1":
-            sources[f"memory.{level}"] = (f"capacity: /sys/devices/system/cpu/cpu0/cache; "
-                                          f"bandwidth measured: copy of a {capacity // 2 >> 10} "
-                                          f"KiB working set; {where}")
     base = profile_from_dict({
         "name": name, "kind": "cpu",
         "description": f"this machine: {cpu_name()}, eager PyTorch {torch.__version__}, "
                        f"{thread_count} thread(s)",
         "default_precision": "fp32", "fuses_kernels": False, "threads": thread_count,
         "peak_macs_per_s": {"fp32": peak},
-        "dram": {"bandwidth_bytes_per_s": min(bandwidths["DRAM"],
-                                              min(bandwidths.values()))},
-        "memory": memory,
+        **hierarchy,
         "efficiency": {k: 0.5 for k in ("conv", "pointwise_conv", "depthwise_conv", "linear",
                                         "matmul", "pooling")},
         "memory_efficiency": {"depthwise_conv": 1.0},
@@ -423,6 +473,6 @@ def calibrate_local(thread_count: int = 1, budget_s: float = 60.0, name: str = "
                 "spearman": round(layer_fit.spearman, 4)}
     profile = fit.profile.with_changes(fit=fit_info)
     report("done", 1.0)
-    return LocalProfile(profile=profile, peak_timing=peak_timing, bandwidths=bandwidths,
+    return LocalProfile(profile=profile, peak_timing=peak_timing, bandwidths=mem.bandwidths,
                         layers=timings, layer_fit=layer_fit, fit=net_fit, nets=net_timings,
                         spread_pct=spread, passes=passes)

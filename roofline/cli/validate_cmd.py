@@ -80,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
     if measured_at is not None and thread_count != measured_at:
         print(f"roofline: warning: {hw.name} was measured with {measured_at} thread(s); "
               f"validating with {thread_count}", file=sys.stderr)
+    if args.runtime == "onnxruntime" and not hw.fuses_kernels:
+        # An eager profile prices every op on its own; ONNX Runtime fuses.
+        print(f"roofline: warning: {hw.name} fuses nothing (an eager PyTorch profile); "
+              f"validating on ONNX Runtime, which fuses: make its profile with calibrate "
+              f"--local --runtime onnxruntime", file=sys.stderr)
     if args.out:
         check_writable(args.out)
     if args.layers:

@@ -65,7 +65,8 @@ def _print(result: Any, out: str) -> None:
     hw = result.profile
     peaks = result.peak_timing if isinstance(result.peak_timing, dict) else {
         "fp32": result.peak_timing}
-    rows = [(f"peak {precision} (matmul 1024^3)", f"{fmt_count(hw.peak(precision))} MAC/s",
+    what = "1024^3 MACs, fastest GEMM" if len(peaks) > 1 else "matmul 1024^3"
+    rows = [(f"peak {precision} ({what})", f"{fmt_count(hw.peak(precision))} MAC/s",
              f"{timing.spread_pct:.0f} %") for precision, timing in peaks.items()]
     for level in hw.memory:
         rows.append((f"{level.name} ({level.capacity_bytes / 1024:.0f} KiB)",
@@ -89,8 +90,10 @@ def _print(result: Any, out: str) -> None:
                          title=hw.description))
     layers = result.layers
     passes = f", {result.passes} passes" if result.passes > 1 else ""
-    con.print(f"{len(layers)} single layers timed (median spread p10-p90 "
+    n = len(peaks)
+    per = f" ({len(layers) // n} layers x {n} precisions)" if n > 1 else ""
+    con.print(f"{len(layers)} single-layer timings{per} (median spread p10-p90 "
               f"{result.spread_pct:.0f} %{passes}), fit median |error| "
-              f"{result.layer_fit.median_abs_error_pct:.1f} %; {len(result.nets)} synthetic "
+              f"{result.layer_fit.median_abs_error_pct:.1f} %; {len(result.nets) // n} synthetic "
               f"nets, fit median |error| {result.fit.median_abs_error_pct:.1f} %")
     con.print(f"wrote {out}")

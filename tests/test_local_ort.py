@@ -186,3 +186,13 @@ def test_every_kernel_is_found_in_onnx_runtimes_profile(ort_profile_path):
 ])
 def test_bad_input(capsys, argv, message):
     assert message in run_cli(capsys, *argv).error_line
+
+
+def test_a_model_onnx_cannot_export_is_one_line(capsys, tmp_path):
+    model = tmp_path / "fft.py"
+    model.write_text("import torch\n\n\nclass Spectrum(torch.nn.Module):\n"
+                     "    def forward(self, x):\n        return torch.fft.rfft2(x).abs()\n\n\n"
+                     "def spectrum():\n    return Spectrum()\n")
+    line = run_cli(capsys, "validate", "--hw", "cpu", "--runtime", "onnxruntime", "--models",
+                   f"{model}:spectrum", "--budget", "1").error_line
+    assert "cannot export" in line and "fft_rfft2" in line

@@ -40,6 +40,8 @@ import datetime as _dt
 import hashlib
 import io
 import logging
+import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -109,15 +111,28 @@ def _require_ort() -> Any:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """The exporter's and the quantiser's warnings and log lines are not the user's business."""
+    """The exporter's and the quantiser's warnings and log lines are not the user's business:
+    Python's and those its C++ writes to file descriptors 1 and 2 (the exporter prints its whole
+    IR graph when an op cannot be exported; the failure itself is raised, and said in one
+    line)."""
     logger = logging.getLogger()
     level = logger.level
     logger.setLevel(logging.ERROR)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved, null = (os.dup(1), os.dup(2)), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:
+        for fd, copy in zip((1, 2), saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
+        os.close(null)
         logger.setLevel(level)
 
 
@@ -272,18 +287,34 @@ def prepare(name: str, module: Any, input_shape: Sequence[int], folder: str | Pa
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     stem = "".join(c if c.isalnum() else "_" for c in name)[:60] + f"_{digest}"
     fp32 = folder / f"{stem}.fp32.onnx"
-    export_onnx(module, input_shape, fp32)
+    with _failing_as(f"cannot export {name} to ONNX (torch.onnx.export, opset 17)"):
+        export_onnx(module, input_shape, fp32)
     out = []
     for precision in precisions:
         if precision == "fp32":
             out.append(OnnxModel(name, "fp32", fp32, tuple(input_shape)))
         elif precision == "int8":
             int8 = folder / f"{stem}.int8.onnx"
-            quantize_onnx(fp32, int8, input_shape)
+            with _failing_as(f"cannot quantise {name} to int8 QDQ (onnxruntime.quantization)"):
+                quantize_onnx(fp32, int8, input_shape)
             out.append(OnnxModel(name, "int8", int8, tuple(input_shape)))
         else:
             raise ValueError(f"unknown precision {precision!r}: valid are {PRECISIONS}")
     return out
+
+
+@contextlib.contextmanager
+def _failing_as(what: str) -> Iterator[None]:
+    """An exporter's or quantiser's failure as one line (a TraceError), not its traceback."""
+    from ..errors import RooflineError, TraceError
+
+    try:
+        yield
+    except RooflineError:
+        raise
+    except Exception as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise TraceError(f"{what}: {lines[0] if lines else type(exc).__name__}") from None
 
 
 def _matmul_peak(folder: Path, thread_count: int, budget_s: float

@@ -56,6 +56,7 @@ from .local_torch import (
     _pool_layers,
     _synthetic_nets,
     cpu_name,
+    fit_in_stages,
     measure_memory,
     median_spread_pct,
     quiet_enough,
@@ -235,15 +236,11 @@ def profile_nodes(model: OnnxModel, thread_count: int, runs: int = 20
 
     import numpy as np
 
+    warmup = 3
     session = ort_session(model.path, thread_count, profiling=True)
     feed = {"x": np.random.default_rng(1).standard_normal(model.input_shape)
             .astype(np.float32)}
-    for _ in range(3):
-        session.run(None, feed)
-    path = Path(session.end_profiling())
-    path.unlink(missing_ok=True)
-    session = ort_session(model.path, thread_count, profiling=True)
-    for _ in range(runs + 1):
+    for _ in range(warmup + runs):
         session.run(None, feed)
     path = Path(session.end_profiling())
     try:
@@ -258,7 +255,7 @@ def profile_nodes(model: OnnxModel, thread_count: int, runs: int = 20
                 and passes:
             node = event["name"][:-len("_kernel_time")]
             passes[-1][node] = (event["args"].get("op_name", ""), event["dur"] / 1e3)
-    return [p for p in passes[1:] if p]  # the first profiled pass sets up the profiler
+    return [p for p in passes[warmup:] if p]
 
 
 def _source_nodes(path: Path) -> set[str]:
@@ -358,11 +355,40 @@ class OrtProfile:
     passes: int = 1
 
 
+@dataclass(frozen=True)
+class _Stage:
+    """One calibration stage: its benchmarks as run (a model per precision), the graphs read
+    back from their files, the calls that time them, their timings and, where profiled, the
+    layout conversions at their edges (:func:`boundary_ms`); all keyed ``"NAME PRECISION"``."""
+
+    models: list[OnnxModel]
+    graphs: list[Any]
+    calls: dict[str, Callable[[], Any]]
+    timings: dict[str, Timing]
+    edge_ms: dict[str, float]
+
+    def fit_input(self, timings: dict[str, Timing] | None = None) -> tuple[list[Any], list[Any]]:
+        """(measurements, graphs) for ``fit_in_stages``: each median (of ``timings`` if given),
+        less its edge layout conversions (at most half of it: a profiler's reading is never
+        allowed to erase a measurement)."""
+        from .calibrate import Measurement
+
+        timings = timings or self.timings
+        rows = []
+        for m in self.models:
+            key = f"{m.name} {m.precision}"
+            median = timings[key].median_ms
+            rows.append(Measurement(model=key, width=1.0, resolution=m.input_shape[-1],
+                                    latency_ms=median - min(self.edge_ms.get(key, 0.0),
+                                                            median / 2),
+                                    precision=m.precision))
+        return rows, self.graphs
+
+
 def _stage(benchmarks: list[Layer], folder: Path, thread_count: int, budget_s: float,
-           min_samples: int, report: Callable[[str], None], edges: bool = False
-           ) -> tuple[list[OnnxModel], list[Any], dict[str, Timing], dict[str, float]]:
+           min_samples: int, report: Callable[[str], None], edges: bool = False) -> _Stage:
     """Export, quantise and time ``benchmarks``; with ``edges``, also profile the layout
-    conversions at their edges (:func:`boundary_ms`, keyed like the timings)."""
+    conversions at their edges."""
     models: list[OnnxModel] = []
     for i, bench in enumerate(benchmarks):
         report(f"exporting {i + 1}/{len(benchmarks)}")
@@ -374,24 +400,7 @@ def _stage(benchmarks: list[Layer], folder: Path, thread_count: int, budget_s: f
     if edges:
         report("profiling layout conversions")
         edge_ms = {f"{m.name} {m.precision}": boundary_ms(m, thread_count) for m in models}
-    return models, graphs, timings, edge_ms
-
-
-def _rows(models: Sequence[OnnxModel], timings: dict[str, Timing],
-          edge_ms: dict[str, float] | None = None) -> list[Any]:
-    """Measurements to fit: each median, less its edge layout conversions (at most half of it:
-    a profiler's reading is never allowed to erase a measurement)."""
-    from .calibrate import Measurement
-
-    edge_ms = edge_ms or {}
-    rows = []
-    for m in models:
-        key = f"{m.name} {m.precision}"
-        median = timings[key].median_ms
-        rows.append(Measurement(model=key, width=1.0, resolution=m.input_shape[-1],
-                                latency_ms=median - min(edge_ms.get(key, 0.0), median / 2),
-                                precision=m.precision))
-    return rows
+    return _Stage(models, graphs, calls, timings, edge_ms)
 
 
 def calibrate_local_ort(thread_count: int = 1, budget_s: float = 60.0,
@@ -405,8 +414,6 @@ def calibrate_local_ort(thread_count: int = 1, budget_s: float = 60.0,
     a minute beyond ``budget_s``. The noisy-machine guard is ``local_torch``'s."""
     import onnxruntime
     import torch
-
-    from .calibrate import fit_profile
 
     def report(step: str, fraction: float) -> None:
         if progress:
@@ -422,26 +429,22 @@ def calibrate_local_ort(thread_count: int = 1, budget_s: float = 60.0,
         report("GEMM peak", 0.0)
         peaks = _matmul_peak(folder, thread_count, 0.08 * budget_s)
         mem = measure_memory(torch, 0.1 * budget_s, report, start=0.05, share=0.05)
-        layers, graphs, timings, layer_edges = _stage(
-            _layers(torch), folder, thread_count, 0.45 * budget_s, 7,
-            lambda step: report(f"single layers: {step}", 0.1), edges=True)
+        layers = _stage(_layers(torch), folder, thread_count, 0.45 * budget_s, 7,
+                        lambda step: report(f"single layers: {step}", 0.1), edges=True)
         report("single layers", 0.5)
         timings, spread, passes = quiet_enough(
-            timings, lambda: time_interleaved(
-                {f"{m.name} {m.precision}": m.call(thread_count) for m in layers},
-                budget_s=0.45 * budget_s, min_samples=7),
+            layers.timings, lambda: time_interleaved(layers.calls, budget_s=0.45 * budget_s,
+                                                     min_samples=7),
             allow_noisy, lambda step: report(step, 0.55))
-        nets, net_graphs, net_timings, _ = _stage(
-            _synthetic_nets(torch), folder, thread_count, 0.2 * budget_s, 5,
-            lambda step: report(f"synthetic nets: {step}", 0.6))
-        pools, pool_graphs, pool_timings, pool_edges = _stage(
-            _pool_layers(torch), folder, thread_count, 0.1 * budget_s, 7,
-            lambda step: report(f"windowed pooling: {step}", 0.8), edges=True)
+        nets = _stage(_synthetic_nets(torch), folder, thread_count, 0.2 * budget_s, 5,
+                      lambda step: report(f"synthetic nets: {step}", 0.6))
+        pools = _stage(_pool_layers(torch), folder, thread_count, 0.1 * budget_s, 7,
+                       lambda step: report(f"windowed pooling: {step}", 0.8), edges=True)
     report("fit", 0.9)
     hierarchy, memory_sources = mem.profile_fields(where, " (torch)")
     sources = {
         "timing": timing_source(spread, len(timings), passes,
-                                f"synthetic nets {median_spread_pct(net_timings):.0f} % "
+                                f"synthetic nets {median_spread_pct(nets.timings):.0f} % "
                                 f"(fp32 and int8 timings counted apart)"),
         **{f"peak_macs_per_s.{p}": f"measured: the faster of a 1024 x 1024 x 1024 matrix "
                                    f"multiply and a 1x1 convolution of as many MACs in {p} in "
@@ -474,37 +477,18 @@ def calibrate_local_ort(thread_count: int = 1, budget_s: float = 60.0,
                     "memory_efficiency": "initial value, fitted",
                     "overhead": "initial value, fitted"},
     }, path=f"<{name}>")
-    fit = fit_profile(base, _rows(layers, timings, layer_edges), list(FREE), graphs=graphs,
-                      leave_one_out=False, io_on_chip=True, priors=False,
-                      source=f"fitted to the ONNX Runtime fp32 and int8 latency of "
-                             f"{len(layers) // 2} single layers ({where})")
-    layer_fit = fit
-    fit = fit_profile(fit.profile, _rows(nets, net_timings), ["overhead.per_kernel_s"],
-                      graphs=net_graphs, leave_one_out=False, priors=False,
-                      source=f"fitted to the ONNX Runtime fp32 and int8 latency of "
-                             f"{len(nets) // 2} seeded synthetic inverted-residual nets, none "
-                             f"of them a validated model ({where})")
-    net_fit = fit
-    fit = fit_profile(fit.profile, _rows(pools, pool_timings, pool_edges), ["efficiency.pooling"],
-                      graphs=pool_graphs, leave_one_out=False, io_on_chip=True, priors=False,
-                      source=f"fitted to the ONNX Runtime fp32 and int8 latency of "
-                             f"{len(pools) // 2} windowed max and average pooling layers "
-                             f"({where})")
-    fit_info = {"measurements": f"{len(layers) // 2} single-layer micro-benchmarks, then "
-                                f"{len(nets) // 2} seeded synthetic nets (no validated model), "
-                                f"then {len(pools) // 2} windowed pooling layers, each in fp32 "
-                                f"and int8 QDQ",
-                "command": command,
-                "convention": "ONNX Runtime CPU provider kernels (see [sources].fusion)",
-                "date": when[:10], "free": [*FREE, "efficiency.pooling"],
-                "models": len(layers) + len(nets) + len(pools),
-                "median_abs_error_pct": round(layer_fit.median_abs_error_pct, 2),
-                "spearman": round(layer_fit.spearman, 4)}
-    profile = fit.profile.with_changes(fit=fit_info)
+    count = [len(stage.models) // len(PRECISIONS) for stage in (layers, nets, pools)]
+    profile, layer_fit, net_fit = fit_in_stages(
+        base, FREE, layers.fit_input(timings), nets.fit_input(), pools.fit_input(),
+        latency="ONNX Runtime fp32 and int8 latency", where=where, command=command,
+        convention="ONNX Runtime CPU provider kernels (see [sources].fusion)", date=when[:10],
+        measured=f"{count[0]} single-layer micro-benchmarks, then {count[1]} seeded synthetic "
+                 f"nets (no validated model), then {count[2]} windowed pooling layers, each in "
+                 f"fp32 and int8 QDQ")
     report("done", 1.0)
     return OrtProfile(profile=profile, peak_timing={p: t for p, (_, t, _) in peaks.items()},
                       bandwidths=mem.bandwidths, layers=timings, layer_fit=layer_fit, fit=net_fit,
-                      nets=net_timings, spread_pct=spread, passes=passes)
+                      nets=nets.timings, spread_pct=spread, passes=passes)
 
 
 def measure_models(variants: Sequence[Any], precision: str, *, thread_count: int = 1,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from .measure import Timing, threads, time_interleaved
 
 __all__ = ["LocalProfile", "cpu_name", "cache_levels", "calibrate_local", "FREE",
            "NOISY_SPREAD_PCT", "median_spread_pct", "measure_memory", "MemoryMeasurement",
-           "quiet_enough", "timing_source"]
+           "quiet_enough", "timing_source", "fit_in_stages"]
 
 #: The single layers' median spread (p90 - p10) / median, in %, above which the machine is too
 #: busy to calibrate on. Measured on the project's 2-core machine with
@@ -350,6 +350,50 @@ def timing_source(spread: float, count: int, passes: int, more: str) -> str:
     return (f"single layers: median spread (p90 - p10) / median {spread:.0f} % over {count} "
             f"layers in {passes} pass(es) (limit {NOISY_SPREAD_PCT:.0f} %{over}); {more}")
 
+def fit_in_stages(base: HardwareProfile, free: Sequence[str],
+                  layers: tuple[list[Any], list[Any]], nets: tuple[list[Any], list[Any]],
+                  pools: tuple[list[Any], list[Any]], *, latency: str, where: str,
+                  command: str, convention: str, date: str, measured: str
+                  ) -> tuple[HardwareProfile, Any, Any]:
+    """The local calibration's three fits, each a (measurements, graphs) pair, for every
+    runtime: ``free`` on the single layers (plain least squares: hundreds of precise local
+    measurements need no priors); then, with every efficiency and per-kind cost from them, the
+    cost a kernel adds in the middle of a model (``per_kernel_s``) on the synthetic nets; then
+    windowed pooling's comparisons and adds (``efficiency.pooling``) on its own layers.
+    ``latency`` says what was timed ("eager latency"). Returns the profile with its ``[fit]``,
+    and the single-layer and net fits."""
+    from .calibrate import fit_profile
+
+    (layer_rows, layer_graphs), (net_rows, net_graphs), (pool_rows, pool_graphs) = \
+        layers, nets, pools
+    counts = [len(rows) // _per(rows) for rows in (layer_rows, net_rows, pool_rows)]
+    layer_fit = fit_profile(base, layer_rows, list(free), graphs=layer_graphs,
+                            leave_one_out=False, io_on_chip=True, priors=False,
+                            source=f"fitted to the {latency} of {counts[0]} single layers "
+                                   f"({where})")
+    net_fit = fit_profile(layer_fit.profile, net_rows, ["overhead.per_kernel_s"],
+                          graphs=net_graphs, leave_one_out=False, priors=False,
+                          source=f"fitted to the {latency} of {counts[1]} seeded synthetic "
+                                 f"inverted-residual nets, none of them a validated model "
+                                 f"({where})")
+    pool_fit = fit_profile(net_fit.profile, pool_rows, ["efficiency.pooling"],
+                           graphs=pool_graphs, leave_one_out=False, io_on_chip=True,
+                           priors=False,
+                           source=f"fitted to the {latency} of {counts[2]} windowed max and "
+                                  f"average pooling layers ({where})")
+    info = {"measurements": measured, "command": command, "convention": convention,
+            "date": date, "free": [*free, "efficiency.pooling"],
+            "models": len(layer_rows) + len(net_rows) + len(pool_rows),
+            "median_abs_error_pct": round(layer_fit.median_abs_error_pct, 2),
+            "spearman": round(layer_fit.spearman, 4)}
+    return pool_fit.profile.with_changes(fit=info), layer_fit, net_fit
+
+
+def _per(rows: list[Any]) -> int:
+    """How many precisions each benchmark was measured at."""
+    return max(1, len({row.precision for row in rows}))
+
+
 @dataclass(frozen=True)
 class LocalProfile:
     """The written profile, and what was measured for it."""
@@ -379,7 +423,7 @@ def calibrate_local(thread_count: int = 1, budget_s: float = 60.0, name: str = "
     import torch
 
     from ..sources.pytorch.tracer import trace
-    from .calibrate import Measurement, fit_profile
+    from .calibrate import Measurement
 
     def report(step: str, fraction: float) -> None:
         if progress:
@@ -438,40 +482,17 @@ def calibrate_local(thread_count: int = 1, budget_s: float = 60.0, name: str = "
     measurements = [Measurement(model=layer.name, width=1.0, resolution=8,
                                 latency_ms=timings[layer.name].median_ms)
                     for layer in layers]
-    # Plain least squares: hundreds of precise local measurements need no priors.
-    fit = fit_profile(base, measurements, list(FREE), graphs=graphs, leave_one_out=False,
-                      io_on_chip=True, priors=False,
-                      source=f"fitted to the eager latency of {len(layers)} single layers "
-                             f"({where})")
-    # Second stage: with every efficiency and per-kind cost from the single layers, the cost
-    # an op adds in the middle of a model (per_kernel_s) is fitted to the synthetic nets.
     net_rows = [Measurement(model=net.name, width=1.0, resolution=net.input_shape[-1],
                             latency_ms=net_timings[net.name].median_ms) for net in nets]
-    layer_fit = fit
-    fit = fit_profile(fit.profile, net_rows, ["overhead.per_kernel_s"], graphs=net_graphs,
-                      leave_one_out=False, priors=False,
-                      source=f"fitted to the eager latency of {len(nets)} seeded synthetic "
-                             f"inverted-residual nets, none of them a validated model ({where})")
-    # Third stage: windowed pooling's comparisons and adds (an eager max pool is a scalar loop,
-    # far slower per element than the reductions of global pooling), on its own layers with
-    # everything else as fitted.
     pool_rows = [Measurement(model=layer.name, width=1.0, resolution=layer.input_shape[-1],
                              latency_ms=pool_timings[layer.name].median_ms) for layer in pools]
-    net_fit = fit
-    fit = fit_profile(fit.profile, pool_rows, ["efficiency.pooling"], graphs=pool_graphs,
-                      leave_one_out=False, io_on_chip=True, priors=False,
-                      source=f"fitted to the eager latency of {len(pools)} windowed max and "
-                             f"average pooling layers ({where})")
-    fit_info = {"measurements": f"{len(layers)} single-layer micro-benchmarks, then "
-                                f"{len(nets)} seeded synthetic nets (no validated model), then "
-                                f"{len(pools)} windowed pooling layers",
-                "command": command,
-                "convention": "single ops (eager PyTorch does not fuse)",
-                "date": when[:10], "free": [*FREE, "efficiency.pooling"],
-                "models": len(layers) + len(nets) + len(pools),
-                "median_abs_error_pct": round(layer_fit.median_abs_error_pct, 2),
-                "spearman": round(layer_fit.spearman, 4)}
-    profile = fit.profile.with_changes(fit=fit_info)
+    profile, layer_fit, net_fit = fit_in_stages(
+        base, FREE, (measurements, graphs), (net_rows, net_graphs), (pool_rows, pool_graphs),
+        latency="eager latency", where=where, command=command,
+        convention="single ops (eager PyTorch does not fuse)", date=when[:10],
+        measured=f"{len(layers)} single-layer micro-benchmarks, then {len(nets)} seeded "
+                 f"synthetic nets (no validated model), then {len(pools)} windowed pooling "
+                 f"layers")
     report("done", 1.0)
     return LocalProfile(profile=profile, peak_timing=peak_timing, bandwidths=mem.bandwidths,
                         layers=timings, layer_fit=layer_fit, fit=net_fit, nets=net_timings,

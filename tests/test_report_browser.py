@@ -73,6 +73,15 @@ def test_html_table_cells():
     assert '<tr class="frontier">' in table
     with pytest.raises(ValueError, match="row 0 has 1 cells, expected 2"):
         report.html_table(["a", "b"], [[1]])
+    # A sum of Markup stays Markup (a plain str would be escaped whole, its tags shown as
+    # text); plain text added to Markup is escaped.
+    cell = report.Markup("1.2") + report.range_span((1.0, 1.5)) + "<i>"
+    assert isinstance(cell, report.Markup)
+    assert str(cell) == '1.2 <span class="sub">1–1.5</span>&lt;i&gt;'
+    assert '<td><span class="sub">' not in report.html_table(["a"], [[cell]])
+    assert '<td>1.2 <span class="sub">1–1.5</span>&lt;i&gt;</td>' in \
+        report.html_table(["a"], [[cell]])
+    assert report.range_span(None) == ""
 
 
 def test_family_colours_are_stable():

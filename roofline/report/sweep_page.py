@@ -11,10 +11,12 @@ import math
 from typing import Any
 
 from .page import (
+    UNCERTAIN,
     Chart,
     Figure,
     Markup,
     Section,
+    error_bars,
     escape,
     family_colour,
     heatmap,
@@ -22,9 +24,11 @@ from .page import (
     log_axis,
     log_ticks,
     plot_text,
+    range_span,
     render_page,
     scatter,
     style_figure,
+    uncertain_note,
 )
 
 __all__ = ["heatmap_figure", "frontier_figure", "sweep_page"]
@@ -69,29 +73,43 @@ def heatmap_figure(result: Any, h: int) -> Any:
 
 
 def frontier_figure(result: Any, h: int) -> Any:
-    """Latency against MACs of every variant on device ``h``; the latency–MACs frontier (the
-    most MACs for the latency) drawn as a step line, published top-1 variants ringed."""
+    """Latency against MACs of every variant on device ``h``, each with its 80 % latency range
+    as an error bar (none where a variant has no range); the latency–MACs frontier (the most
+    MACs for the latency) drawn as a step line, published top-1 variants ringed. The hover
+    gives each point's range, and says so on a frontier point whose range overlaps a
+    neighbour's (:meth:`~roofline.analyses.sweep.SweepResult.order_uncertain`)."""
 
     hw = result.hardware[h]
     by_macs, by_top1 = result.frontier(h)
+    uncertain = result.order_uncertain(h)
     latency = [x * 1e3 for x in result.latency_s[h]]
     macs = [float(x) for x in result.macs]
+    ranges = [result.latency_range_ms(h, m) for m in range(len(result.variants))]
     labels = [f"{v.effective_width:g}× {v.effective_resolution}px" for v in result.variants]
+    # Hover lines after the latency: the range, where there is one.
+    spread = ["" if r is None else f"<br>80% range: {_ms(r[0])} – {_ms(r[1])}" for r in ranges]
     family = _family(result)
     fig = Figure()
     fig.add_trace(scatter(
         x=latency, y=macs, mode="markers", name="variants",
         marker={"size": 6, "color": family_colour(family), "opacity": 0.45},
-        text=[plot_text(t) for t in labels],
-        hovertemplate="%{text}<br>%{x:.3g} ms<br>%{y:.3s} MACs<extra></extra>"))
-    front = sorted((latency[m], macs[m], labels[m]) for m in range(len(labels)) if by_macs[m])
+        error_x=error_bars([{"latency_ms": x, "latency_range_ms": r}
+                            for x, r in zip(latency, ranges, strict=True)],
+                           family_colour(family)),
+        text=[plot_text(t) for t in labels], customdata=spread,
+        hovertemplate="%{text}<br>%{x:.3g} ms%{customdata}<br>%{y:.3s} MACs<extra></extra>"))
+    front = sorted((latency[m], m) for m in range(len(labels)) if by_macs[m])
     fig.add_trace(scatter(
-        x=[p[0] for p in front], y=[p[1] for p in front], mode="lines+markers",
+        x=[latency[m] for _, m in front], y=[macs[m] for _, m in front],
+        mode="lines+markers",
         line={"shape": "hv", "color": "#1b1f24", "width": 1.5, "dash": "dot"},
         marker={"size": 7, "color": family_colour(family), "line": {"width": 1, "color":
                                                                       "#1b1f24"}},
-        name="latency–MACs frontier", text=[plot_text(p[2]) for p in front],
-        hovertemplate="%{text}<br>%{x:.3g} ms<br>%{y:.3s} MACs<extra>frontier</extra>"))
+        name="latency–MACs frontier", text=[plot_text(labels[m]) for _, m in front],
+        customdata=[spread[m] + (f"<br>{uncertain_note('variant')}" if uncertain[m] else "")
+                    for _, m in front],
+        hovertemplate="%{text}<br>%{x:.3g} ms%{customdata}<br>%{y:.3s} MACs"
+                      "<extra>frontier</extra>"))
     published = [m for m in range(len(result.variants)) if result.top1(m) is not None]
     if published:
         fig.add_trace(scatter(
@@ -101,16 +119,20 @@ def frontier_figure(result: Any, h: int) -> Any:
                                            for m in published],
                     "color": "#d55e00", "line": {"width": 1.5, "color": "#d55e00"}},
             text=[plot_text(f"{labels[m]}, top-1 {result.top1(m):.1f} %")
-                  for m in published],
-            hovertemplate="%{text}<br>%{x:.3g} ms<extra></extra>"))
+                  for m in published], customdata=[spread[m] for m in published],
+            hovertemplate="%{text}<br>%{x:.3g} ms%{customdata}<extra></extra>"))
     style_figure(fig, title=f"{hw.name}: MACs against predicted latency",
                  x_title="predicted latency (ms, log scale)",
                  y_title="MACs (log scale)", height=460)
-    finite = [(x, y) for x, y in zip(latency, macs, strict=True) if math.isfinite(x)]
+    finite = [(x, y, r) for x, y, r in zip(latency, macs, ranges, strict=True)
+              if math.isfinite(x)]
     if finite:
-        log_axis(fig, "x", min(x for x, _ in finite), max(x for x, _ in finite), pad=0.05)
-        log_axis(fig, "y", min(y for _, y in finite), max(y for _, y in finite), pad=0.05,
-                 prefixes=True)
+        # The x axis holds the error bars too.
+        lows = [x if r is None else r[0] for x, _, r in finite]
+        highs = [x if r is None else r[1] for x, _, r in finite]
+        log_axis(fig, "x", min(lows), max(highs), pad=0.05)
+        log_axis(fig, "y", min(y for _, y, _ in finite), max(y for _, y, _ in finite),
+                 pad=0.05, prefixes=True)
     return fig
 
 
@@ -127,19 +149,31 @@ def _collapsed(summary: str, table: Any) -> Any:
     return Markup(f"<details><summary>{escape(summary)}</summary>{table}</details>")
 
 
+def _latency_cell(result: Any, h: int, m: int, uncertain: bool) -> Markup:
+    """``≈1.31 ms 1.02–1.66``: the latency, marked when its order on the frontier is
+    uncertain, then its 80 % range (as in the compare page's table of numbers)."""
+    mark = UNCERTAIN if uncertain else ""
+    return Markup(f"{escape(mark + _ms(result.latency_s[h, m] * 1e3))}"
+                  f"{range_span(result.latency_range_ms(h, m))}")
+
+
 def _frontier_table(result: Any, h: int) -> Any:
     by_macs, by_top1 = result.frontier(h)
+    uncertain = result.order_uncertain(h)
     rows = []
     for m in sorted((m for m in range(len(result.variants)) if by_macs[m]),
                     key=lambda m: result.latency_s[h, m]):
         v = result.variants[m]
         top1 = result.top1(m)
         rows.append((f"{v.effective_width:g}", v.effective_resolution,
-                     f"{result.macs[m] / 1e6:.1f}", _ms(result.latency_s[h, m] * 1e3),
+                     f"{result.macs[m] / 1e6:.1f}", _latency_cell(result, h, m, uncertain[m]),
                      "n/a" if top1 is None else f"{top1:.1f}" + (" ★" if by_top1[m] else "")))
-    return html_table(["width", "resolution", "MACs (M)", "latency", "top-1 %"], rows,
+    return html_table(["width", "resolution", "MACs (M)", "latency, 80 % range (ms)",
+                       "top-1 %"], rows,
                       caption=f"{result.hardware[h].name}: the latency–MACs frontier, fastest "
-                              f"first (★: also on the latency–top-1 frontier)",
+                              f"first (★: also on the latency–top-1 frontier; {UNCERTAIN}: the "
+                              f"variant's range overlaps the next frontier variant's, so "
+                              f"their order on this device is uncertain)",
                       numeric=[0, 1, 2, 3, 4])
 
 
@@ -164,7 +198,10 @@ def sweep_page(result: Any, *, model: str, command: str) -> str:
                      Chart(frontier_figure(result, h),
                            "Every variant; the dotted step line is the latency–MACs frontier; "
                            "orange marks variants with an ImageNet top-1 (published, or given "
-                           "with --top1), a star those on the latency–top-1 frontier.")],
+                           "with --top1), a star those on the latency–top-1 frontier. Bars "
+                           "span each prediction's 80 % range; hover a point for it, and on "
+                           "the frontier for whether its range overlaps the next one's, so "
+                           "that their order on this device is uncertain.")],
             body_html=_collapsed(f"the {sum(result.frontier(h)[0])} variants on the "
                                  f"latency–MACs frontier, fastest first",
                                  _frontier_table(result, h))))

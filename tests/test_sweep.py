@@ -365,6 +365,8 @@ def test_frontier_error_bars_are_each_rows_range(small_sweep):
 
 
 def test_an_absent_range_draws_no_bar_never_a_zero_one(small_sweep):
+    """A variant without a range is drawn without an error bar. Not with a NaN arm either:
+    the page writes NaN as null, which plotly reads as 0, a capped bar of no width."""
     import dataclasses
 
     from roofline.report.page import _json
@@ -384,19 +386,31 @@ def test_an_absent_range_draws_no_bar_never_a_zero_one(small_sweep):
     assert [r["latency_range_ms"] is None for r in rows] == [False, True, True, True, False,
                                                             False]
     json.dumps(rows, allow_nan=False)  # what --json prints: no NaN, no infinity
-    bars = _variants_trace(frontier_figure(gaps, 0))["error_x"]
-    for m in (1, 2, 3):
-        assert np.isnan(bars["array"][m]) and np.isnan(bars["arrayminus"][m])
-    for m in (0, 4, 5):
-        assert bars["array"][m] > 0 and bars["arrayminus"][m] > 0
-    # On the page a missing arm is null (plotly draws nothing), not 0 (a bar of no width).
-    drawn = json.loads(_json(frontier_figure(gaps, 0).to_plotly_json()))["data"][0]["error_x"]
-    assert [drawn["array"][m] for m in (1, 2, 3)] == [None, None, None]
-    # A sweep priced without ranges at all: no bar anywhere, and no range in the hover.
+
+    fig = frontier_figure(gaps, 0)
+    ms = latency[0] * 1e3
+    with_bars = _variants_trace(fig)
+    assert list(with_bars["x"]) == [ms[0], ms[4], ms[5]]
+    bars = with_bars["error_x"]
+    for m, plus, minus in zip((0, 4, 5), bars["array"], bars["arrayminus"], strict=True):
+        assert plus == pytest.approx(high[0, m] * 1e3 - ms[m])
+        assert minus == pytest.approx(ms[m] - low[0, m] * 1e3)
+        assert plus > 0 and minus > 0
+    (without,) = [t for t in fig.data if t["name"] == "variants (no range)"]
+    assert list(without["x"]) == [ms[2], ms[3]] and "error_x" not in without
+    assert without["customdata"] == ["", ""]  # no range in the hover either
+    # Nothing else carries bars, and the page's JSON has no null (a zero bar) in any.
+    drawn = json.loads(_json(fig.to_plotly_json()))["data"]
+    assert [t["name"] for t in drawn if "error_x" in t] == ["variants"]
+    assert None not in drawn[0]["error_x"]["array"] + drawn[0]["error_x"]["arrayminus"]
+
+    # A sweep priced without ranges at all: no bar anywhere, every variant still drawn.
     bare = dataclasses.replace(result, latency_low_s=None, latency_high_s=None)
-    trace = _variants_trace(frontier_figure(bare, 0))
-    assert all(np.isnan(v) for v in trace["error_x"]["array"] + trace["error_x"]["arrayminus"])
-    assert trace["customdata"] == [""] * 6
+    fig = frontier_figure(bare, 0)
+    assert list(_variants_trace(fig)["x"]) == []
+    assert _variants_trace(fig)["error_x"]["array"] == []
+    (without,) = [t for t in fig.data if t["name"] == "variants (no range)"]
+    assert list(without["x"]) == list(result.latency_s[0] * 1e3)
     assert bare.order_uncertain(0) == [False] * 6
 
 

@@ -285,8 +285,11 @@ def has_range(row: Mapping[str, Any]) -> bool:
 
 def error_bars(rows: Sequence[Mapping[str, Any]], colour: str) -> dict[str, Any]:
     """Horizontal plotly error bars from each row's 80 % latency range: ``high − latency_ms``
-    to the right, ``latency_ms − low`` to the left; NaN (no bar, never a zero one) where a
-    row has no range."""
+    to the right, ``latency_ms − low`` to the left; NaN where a row has no range.
+
+    Give it rows with a range only (:func:`has_range`): the page writes NaN as null, which
+    plotly reads as 0 and draws as a capped bar of no width, as if the latency were exact. A
+    point without a range belongs in a trace without error bars (as on the sweep page)."""
     plus = [r["latency_range_ms"][1] - r["latency_ms"] if has_range(r) else math.nan
             for r in rows]
     minus = [r["latency_ms"] - r["latency_range_ms"][0] if has_range(r) else math.nan

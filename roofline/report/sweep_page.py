@@ -74,10 +74,15 @@ def heatmap_figure(result: Any, h: int) -> Any:
 
 def frontier_figure(result: Any, h: int) -> Any:
     """Latency against MACs of every variant on device ``h``, each with its 80 % latency range
-    as an error bar (none where a variant has no range); the latency–MACs frontier (the most
-    MACs for the latency) drawn as a step line, published top-1 variants ringed. The hover
-    gives each point's range, and says so on a frontier point whose range overlaps a
-    neighbour's (:meth:`~roofline.analyses.sweep.SweepResult.order_uncertain`)."""
+    as an error bar; the latency–MACs frontier (the most MACs for the latency) drawn as a step
+    line, published top-1 variants ringed. The hover gives each point's range, and says so on
+    a frontier point whose range overlaps a neighbour's
+    (:meth:`~roofline.analyses.sweep.SweepResult.order_uncertain`).
+
+    Trace "variants" holds the variants with a range (in variant order), its error bars
+    ``high − latency`` and ``latency − low``; a variant that runs but has no range is in
+    "variants (no range)", which has no error bars: plotly reads a missing arm as 0 and draws
+    a capped bar of no width, which would claim an exact prediction."""
 
     hw = result.hardware[h]
     by_macs, by_top1 = result.frontier(h)
@@ -89,22 +94,32 @@ def frontier_figure(result: Any, h: int) -> Any:
     # Hover lines after the latency: the range, where there is one.
     spread = ["" if r is None else f"<br>80% range: {_ms(r[0])} – {_ms(r[1])}" for r in ranges]
     family = _family(result)
+    runs = [m for m in range(len(labels)) if math.isfinite(latency[m])]
+    ranged = [m for m in runs if ranges[m] is not None]
+    unranged = [m for m in runs if ranges[m] is None]
+    colour = family_colour(family)
+
+    def variants(group: list[int], name: str, **bars: Any) -> dict[str, Any]:
+        return scatter(
+            x=[latency[m] for m in group], y=[macs[m] for m in group], mode="markers",
+            name=name, marker={"size": 6, "color": colour, "opacity": 0.45},
+            text=[plot_text(labels[m]) for m in group], customdata=[spread[m] for m in group],
+            hovertemplate="%{text}<br>%{x:.3g} ms%{customdata}<br>%{y:.3s} MACs"
+                          "<extra></extra>", **bars)
+
     fig = Figure()
-    fig.add_trace(scatter(
-        x=latency, y=macs, mode="markers", name="variants",
-        marker={"size": 6, "color": family_colour(family), "opacity": 0.45},
-        error_x=error_bars([{"latency_ms": x, "latency_range_ms": r}
-                            for x, r in zip(latency, ranges, strict=True)],
-                           family_colour(family)),
-        text=[plot_text(t) for t in labels], customdata=spread,
-        hovertemplate="%{text}<br>%{x:.3g} ms%{customdata}<br>%{y:.3s} MACs<extra></extra>"))
+    # Translucent bars: in a big sweep they overlap, and the frontier must still show.
+    fig.add_trace(variants(ranged, "variants", error_x=error_bars(
+        [{"latency_ms": latency[m], "latency_range_ms": ranges[m]} for m in ranged],
+        _translucent(colour, 0.55))))
+    if unranged:
+        fig.add_trace(variants(unranged, "variants (no range)"))
     front = sorted((latency[m], m) for m in range(len(labels)) if by_macs[m])
     fig.add_trace(scatter(
         x=[latency[m] for _, m in front], y=[macs[m] for _, m in front],
         mode="lines+markers",
         line={"shape": "hv", "color": "#1b1f24", "width": 1.5, "dash": "dot"},
-        marker={"size": 7, "color": family_colour(family), "line": {"width": 1, "color":
-                                                                      "#1b1f24"}},
+        marker={"size": 7, "color": colour, "line": {"width": 1, "color": "#1b1f24"}},
         name="latency–MACs frontier", text=[plot_text(labels[m]) for _, m in front],
         customdata=[spread[m] + (f"<br>{uncertain_note('variant')}" if uncertain[m] else "")
                     for _, m in front],
@@ -134,6 +149,14 @@ def frontier_figure(result: Any, h: int) -> Any:
         log_axis(fig, "y", min(y for _, y, _ in finite), max(y for _, y, _ in finite),
                  pad=0.05, prefixes=True)
     return fig
+
+
+def _translucent(colour: str, alpha: float) -> str:
+    """``#rrggbb`` as ``rgba(r,g,b,alpha)`` (another colour as it is)."""
+    if len(colour) != 7 or not colour.startswith("#"):
+        return colour
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha:g})"
 
 
 def _plural(n: int, noun: str) -> str:

@@ -498,7 +498,7 @@ def test_top1_in_the_api_the_verdict_and_the_chart(tmp_path: Path):
 
 
 def test_the_chart_draws_each_range_and_marks_an_uncertain_order():
-    from roofline.report.compare_page import pareto_figure
+    from roofline.report.compare_page import _results_table, pareto_figure
 
     # V1 0.25 at 128 and 160 px: 13.6M and 21.1M MACs, 1.55x apart; V1 1.0 at 224: 569M, 27x
     # more. An unfitted profile's ranges are wide (its parameters rest on generic priors), so
@@ -521,6 +521,14 @@ def test_the_chart_draws_each_range_and_marks_an_uncertain_order():
     frontier = next(t for t in fig.data if t["name"] == "Pareto frontier")
     labels = [t for t in frontier["text"] if t]
     assert labels == ["≈ mobilenet_v1@0.25:128", "≈ mobilenet_v1@0.25:160", "mobilenet_v1:224"]
+    # The table of numbers: ★≈ and the range beside the latency, as markup, not as text.
+    table = _results_table(c)
+    assert "&lt;span" not in table
+    for r in (small, mid, large):
+        low, high = r["latency_range_ms"]
+        approx = "≈" if r["order_uncertain"] else ""
+        assert (f"★ {approx}{r['latency_ms']:.3g} ({r['rank']}) "
+                f'<span class="sub">{low:.3g}–{high:.3g}</span>') in table
 
 
 @pytest.mark.parametrize("top1, message", [

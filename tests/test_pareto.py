@@ -1,4 +1,5 @@
-"""pareto_mask: lowest cost, highest gain; ties, unknowns, order, empty input."""
+"""pareto_mask: lowest cost, highest gain; ties, unknowns, order, empty input. uncertain_order:
+which frontier neighbours' latency ranges overlap."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from roofline.analyses.pareto import pareto_mask
+from roofline.analyses.pareto import pareto_mask, uncertain_order
 
 
 def _dominated(i: int, cost, gain) -> bool:
@@ -92,3 +93,21 @@ def test_matches_the_definition_and_ignores_order(pairs, rnd):
     rnd.shuffle(order)
     shuffled = pareto_mask([cost[i] for i in order], [gain[i] for i in order])
     assert shuffled == [mask[i] for i in order]
+
+
+def test_uncertain_order_marks_frontier_neighbours_whose_ranges_overlap():
+    # Frontier by latency: a (1.0, range 0.8-1.3), b (1.2, 1.1-1.4), c (2.0, 1.5-2.5). a's
+    # high 1.3 >= b's low 1.1: a and b overlap; b's high 1.4 < c's low 1.5: c stands apart.
+    # d overlaps everything but is off the frontier; e is on it without a range; f is
+    # unsupported. Neither is marked nor taken as a neighbour.
+    frontier = [True, True, True, False, True, True]
+    latency = [1.0, 1.2, 2.0, 1.1, 1.6, None]
+    ranges = [(0.8, 1.3), (1.1, 1.4), (1.5, 2.5), (0.1, 9.0), None, None]
+    assert uncertain_order(frontier, latency, ranges) == [True, True, False, False, False,
+                                                          False]
+    # Touching ends count as overlapping (the order is not known either way).
+    assert uncertain_order([True, True], [1.0, 2.0], [(0.5, 1.5), (1.5, 3.0)]) == [True, True]
+    # Neighbours by latency, not by position: c, a, b in any order give the same marks.
+    assert uncertain_order([True] * 3, [2.0, 1.0, 1.2], [ranges[2], ranges[0], ranges[1]]) \
+        == [False, True, True]
+    assert uncertain_order([True], [float("nan")], [(1.0, 2.0)]) == [False]

@@ -1,4 +1,5 @@
-"""The HTML reports: the page builder's contract, and the compare report opened in Chromium.
+"""The HTML reports: the page builder's contract, and the compare and sweep reports opened in
+Chromium.
 
 The browser tests drive Debian's /usr/bin/chromium through the playwright package (never a
 downloaded browser); a missing Chromium is a failure, not a skip.
@@ -73,6 +74,15 @@ def test_html_table_cells():
     assert '<tr class="frontier">' in table
     with pytest.raises(ValueError, match="row 0 has 1 cells, expected 2"):
         report.html_table(["a", "b"], [[1]])
+    # A sum of Markup stays Markup (a plain str would be escaped whole, its tags shown as
+    # text); plain text added to Markup is escaped.
+    cell = report.Markup("1.2") + report.range_span((1.0, 1.5)) + "<i>"
+    assert isinstance(cell, report.Markup)
+    assert str(cell) == '1.2 <span class="sub">1–1.5</span>&lt;i&gt;'
+    assert '<td><span class="sub">' not in report.html_table(["a"], [[cell]])
+    assert '<td>1.2 <span class="sub">1–1.5</span>&lt;i&gt;</td>' in \
+        report.html_table(["a"], [[cell]])
+    assert report.range_span(None) == ""
 
 
 def test_family_colours_are_stable():
@@ -203,8 +213,9 @@ def _expected_traces(comparison, focus: str) -> list[int]:
     return counts
 
 
-def _open_in_chromium(path: Path, screenshot: list[Path]) -> dict:
-    """Load ``path`` as a file:// URL; returns what the page drew and every problem seen."""
+def _open_in_chromium(path: Path, screenshot: list[Path], probe: str | None = None) -> dict:
+    """Load ``path`` as a file:// URL; returns what the page drew and every problem seen (and,
+    as "probe", what the JavaScript function ``probe`` returns once every chart is drawn)."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install "
                     f"chromium; .ci/run does) to run the report's browser test")
@@ -242,6 +253,8 @@ def _open_in_chromium(path: Path, screenshot: list[Path]) -> dict:
                 "id: el.id, traces: el.data.length, svg: el.querySelectorAll('.main-svg')"
                 ".length, title: (el.layout.title || {}).text || ''}))")
             seen["text"] = page.inner_text("body")
+            if probe is not None:
+                seen["probe"] = page.evaluate(probe)
             for shot in screenshot:
                 shot.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(shot), full_page=True)
@@ -286,3 +299,61 @@ def test_compare_report_renders_offline_in_chromium(tmp_path: Path,
     assert XSS in text and HOSTILE_DIR in text  # shown as text, not run
     assert "Verdict" in text and "Provenance" in text and "compare --hw" in text
     assert (tmp_path / "compare-report.png").stat().st_size > 10_000
+
+
+#: Per figure of a page: its title and, for each error bar plotly drew, the latencies (ms) at
+#: its two ends, read back from the bar's path through the figure's x axis (plotly's p2c: a
+#: pixel to the data value, whatever the axis type). A bar's path is
+#: "M x_high,y v6 m0,-3 H x_low m0,-3 v6".
+_BAR_ENDS = """() => [...document.querySelectorAll('.plotly-graph-div')].map(el => {
+    const ax = el._fullLayout.xaxis;
+    const ends = [...el.querySelectorAll('g.errorbar path.xerror')].map(p => {
+        const d = p.getAttribute('d');
+        const high = parseFloat(d.slice(1).split(',')[0]);
+        const low = parseFloat(d.split('H')[1]);
+        return [low, high].map(px => ax.p2c(px));
+    });
+    return {title: (el.layout.title || {}).text || '', ends: ends};
+})"""
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_sweep_report_draws_each_range_in_chromium(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch):
+    """The sweep page's frontier chart draws one error bar per variant with a range, spanning
+    that range, and none for a variant without one; offline, without an error."""
+    import dataclasses
+
+    import numpy as np
+
+    from roofline.analyses.sweep import evaluate_grid, sweep_variants, trace_all, views_of
+    from roofline.core.hardware import load_hardware
+    from roofline.report.sweep_page import sweep_page
+
+    monkeypatch.setenv("ROOFLINE_CACHE_DIR", str(tmp_path / "cache"))
+    variants = sweep_variants("mobilenet_v2", [0.5, 1.0], [128, 160])
+    hardware = [load_hardware("cpu"), load_hardware("edgetpu")]
+    arrays, stats = trace_all(variants, views_of(hardware), workers=1)
+    result = evaluate_grid(variants, arrays, hardware, stats=stats)
+    low = result.latency_low_s.copy()
+    low[1, 2] = np.nan  # the third variant on the EdgeTPU has no range: no bar for it
+    result = dataclasses.replace(result, latency_low_s=low)
+    out = tmp_path / "sweep.html"
+    report.write_page(out, sweep_page(result, model="mobilenet_v2", command="roofline sweep"))
+
+    seen = _open_in_chromium(out, [tmp_path / "sweep-report.png",
+                                   ARTIFACTS / "sweep-report.png"], probe=_BAR_ENDS)
+    assert seen["outside"] == [] and seen["console"] == [] and seen["page"] == []
+    assert len(seen["figures"]) == 4 and all(f["svg"] >= 1 for f in seen["figures"])
+    frontiers = [f for f in seen["probe"] if "MACs against predicted latency" in f["title"]]
+    assert len(frontiers) == 2
+    for h, drawn in enumerate(frontiers):
+        expected = sorted(r for m in range(4)
+                          if (r := result.latency_range_ms(h, m)) is not None)
+        assert len(expected) == (4 if h == 0 else 3)
+        got = sorted(tuple(e) for e in drawn["ends"])
+        assert len(got) == len(expected)
+        for (lo, hi), (want_lo, want_hi) in zip(got, expected, strict=True):
+            assert (lo, hi) == pytest.approx((want_lo, want_hi), rel=0.01)  # a pixel or so
+    assert "80 % range" in seen["text"]

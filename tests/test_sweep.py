@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import json
 
 import numpy as np
@@ -193,9 +194,15 @@ def test_sweep_command_writes_csv_json_and_report(capsys, tmp_path):
     rows = json.loads(stdout)
     assert len(rows) == 3 * 2 * 2
     with table.open() as handle:
-        assert len(list(csv.DictReader(handle))) == 12
+        written = list(csv.DictReader(handle))
+    assert len(written) == 12
+    for row, line in zip(rows, written, strict=True):  # every variant runs on both devices
+        low, high = row["latency_range_ms"]
+        assert low < row["latency_ms"] < high
+        assert json.loads(line["latency_range_ms"]) == [low, high]  # the CSV: its JSON text
     page = out.read_text()
     assert "pixel8-edgetpu" in page and "latency–MACs frontier" in page
+    assert "latency, 80 % range (ms)" in page and "&lt;span" not in page
     published = [r for r in rows if r["top1"] is not None]
     # published_models.csv has mobilenet_v2 at 224 for widths 0.5, 0.75 and 1.0 (and others
     # outside this grid), none at 160
@@ -319,6 +326,169 @@ def test_every_heatmap_colour_bar_has_ticks(small_sweep):
         assert len(expected) >= 2
         assert list(bar["ticktext"]) == [f"{t:g}" for t in expected]
         assert list(bar["tickvals"]) == pytest.approx([np.log10(t) for t in expected])
+
+
+def _variants_trace(fig):
+    (trace,) = [t for t in fig.data if t["name"] == "variants"]
+    return trace
+
+
+def test_frontier_error_bars_are_each_rows_range(small_sweep):
+    """The bars of every plotted variant: right arm high − latency, left arm latency − low,
+    from the rows (and from the engine's arrays behind them), so each bar spans the range."""
+    from roofline.report.sweep_page import frontier_figure
+
+    _, hardware, result = small_sweep
+    rows = result.rows()
+    for h, hw in enumerate(hardware):
+        mine = [r for r in rows if r["hardware"] == hw.name]
+        trace = _variants_trace(frontier_figure(result, h))
+        bars = trace["error_x"]
+        assert bars["symmetric"] is False and bars["type"] == "data"
+        assert len(bars["array"]) == len(bars["arrayminus"]) == len(mine) == 6
+        for m, (row, x, plus, minus) in enumerate(zip(mine, trace["x"], bars["array"],
+                                                      bars["arrayminus"], strict=True)):
+            low, high = row["latency_range_ms"]
+            assert x == row["latency_ms"]
+            assert plus == pytest.approx(high - row["latency_ms"], rel=1e-12)
+            assert minus == pytest.approx(row["latency_ms"] - low, rel=1e-12)
+            assert plus > 0 and minus > 0
+            assert (x - minus, x + plus) == pytest.approx((low, high), rel=1e-12)
+            ms = 1e3 * np.array([result.latency_low_s[h, m], result.latency_s[h, m],
+                                 result.latency_high_s[h, m]])
+            assert (minus, plus) == pytest.approx((ms[1] - ms[0], ms[2] - ms[1]), rel=1e-12)
+            assert f"80% range: {low:.3g} ms – {high:.3g} ms" in trace["customdata"][m]
+        # The x axis holds every bar (log10 of ms).
+        lo, hi = frontier_figure(result, h).layout["xaxis"]["range"]
+        assert lo < np.log10(min(r["latency_range_ms"][0] for r in mine))
+        assert hi > np.log10(max(r["latency_range_ms"][1] for r in mine))
+
+
+def test_an_absent_range_draws_no_bar_never_a_zero_one(small_sweep):
+    """A variant without a range is drawn without an error bar. Not with a NaN arm either:
+    the page writes NaN as null, which plotly reads as 0, a capped bar of no width."""
+    import dataclasses
+
+    from roofline.report.page import _json
+    from roofline.report.sweep_page import frontier_figure
+
+    _, _, result = small_sweep
+    latency, low, high = (a.copy() for a in (result.latency_s, result.latency_low_s,
+                                             result.latency_high_s))
+    latency[0, 1] = np.nan  # variant 1 unsupported: no latency, no range
+    low[0, 2] = np.nan  # variant 2: a range with an end that is no number is none
+    high[0, 3] = np.inf  # variant 3: nor is an infinite one
+    gaps = dataclasses.replace(result, latency_s=latency, latency_low_s=low,
+                               latency_high_s=high)
+    assert [gaps.latency_range_ms(0, m) is None for m in range(6)] == \
+        [False, True, True, True, False, False]
+    rows = [r for r in gaps.rows() if r["hardware"] == result.hardware[0].name]
+    assert [r["latency_range_ms"] is None for r in rows] == [False, True, True, True, False,
+                                                            False]
+    json.dumps(rows, allow_nan=False)  # what --json prints: no NaN, no infinity
+
+    fig = frontier_figure(gaps, 0)
+    ms = latency[0] * 1e3
+    with_bars = _variants_trace(fig)
+    assert list(with_bars["x"]) == [ms[0], ms[4], ms[5]]
+    bars = with_bars["error_x"]
+    for m, plus, minus in zip((0, 4, 5), bars["array"], bars["arrayminus"], strict=True):
+        assert plus == pytest.approx(high[0, m] * 1e3 - ms[m])
+        assert minus == pytest.approx(ms[m] - low[0, m] * 1e3)
+        assert plus > 0 and minus > 0
+    (without,) = [t for t in fig.data if t["name"] == "variants (no range)"]
+    assert list(without["x"]) == [ms[2], ms[3]] and "error_x" not in without
+    assert without["customdata"] == ["", ""]  # no range in the hover either
+    # Nothing else carries bars, and the page's JSON has no null (a zero bar) in any.
+    drawn = json.loads(_json(fig.to_plotly_json()))["data"]
+    assert [t["name"] for t in drawn if "error_x" in t] == ["variants"]
+    assert None not in drawn[0]["error_x"]["array"] + drawn[0]["error_x"]["arrayminus"]
+
+    # A sweep priced without ranges at all: no bar anywhere, every variant still drawn.
+    bare = dataclasses.replace(result, latency_low_s=None, latency_high_s=None)
+    fig = frontier_figure(bare, 0)
+    assert list(_variants_trace(fig)["x"]) == []
+    assert _variants_trace(fig)["error_x"]["array"] == []
+    (without,) = [t for t in fig.data if t["name"] == "variants (no range)"]
+    assert list(without["x"]) == list(result.latency_s[0] * 1e3)
+    assert bare.order_uncertain(0) == [False] * 6
+
+
+def _made_up_sweep(latency_ms, low_ms, high_ms, macs):
+    """A one-device sweep result with latencies and ranges chosen by hand (96 px: no
+    mobilenet_v2 variant there has a published top-1)."""
+    from roofline.analyses.sweep import SweepResult
+
+    import kit
+
+    n = len(latency_ms)
+    variants = [Variant("mobilenet_v2", w, 96) for w in (0.35, 0.5, 0.75, 1.0, 1.4)[:n]]
+    return SweepResult(variants=variants, macs=np.array(macs, dtype=float),
+                       params=np.full(n, 1e6), hardware=[kit.profile("made-up")],
+                       precisions=["int8"], latency_s=np.array([latency_ms]) / 1e3,
+                       latency_low_s=np.array([low_ms]) / 1e3,
+                       latency_high_s=np.array([high_ms]) / 1e3, total_variants=n)
+
+
+def test_frontier_variants_whose_ranges_overlap_are_marked(capsys):
+    """By hand: on the frontier, fastest first, a (1.0 ms, 0.8–1.3) and b (1.2 ms, 1.1–1.4)
+    overlap (1.3 >= 1.1); b and c (2.0 ms, 1.5–2.5) do not (1.4 < 1.5), nor c and d (3.0 ms,
+    2.6–3.5: 2.5 < 2.6). e (1.5 ms with 15M MACs) is beaten by b (faster, 20M MACs): off the
+    frontier, its range 0.1–9 overlaps all of them yet marks none."""
+    from roofline.cli.sweep_cmd import _print_frontiers
+    from roofline.report.sweep_page import _frontier_table, frontier_figure
+
+    result = _made_up_sweep(latency_ms=[1.0, 1.2, 2.0, 3.0, 1.5],
+                            low_ms=[0.8, 1.1, 1.5, 2.6, 0.1],
+                            high_ms=[1.3, 1.4, 2.5, 3.5, 9.0],
+                            macs=[10e6, 20e6, 30e6, 40e6, 15e6])
+    assert result.frontier(0)[0] == [True, True, True, True, False]
+    assert result.order_uncertain(0) == [True, True, False, False, False]
+
+    # The page's table: ≈ before the latency of a and b only, each range beside its latency.
+    table = _frontier_table(result, 0)
+    for latency, low, high, mark in [("1", "0.8", "1.3", "≈"), ("1.2", "1.1", "1.4", "≈"),
+                                     ("2", "1.5", "2.5", ""), ("3", "2.6", "3.5", "")]:
+        assert f'<td class="num">{mark}{latency} ms <span class="sub">{low}–{high}</span>' \
+            in table
+    assert html.escape("≈: the variant's range overlaps the next frontier variant's") in table
+    # The chart: the uncertain frontier points say so in their hover, the others do not.
+    front = next(t for t in frontier_figure(result, 0).data
+                 if t["name"] == "latency–MACs frontier")
+    notes = ["overlaps the next frontier variant's" in c for c in front["customdata"]]
+    assert list(front["x"]) == pytest.approx([1.0, 1.2, 2.0, 3.0])
+    assert notes == [True, True, False, False]
+
+    # The terminal: the same marks and ranges as low–high.
+    capsys.readouterr()
+    _print_frontiers(result)
+    lines = {line.split()[0] + "@" + line.split()[1]: line.split()
+             for line in capsys.readouterr().out.splitlines()
+             if line.strip()[:1].isdigit()}
+    assert [lines[k][4:6] for k in ("0.35@96", "0.5@96", "0.75@96", "1@96")] == \
+        [["≈1.00", "0.80–1.30"], ["≈1.20", "1.10–1.40"], ["2.00", "1.50–2.50"],
+         ["3.00", "2.60–3.50"]]
+    assert "1.4@96" not in lines  # e is off the frontier
+
+
+def test_a_datasheet_profile_shows_its_wide_range():
+    """A profile with no fit rests on generic priors: its ranges are wide, and drawn."""
+    from roofline.report.sweep_page import frontier_figure
+
+    import kit
+
+    variants = sweep_variants("mobilenet_v1", [0.25], [128, 160])
+    hardware = [kit.profile("bare", peak=1e9)]
+    arrays, stats = trace_all(variants, views_of(hardware), workers=1)
+    result = evaluate_grid(variants, arrays, hardware, stats=stats)
+    bars = _variants_trace(frontier_figure(result, 0))["error_x"]
+    for m in range(2):
+        low, high = result.latency_range_ms(0, m)
+        assert high / low > 1.5  # a wide range, not a false point
+        x = result.latency_s[0, m] * 1e3
+        assert (x - bars["arrayminus"][m], x + bars["array"][m]) == pytest.approx((low, high))
+    # 13.6M and 21.1M MACs, 1.55x apart: their wide ranges overlap, so both are marked.
+    assert result.order_uncertain(0) == [True, True]
 
 
 # -- resolutions derived from two traces ---------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.hardware import HardwareProfile, resolve_hardware
 from ..errors import RooflineError, UsageError
 from ..sources.base import USER_FAMILY
-from .pareto import pareto_mask
+from .pareto import pareto_mask, uncertain_order
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -56,20 +56,6 @@ def short_labels(variants: Sequence[Variant]) -> list[str]:
     for s in short:
         counts[s] = counts.get(s, 0) + 1
     return [s if counts[s] == 1 else v.label for s, v in zip(short, variants, strict=True)]
-
-
-def _uncertain_order(frontier: Sequence[bool], latency: Sequence[float | None],
-                     ranges: Sequence[tuple[float, float] | None]) -> list[bool]:
-    """For each frontier model, whether its latency range overlaps that of the frontier
-    model next to it in latency: which of the two is faster on the device is then not known
-    (the frontier is ordered by latency, and their order may be the other way round)."""
-    front = sorted((latency[i], i) for i, on in enumerate(frontier)
-                   if on and latency[i] is not None and ranges[i] is not None)
-    out = [False] * len(frontier)
-    for (_, a), (_, b) in zip(front, front[1:], strict=False):
-        if ranges[a][1] >= ranges[b][0]:  # type: ignore[index]
-            out[a] = out[b] = True
-    return out
 
 
 def _dominant(breakdown: dict[str, float]) -> str:
@@ -135,8 +121,8 @@ class Comparison:
             latency = [p.latency_ms for p in preds]
             top1 = [self.top1_of(m) for m in range(len(self.variants))]
             frontier = pareto_mask(latency, top1)
-            uncertain = _uncertain_order(frontier, latency,
-                                         [p.latency_range_ms for p in preds])
+            uncertain = uncertain_order(frontier, latency,
+                                        [p.latency_range_ms for p in preds])
             order = sorted((lat, i) for i, lat in enumerate(latency) if lat is not None)
             rank = {i: r + 1 for r, (_, i) in enumerate(order)}
             for m, (variant, pred) in enumerate(zip(self.variants, preds, strict=True)):

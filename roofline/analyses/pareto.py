@@ -1,6 +1,7 @@
 """Pareto frontiers: which candidates no other candidate beats on both objectives.
 
-Owns the frontier rule only (a pure function of numbers); imports neither torch nor plotly.
+Owns the frontier rule and which frontier neighbours' latency ranges overlap (pure functions
+of numbers); imports neither torch nor plotly.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["pareto_mask"]
+__all__ = ["pareto_mask", "uncertain_order"]
 
 
 def _usable(value: float | None) -> bool:
@@ -54,3 +55,21 @@ def pareto_mask(cost: Sequence[float | None], gain: Sequence[float | None]) -> l
             best_gain = top  # type: ignore[assignment]
         i = j
     return mask
+
+
+def uncertain_order(frontier: Sequence[bool], latency: Sequence[float | None],
+                    ranges: Sequence[Sequence[float] | None]) -> list[bool]:
+    """For each candidate on ``frontier``, whether its latency range (low, high) overlaps that
+    of the frontier candidate next to it in latency: which of the two is faster is then not
+    known (the frontier is ordered by latency, and their order may be the other way round).
+
+    A candidate off the frontier, or without a latency or a range, is never uncertain and is
+    no neighbour: the comparison skips over it to the next one that has a range.
+    """
+    front = sorted((latency[i], i) for i, on in enumerate(frontier)
+                   if on and _usable(latency[i]) and ranges[i] is not None)
+    out = [False] * len(frontier)
+    for (_, a), (_, b) in zip(front, front[1:], strict=False):
+        if ranges[a][1] >= ranges[b][0]:  # type: ignore[index]
+            out[a] = out[b] = True
+    return out

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..sources.variant import MAX_RESOLUTION, MIN_RESOLUTION, Variant, check_batch
-from .pareto import pareto_mask
+from .pareto import pareto_mask, uncertain_order
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -354,6 +354,23 @@ class SweepResult:
         top1 = [self.top1(m) for m in range(len(self.variants))]
         return pareto_mask(latency, list(self.macs)), pareto_mask(latency, top1)
 
+    def latency_range_ms(self, h: int, m: int) -> tuple[float, float] | None:
+        """Variant ``m``'s 80 % latency range on device ``h`` (ms), or None where it has none
+        (unsupported, no ranges priced, or an end that is not a finite number)."""
+        if self.latency_low_s is None or self.latency_high_s is None \
+                or math.isnan(self.latency_s[h, m]):
+            return None
+        low, high = float(self.latency_low_s[h, m] * 1e3), float(self.latency_high_s[h, m] * 1e3)
+        return (low, high) if math.isfinite(low) and math.isfinite(high) else None
+
+    def order_uncertain(self, h: int) -> list[bool]:
+        """For each variant on device ``h``'s latency–MACs frontier, whether its latency range
+        overlaps a frontier neighbour's (:func:`roofline.analyses.pareto.uncertain_order`)."""
+        by_macs, _ = self.frontier(h)
+        latency = [None if math.isnan(x) else float(x) * 1e3 for x in self.latency_s[h]]
+        ranges = [self.latency_range_ms(h, m) for m in range(len(self.variants))]
+        return uncertain_order(by_macs, latency, ranges)
+
     def rows(self) -> list[dict[str, Any]]:
         out = []
         top1 = [self.top1(m) for m in range(len(self.variants))]
@@ -361,8 +378,7 @@ class SweepResult:
             by_macs, by_top1 = self.frontier(h)
             for m, variant in enumerate(self.variants):
                 latency = self.latency_s[h, m]
-                spread = None if self.latency_low_s is None or math.isnan(latency) else [
-                    float(self.latency_low_s[h, m] * 1e3), float(self.latency_high_s[h, m] * 1e3)]
+                low_high = self.latency_range_ms(h, m)
                 out.append({
                     "model": variant.name, "label": variant.label,
                     "width": variant.effective_width,
@@ -370,7 +386,7 @@ class SweepResult:
                     "hardware": hw.name, "precision": self.precisions[h],
                     "macs": int(self.macs[m]), "params": int(self.params[m]),
                     "latency_ms": None if math.isnan(latency) else float(latency * 1e3),
-                    "latency_range_ms": spread,
+                    "latency_range_ms": None if low_high is None else list(low_high),
                     "supported": not math.isnan(latency), "top1": top1[m],
                     "pareto_macs": bool(by_macs[m]), "pareto_top1": bool(by_top1[m]),
                 })

@@ -22,6 +22,7 @@ from ._common import (
     console,
     count_cell,
     fmt_ms,
+    fmt_range,
     make_table,
     plural,
     print_json,
@@ -199,6 +200,7 @@ def _print_frontiers(result: Any) -> None:
     out = console()
     for h, hw in enumerate(result.hardware):
         by_macs, by_top1 = result.frontier(h)
+        uncertain = result.order_uncertain(h)
         order = sorted((m for m in range(len(result.variants)) if by_macs[m]),
                        key=lambda m: result.latency_s[h, m])
         rows = []
@@ -207,18 +209,23 @@ def _print_frontiers(result: Any) -> None:
             top1 = result.top1(m)
             rows.append((f"{v.effective_width:g}", v.effective_resolution,
                          count_cell(result.macs[m]), count_cell(result.params[m]),
-                         fmt_ms(result.latency_s[h, m] * 1e3),
+                         ("≈" if uncertain[m] else "") + fmt_ms(result.latency_s[h, m] * 1e3),
+                         fmt_range(result.latency_range_ms(h, m)),
                          "-" if top1 is None else f"{top1:.1f}" + (" ★" if by_top1[m] else "")))
         unsupported = int(sum(1 for x in result.latency_s[h] if x != x))
         title = (f"{hw.name} ({result.precisions[h]}): latency-MACs frontier, "
                  f"{len(rows)} of {plural(len(result.variants), 'variant')}"
                  + (f"; {unsupported} unsupported" if unsupported else ""))
         out.print(make_table([Col("width"), Col("res"), Col("MACs"), Col("params", priority=1),
-                              Col("latency ms", short="ms"), Col("top-1 %", short="top-1")],
+                              Col("latency ms", short="ms"),
+                              Col("80 % range", priority=2, short="range"),
+                              Col("top-1 %", short="top-1")],
                              rows, title=title))
-    out.print("Frontier: no other variant is faster with at least as many MACs. ★: also on the "
-              "latency-top-1 frontier of the variants with a top-1 (published, or given with "
-              "--top1).")
+    out.print("Frontier: no other variant is faster with at least as many MACs. ≈: its latency "
+              "range overlaps the next frontier variant's, so which of the two is faster is not "
+              "known. Range: the 80 % range of the latency, given the profile's fit and the "
+              "engine's own error. ★: also on the latency-top-1 frontier of the variants with "
+              "a top-1 (published, or given with --top1).")
 
 
 # -- the ridge-point sweep ------------------------------------------------------------------------

@@ -14,23 +14,28 @@ from typing import Any
 from ..sources.base import USER_FAMILY
 from .page import (
     BOUND_COLOURS,
+    UNCERTAIN,
     Chart,
     Figure,
     Markup,
     Section,
     bar,
+    error_bars,
     escape,
     family_colour,
+    has_range,
     html_list,
     html_table,
     log_axis,
     paragraphs,
     place_labels,
     plot_text,
+    range_span,
     render_page,
     scatter,
     si,
     style_figure,
+    uncertain_note,
 )
 
 __all__ = ["compare_page", "pareto_figure", "rank_figure", "roofline_figure", "breakdown_figure",
@@ -84,21 +89,6 @@ def _symbol_map(comparison: Any) -> dict[str, str]:
     return out
 
 
-def _has_range(row: Mapping[str, Any]) -> bool:
-    value = row.get("latency_range_ms")
-    return isinstance(value, (list, tuple)) and len(value) == 2
-
-
-def _error_bars(records: Sequence[Mapping[str, Any]], colour: str) -> dict[str, Any]:
-    """Horizontal error bars from each row's 80 % latency range (none where a row has none)."""
-    plus = [r["latency_range_ms"][1] - r["latency_ms"] if _has_range(r) else math.nan
-            for r in records]
-    minus = [r["latency_ms"] - r["latency_range_ms"][0] if _has_range(r) else math.nan
-             for r in records]
-    return {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus,
-            "color": colour, "thickness": 1, "width": 3}
-
-
 def _hover(row: Mapping[str, Any]) -> str:
     """Hover text of one result row (plotly markup; user strings escaped)."""
     lines = [f"<b>{plot_text(row['short_label'])}</b> ({plot_text(row['family'])})",
@@ -111,7 +101,7 @@ def _hover(row: Mapping[str, Any]) -> str:
         total = row["latency_ms"]
         lines.append(f"latency: {_ms(total)} on {plot_text(row['hardware'])} "
                      f"({plot_text(row['precision'])})")
-        if _has_range(row):
+        if has_range(row):
             low, high = row["latency_range_ms"]
             lines.append(f"80% range: {_ms(low)} – {_ms(high)}")
         lines.append("bound: " + ", ".join(
@@ -119,8 +109,7 @@ def _hover(row: Mapping[str, Any]) -> str:
         lines.append(f"latency rank: {row['rank']}" + ("   ★ Pareto-optimal" if row["pareto"]
                                                        else ""))
         if row["pareto"] and row["order_uncertain"]:
-            lines.append("≈ its range overlaps the next frontier model's: their order on this "
-                         "device is uncertain")
+            lines.append(uncertain_note("model"))
     else:
         lines.append(f"unsupported on {plot_text(row['hardware'])}: "
                      f"{plot_text(', '.join(row['unsupported_kinds']))}")
@@ -163,7 +152,7 @@ def pareto_figure(comparison: Any, hardware: str) -> Figure:
                     "line": {"color": ["#1d2330" if r["pareto"] or user else "white"
                                        for r in records], "width": 1.5},
                     "opacity": 0.95},
-            error_x=_error_bars(records, family_colour(family)),
+            error_x=error_bars(records, family_colour(family)),
             hovertext=[_hover(r) for r in records], hoverinfo="text"))
     front = shown[shown["pareto"]].sort_values("latency_ms")
     xr = yr = None
@@ -179,7 +168,7 @@ def pareto_figure(comparison: Any, hardware: str) -> Figure:
         yr = (bottom - 1.5, top + 0.12 * max(top - bottom, 5))  # room for the top label
     if len(front):
         # A frontier model whose order with its neighbour is uncertain is labelled "≈ name".
-        texts = [plot_text(("≈ " if uncertain else "") + t) for t, uncertain
+        texts = [plot_text((f"{UNCERTAIN} " if uncertain else "") + t) for t, uncertain
                  in zip(front["short_label"], front["order_uncertain"], strict=True)]
         positions: list[str | None] = [None] * len(texts)
         if xr is not None and yr is not None:
@@ -752,12 +741,10 @@ def _results_table(comparison: Any) -> Markup:
                 star = "★ " if r["pareto"] else ""
                 shares = "/".join(f"{100 * r[b + '_bound_ms'] / r['latency_ms']:.0f}"
                                   for b in BOUND_COLOURS)
-                approx = "≈" if r["pareto"] and r["order_uncertain"] else ""
-                spread = (Markup(f" <span class=\"sub\">{r['latency_range_ms'][0]:.3g}–"
-                                 f"{r['latency_range_ms'][1]:.3g}</span>")
-                          if _has_range(r) else "")
+                approx = UNCERTAIN if r["pareto"] and r["order_uncertain"] else ""
+                spread = range_span(r["latency_range_ms"] if has_range(r) else None)
                 row += [Markup(f"{escape(star + approx)}{r['latency_ms']:.3g} "
-                               f"({int(r['rank'])})") + spread,
+                               f"({int(r['rank'])}){spread}"),
                         Markup(f"{escape(r['bound'])} <span class=\"sub\">{shares}</span>")]
             else:
                 row += ["unsupported", f"cannot run: {', '.join(r['unsupported_kinds'])}"]

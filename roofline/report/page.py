@@ -28,6 +28,11 @@ The kit
     ``update_xaxes`` and ``update_yaxes``. Nothing is validated while it is built (plotly's
     graph objects check every property as it is set, most of a warm ``compare``'s time);
     ``tests/test_report_figures.py`` validates every report figure through plotly instead.
+``has_range(row)``, ``error_bars(rows, colour)``, ``range_span(low_high)``, ``UNCERTAIN``
+    A prediction's 80 % latency range (a row's ``latency_range_ms``) as plotly error bars
+    (none where a row has no range), as the muted ``low–high`` beside a latency in a table,
+    and the mark (with ``uncertain_note``'s hover line) of a frontier point whose range
+    overlaps its neighbour's (``roofline.analyses.pareto.uncertain_order``).
 ``style_figure(fig, *, title, height, x_title=None, y_title=None) -> fig``
     The report's plotly look (fonts, palette, grid, hover, legend); ``family_colour(family)``
     and ``BOUND_COLOURS`` give colours that stay the same for a family or bound on every
@@ -60,6 +65,7 @@ __all__ = [
     "html_list", "html_table", "style_figure", "plot_text", "family_colour", "BOUND_COLOURS",
     "FAMILY_COLOURS", "FONT_FAMILY", "PLOTLY_CONFIG", "log_ticks", "log_axis", "si",
     "place_labels", "LABEL_POSITIONS", "Figure", "scatter", "bar", "heatmap",
+    "has_range", "error_bars", "range_span", "UNCERTAIN", "uncertain_note",
 ]
 
 # -- look ------------------------------------------------------------------------------------------
@@ -159,9 +165,17 @@ ul.plain { margin: 4px 0; padding-left: 20px; }
 # -- escaping --------------------------------------------------------------------------------------
 
 class Markup(str):
-    """A string of trusted HTML: inserted into the page as is (everything else is escaped)."""
+    """A string of trusted HTML: inserted into the page as is (everything else is escaped).
+
+    ``Markup + text`` is Markup, with ``text`` escaped unless it is Markup itself (a plain
+    ``str`` sum would be escaped whole: the tags shown as text)."""
 
     __slots__ = ()
+
+    def __add__(self, other: str) -> Markup:  # type: ignore[override]
+        if not isinstance(other, str):
+            return NotImplemented
+        return Markup(str.__add__(self, escape(other)))
 
 
 def escape(value: Any) -> Markup:
@@ -247,6 +261,50 @@ def html_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
         head = f"{top}</tr><tr>{head}"
     return Markup(f'<div class="table-wrap"><table>{cap}<thead><tr>{head}</tr></thead>'
                   f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+# -- latency ranges --------------------------------------------------------------------------------
+
+#: Marks a frontier point whose latency range overlaps its neighbour's on the frontier: which
+#: of the two is faster on the device is not known.
+UNCERTAIN = "≈"
+
+
+def uncertain_note(noun: str = "model") -> str:
+    """The hover line of a frontier point marked :data:`UNCERTAIN` (``noun``: what the
+    frontier holds, a model or a variant)."""
+    return (f"{UNCERTAIN} its range overlaps the next frontier {noun}'s: their order on this "
+            "device is uncertain")
+
+
+def has_range(row: Mapping[str, Any]) -> bool:
+    """Whether a result row has a latency range: ``latency_range_ms`` is a (low, high) pair."""
+    value = row.get("latency_range_ms")
+    return isinstance(value, (list, tuple)) and len(value) == 2
+
+
+def error_bars(rows: Sequence[Mapping[str, Any]], colour: str) -> dict[str, Any]:
+    """Horizontal plotly error bars from each row's 80 % latency range: ``high − latency_ms``
+    to the right, ``latency_ms − low`` to the left; NaN where a row has no range.
+
+    Give it rows with a range only (:func:`has_range`): the page writes NaN as null, which
+    plotly reads as 0 and draws as a capped bar of no width, as if the latency were exact. A
+    point without a range belongs in a trace without error bars (as on the sweep page)."""
+    plus = [r["latency_range_ms"][1] - r["latency_ms"] if has_range(r) else math.nan
+            for r in rows]
+    minus = [r["latency_ms"] - r["latency_range_ms"][0] if has_range(r) else math.nan
+             for r in rows]
+    return {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus,
+            "color": colour, "thickness": 1, "width": 3}
+
+
+def range_span(low_high: Sequence[float] | None) -> Markup:
+    """`` low–high`` (ms, three significant digits) in a muted span, to follow a latency in a
+    table cell; empty when there is no range."""
+    if not low_high:
+        return Markup("")
+    low, high = low_high
+    return Markup(f' <span class="sub">{low:.3g}–{high:.3g}</span>')
 
 
 # -- figures ---------------------------------------------------------------------------------------

@@ -44,7 +44,64 @@ __all__ = ["FitResult", "fit_profile", "default_free", "spearman", "kendall", "P
 
 # -- parameters -----------------------------------------------------------------------------------
 
-class ParameterSpace:
+class Coordinates:
+    """How a fit moves its parameters (``params``, a list of FitSpec): the vector it optimises,
+    bounds, starts and the grids of the discrete ones. Shared by one profile's
+    :class:`ParameterSpace` and a joint fit's (``roofline.fitting.joint``)."""
+
+    params: list[FitSpec]
+
+    # Optimisation runs on a transformed vector of the continuous parameters: log for
+    # multiplicative ones, a scaled linear value for overheads (which may be exactly 0).
+    # Discrete (grid) parameters are searched over their grid around it.
+    @property
+    def continuous(self) -> list[FitSpec]:
+        return [p for p in self.params if p.transform != "grid"]
+
+    @property
+    def discrete(self) -> list[FitSpec]:
+        return [p for p in self.params if p.transform == "grid"]
+
+    def to_x(self, values: Sequence[float]) -> np.ndarray:
+        """The continuous part of a full value vector, transformed."""
+        return np.array([math.log(v) if p.transform == "log" else v * p.scale
+                         for p, v in zip(self.params, values, strict=True)
+                         if p.transform != "grid"])
+
+    def from_x(self, x: np.ndarray, discrete: Sequence[float] = ()) -> list[float]:
+        """A full value vector from transformed continuous values and discrete values."""
+        xs = iter(x)
+        ds = iter(discrete)
+        out = []
+        for p in self.params:
+            if p.transform == "grid":
+                out.append(float(next(ds)))
+            else:
+                v = next(xs)
+                out.append(math.exp(v) if p.transform == "log" else v / p.scale)
+        return out
+
+    def bounds_x(self) -> tuple[np.ndarray, np.ndarray]:
+        cont = self.continuous
+        lo = [math.log(p.lower) if p.transform == "log" else p.lower * p.scale for p in cont]
+        hi = [math.log(p.upper) if p.transform == "log" else p.upper * p.scale for p in cont]
+        return np.array(lo), np.array(hi)
+
+    def discrete_choices(self) -> list[tuple[int, ...]]:
+        """Every combination of the discrete parameters' grids."""
+        import itertools
+
+        return list(itertools.product(*(p.grid for p in self.discrete))) or [()]
+
+    def start_values(self) -> list[float]:
+        return [p.start for p in self.params]
+
+    def fast_apply(self, values: Sequence[float]) -> Any:
+        """What a fit prices at ``values``: a profile, or a joint fit's profiles."""
+        raise NotImplementedError
+
+
+class ParameterSpace(Coordinates):
     """The named free parameters of a profile: their bounds, how a fit moves them, and how to
     set them. Which fields may be fitted and how is ``roofline.core.fields``' table."""
 
@@ -94,51 +151,6 @@ class ParameterSpace:
             raise ProfileError(f"{self.base.path or self.base.name}: field "
                                f"'fit.priors.{p.path}': spread must be > 0")
         return value * p.scale, spread * p.scale
-
-    # Optimisation runs on a transformed vector of the continuous parameters: log for
-    # multiplicative ones, a scaled linear value for overheads (which may be exactly 0).
-    # Discrete (grid) parameters are searched over their grid around it.
-    @property
-    def continuous(self) -> list[FitSpec]:
-        return [p for p in self.params if p.transform != "grid"]
-
-    @property
-    def discrete(self) -> list[FitSpec]:
-        return [p for p in self.params if p.transform == "grid"]
-
-    def to_x(self, values: Sequence[float]) -> np.ndarray:
-        """The continuous part of a full value vector, transformed."""
-        return np.array([math.log(v) if p.transform == "log" else v * p.scale
-                         for p, v in zip(self.params, values, strict=True)
-                         if p.transform != "grid"])
-
-    def from_x(self, x: np.ndarray, discrete: Sequence[float] = ()) -> list[float]:
-        """A full value vector from transformed continuous values and discrete values."""
-        xs = iter(x)
-        ds = iter(discrete)
-        out = []
-        for p in self.params:
-            if p.transform == "grid":
-                out.append(float(next(ds)))
-            else:
-                v = next(xs)
-                out.append(math.exp(v) if p.transform == "log" else v / p.scale)
-        return out
-
-    def bounds_x(self) -> tuple[np.ndarray, np.ndarray]:
-        cont = self.continuous
-        lo = [math.log(p.lower) if p.transform == "log" else p.lower * p.scale for p in cont]
-        hi = [math.log(p.upper) if p.transform == "log" else p.upper * p.scale for p in cont]
-        return np.array(lo), np.array(hi)
-
-    def discrete_choices(self) -> list[tuple[int, ...]]:
-        """Every combination of the discrete parameters' grids."""
-        import itertools
-
-        return list(itertools.product(*(p.grid for p in self.discrete))) or [()]
-
-    def start_values(self) -> list[float]:
-        return [p.start for p in self.params]
 
     def apply(self, values: Sequence[float], source: str = "fitted") -> HardwareProfile:
         """The base profile with ``values`` set and ``source`` recorded for each of them."""
@@ -391,10 +403,11 @@ class _Best:
     by_choice: dict[tuple[int, ...], float] = field(default_factory=dict)
 
 
-def _least_squares(problem: _Problem, space: ParameterSpace, rows: np.ndarray,
+def _least_squares(problem: Any, space: Coordinates, rows: np.ndarray,
                    objective: _Objective) -> _Best:
     """The best full value vector on ``rows``: continuous parameters by bounded least squares
-    on ``objective``, discrete ones by trying every grid combination."""
+    on ``objective``, discrete ones by trying every grid combination. ``problem`` prices what
+    ``space.fast_apply`` makes (a :class:`_Problem`, or a joint fit's)."""
     from scipy.optimize import least_squares
 
     lo, hi = space.bounds_x()
@@ -446,7 +459,7 @@ def _posterior(space: ParameterSpace, best: _Best, objective: _Objective
     return cov, _flags(space, best, cov, objective.prior_sd if objective.uses_priors else None)
 
 
-def _flags(space: ParameterSpace, best: _Best, cov: np.ndarray,
+def _flags(space: Coordinates, best: _Best, cov: np.ndarray,
            prior_sd: np.ndarray | None) -> list[str]:
     """What a user should read before trusting a fit at ``best`` (in ``space``'s coordinates)
     with posterior covariance ``cov``: parameters at a bound, parameters the measurements

@@ -374,8 +374,6 @@ def fit_joint(bases: Sequence[HardwareProfile], measurements: Sequence[Sequence[
     everything = np.arange(len(problem.measured))
     best = _least_squares(problem, space, everything, objective)
     cov = _covariance(len(space.continuous), best, objective)
-    loo = _leave_one_out(problem, space, objective) if leave_one_out and len(everything) >= 3 \
-        else []
     sources = list(sources) if sources is not None else ["fitted to measured latencies "
                                                          "(jointly)"] * n
     fits = []
@@ -392,15 +390,17 @@ def fit_joint(bases: Sequence[HardwareProfile], measurements: Sequence[Sequence[
         flags = _device_flags(space, d, best, x_d, values, cov_d, objective)
         if objective.uses_priors:
             flags += _rounding_flag(measurements[d], predicted, problems[d].measured)
-        start, stop = problem.offsets[d], problem.offsets[d + 1]
         result = FitResult(profile=fitted, measurements=tuple(measurements[d]),
                            free=tuple(frees[d]), values=tuple(values),
                            predicted_ms=tuple(float(p) * 1e3 for p in predicted),
-                           loo_predicted_ms=tuple(loo[start:stop]),
                            start_values=tuple(sub.start_values()),
                            covariance=tuple(tuple(float(v) for v in row) for row in cov_d),
                            flags=tuple(flags), used_priors=objective.uses_priors)
         fits.append(result)
+    if leave_one_out and len(everything) >= 3:  # once every device's fit is known to be sound
+        loo = _leave_one_out(problem, space, objective)
+        fits = [dataclasses.replace(f, loo_predicted_ms=tuple(
+            loo[problem.offsets[d]:problem.offsets[d + 1]])) for d, f in enumerate(fits)]
     shared = space.shared_values(best.values)
     per_device = []
     for share in parsed:

@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Fit the free parameters of a hardware profile (effective bandwidths, op "
                     "efficiencies, overheads) to measured whole-model latencies by bounded "
                     "least squares on relative error, report the fit with leave-one-out "
-                    "errors, and write the fitted profile. The fit uses fused kernels.")
+                    "errors, and write the fitted profile. The fit uses fused kernels. "
+                    "Several --hw are fitted together in one problem, the --share fields "
+                    "taking one value across them.")
     p.add_argument("--measurements", metavar="FILE.csv[,FILE.csv]",
                    help="CSV with columns model, width, latency_ms (optional: resolution, "
                         "precision, device, runtime, threads, batch, source); several files "

@@ -19,6 +19,16 @@ device kind (roofline.core.engine.STRUCTURAL_SIGMA) is chosen from the pooled ex
 splits: the value that makes their coverage 80 %.
 
     python benchmarks/bench_fit.py [--devices a,b] [--splits loo,family,...] [--workers 2]
+
+``--joint xnnpack`` (or ``--joint a,b``) instead fits those set-ups together as
+``roofline calibrate --hw a,b --share ...`` does, once per ``--share`` variant (``;`` between
+variants, e.g. ``efficiency.depthwise_conv;efficiency.depthwise_conv/efficiency.conv+...``),
+and reports the same splits beside the separate fits. A split holds the same rows out as the
+separate fits do, on every device at once (``--holdout all``: the joint fit sees no more of the
+held-out models than the separate ones), or on one device at a time while the others keep all
+their rows (``--holdout one``: what a sibling device's measurements add).
+
+    python benchmarks/bench_fit.py --joint xnnpack --share "efficiency.depthwise_conv"
 """
 
 from __future__ import annotations
@@ -63,6 +73,12 @@ ALIASES: dict[str, tuple[str, int, str]] = {
     "inception_resnet_v2": (f"{MODELS}:inception_resnet_v2", 299, "Inception"),
 }
 CLASSIC = {"MobileNetV1", "MobileNetV2", "MobileNetV3"}
+#: Set-ups that share a runtime (``--joint NAME``): the TF-Lite XNNPACK CPUs of the MobileNetV4
+#: paper's Table 6 (their priors' descriptions say XNNPACK; the Pixel 1-4 CPU set-ups ran the
+#: TF-Lite of 2018-19, with its own kernels).
+JOINT_GROUPS = {"xnnpack": ("pixel6-cpu", "s23-cpu")}
+JOINT_SHARES = "efficiency.depthwise_conv;efficiency.depthwise_conv/" \
+    "efficiency.conv+pointwise_conv+linear+matmul"
 
 
 @dataclass(frozen=True)
@@ -139,6 +155,38 @@ def _fit(prior, rows, graphs):
     return fit_profile(prior, rows, graphs=graphs, leave_one_out=False).profile
 
 
+def folds(rows, graphs, splits: tuple[str, ...], *, every: bool = False
+          ) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+    """(split, key, train, test) of every held-out prediction a set-up's splits make; the key
+    names the fold (a family, a row) so that a joint fit can hold the same fold out of every
+    device at once. A fold predicts only from two or more rows; ``every`` keeps the others
+    too (a joint fit still holds their rows out)."""
+    out = []
+    idx = np.arange(len(rows))
+    if "loo" in splits and len(rows) >= 3:
+        for i in idx:
+            out.append(("loo", f"row {i}", idx[idx != i], idx[idx == i]))
+    families = [_family(m) for m in rows]
+    if "family" in splits and len(set(families)) > 1:
+        for family in sorted(set(families)):
+            test = np.array([i for i in idx if families[i] == family])
+            out.append(("family", family, np.setdiff1d(idx, test), test))
+    if "largest" in splits and len(rows) >= 4:
+        macs = np.array([g.macs for g in graphs])
+        cut = np.sort(np.unique(macs))[-max(1, round(len(np.unique(macs)) / 4))]
+        out.append(("largest", "", idx[macs < cut], idx[macs >= cut]))
+    resolutions = [m.variant().effective_resolution for m in rows]
+    if "resolution" in splits and len(set(resolutions)) > 1:
+        common = max(set(resolutions), key=resolutions.count)
+        test = idx[np.array(resolutions) != common]
+        out.append(("resolution", "", idx[np.array(resolutions) == common], test))
+    if "classic" in splits:
+        classic = np.array([f in CLASSIC for f in families])
+        if classic.any() and (~classic).any():
+            out.append(("classic", "", idx[classic], idx[~classic]))
+    return [f for f in out if every or (len(f[2]) >= 2 and len(f[3]))]
+
+
 def run_setup(prior_path: Path, splits: tuple[str, ...]) -> tuple[str, list[Held], dict]:
     prior = load_hardware(prior_path)
     rows, skipped = setup_rows(prior_path)
@@ -148,39 +196,102 @@ def run_setup(prior_path: Path, splits: tuple[str, ...]) -> tuple[str, list[Held
     started = time.perf_counter()
     info = {"rows": len(rows), "skipped": skipped, "kind": prior.kind,
             "families": sorted({_family(m) for m in rows})}
-    idx = np.arange(len(rows))
-
-    def fit_predict(train: np.ndarray, test: np.ndarray, split: str) -> None:
-        if len(train) < 2 or not len(test):
-            return
+    for split, _, train, test in folds(rows, graphs, splits):
         profile = _fit(prior, [rows[i] for i in train], [graphs[i] for i in train])
         held.extend(_predict(profile, [rows[i] for i in test], [graphs[i] for i in test],
                              split, name))
-
-    if "loo" in splits and len(rows) >= 3:
-        for i in idx:
-            fit_predict(idx[idx != i], idx[idx == i], "loo")
-    families = [_family(m) for m in rows]
-    if "family" in splits and len(set(families)) > 1:
-        for family in sorted(set(families)):
-            test = np.array([i for i in idx if families[i] == family])
-            fit_predict(np.setdiff1d(idx, test), test, "family")
-    if "largest" in splits and len(rows) >= 4:
-        macs = np.array([g.macs for g in graphs])
-        cut = np.sort(np.unique(macs))[-max(1, round(len(np.unique(macs)) / 4))]
-        test = idx[macs >= cut]
-        fit_predict(idx[macs < cut], test, "largest")
-    resolutions = [m.variant().effective_resolution for m in rows]
-    if "resolution" in splits and len(set(resolutions)) > 1:
-        common = max(set(resolutions), key=resolutions.count)
-        test = idx[np.array(resolutions) != common]
-        fit_predict(idx[np.array(resolutions) == common], test, "resolution")
-    if "classic" in splits:
-        classic = np.array([f in CLASSIC for f in families])
-        if classic.any() and (~classic).any():
-            fit_predict(idx[classic], idx[~classic], "classic")
     info["seconds"] = time.perf_counter() - started
     return name, held, info
+
+
+def run_joint(names: tuple[str, ...], shares: tuple[str, ...], splits: tuple[str, ...],
+              holdout: str) -> list[Held]:
+    """The held-out predictions of the set-ups ``names`` fitted together sharing ``shares``,
+    under the same folds as their separate fits (see the module's doc for ``holdout``)."""
+    from roofline.fitting.joint import fit_joint
+
+    priors = [load_hardware(PRIORS / f"{n}.toml") for n in names]
+    rows = [setup_rows(PRIORS / f"{n}.toml")[0] for n in names]
+    graphs = [trace_measurements(r) for r in rows]
+    per_device = [folds(r, g, splits, every=True) for r, g in zip(rows, graphs, strict=True)]
+    everything = [np.arange(len(r)) for r in rows]
+    # One joint fit per fold, {fold: {device: (train, test)}}; a leave-one-out fold is always
+    # one device's row.
+    plan: dict[tuple, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
+    for d, device_folds in enumerate(per_device):
+        for split, key, train, test in device_folds:
+            fold = (split, key) if holdout == "all" and split != "loo" else (split, key, d)
+            plan.setdefault(fold, {})[d] = (train, test)
+    held: list[Held] = []
+    for fold, parts in plan.items():
+        # Predicted: the rows the separate fits predict (from two or more rows of their own).
+        counted = [d for d, (train, test) in parts.items() if len(train) >= 2 and len(test)]
+        if not counted:
+            continue
+        train = {d: parts[d][0] if d in parts else everything[d] for d in range(len(names))}
+        members = [d for d in range(len(names)) if len(train[d])]
+        fitted = fit_joint([priors[d] for d in members],
+                           [[rows[d][i] for i in train[d]] for d in members],
+                           shares=shares if len(members) > 1 else (), leave_one_out=False,
+                           graphs=[[graphs[d][i] for i in train[d]] for d in members])
+        for d in counted:
+            test = parts[d][1]
+            held.extend(_predict(fitted.fits[members.index(d)].profile,
+                                 [rows[d][i] for i in test], [graphs[d][i] for i in test],
+                                 fold[0], names[d]))
+    return held
+
+
+def _cell(part: list[Held]) -> str:
+    if not part:
+        return "-"
+    err, rho, cov, width, n = _summary(part)
+    rho_text = "-" if math.isnan(rho) else f"{rho:.2f}"
+    return f"{err:.1f} % / {rho_text} / {cov:.0f} % / {width:.0f} % (n={n})"
+
+
+def joint_main(args: argparse.Namespace, splits: tuple[str, ...]) -> int:
+    """``--joint``: the set-ups fitted separately and together, split by split."""
+    names = JOINT_GROUPS.get(args.joint) or tuple(args.joint.split(","))
+    variants = [tuple(v.split(",")) if v else () for v in args.share.split(";")]
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        separate = list(pool.map(run_setup, [PRIORS / f"{n}.toml" for n in names],
+                                 [splits] * len(names)))
+        joint = list(pool.map(run_joint, [names] * len(variants), variants,
+                              [splits] * len(variants), [args.holdout] * len(variants)))
+    fits = [("separate", [h for _, hs, _ in separate for h in hs])]
+    fits += [(f"joint, sharing {', '.join(v) or 'nothing'}", hs)
+             for v, hs in zip(variants, joint, strict=True)]
+    print(f"set-ups {', '.join(names)}; joint folds held out on "
+          f"{'every device at once' if args.holdout == 'all' else 'one device at a time'}")
+    print("\n| fit | set-up | " + " | ".join(
+        f"{s}: med err / ρ / in range / width" for s in splits) + " |")
+    print("|---|---|" + "---|" * len(splits))
+    for label, held in fits:
+        for name in names:
+            cells = [_cell([h for h in held if h.setup == name and h.split == s])
+                     for s in splits]
+            print(f"| {label} | {name} | " + " | ".join(cells) + " |")
+    print("\npooled over the set-ups (median |error| / in range / median width, n):")
+    for label, held in fits:
+        cells = []
+        for group in [(s,) for s in splits] + [EXTRAPOLATING]:
+            part = [h for h in held if h.split in group]
+            if part:
+                err, _, cov, width, n = _summary(part)
+                shown = "extrapolating" if len(group) > 1 else group[0]
+                cells.append(f"{shown} {err:.1f} % / {cov:.0f} % / {width:.0f} % (n={n})")
+        print(f"  {label}: " + ";  ".join(cells))
+    if args.rows:
+        for label, held in fits:
+            for h in held:
+                print(f"{label:<40} {h.setup:<12} {h.split:<8} {h.label:<40} measured "
+                      f"{h.measured_ms:8.2f} predicted {h.predicted_ms:8.2f} "
+                      f"({100 * h.error:+6.1f} %)")
+    print(f"\n{len(fits)} fits of {len(names)} set-ups in "
+          f"{time.perf_counter() - started:.0f} s")
+    return 0
 
 
 def _summary(held: list[Held]) -> tuple[float, float, float, float, int]:
@@ -216,8 +327,19 @@ def main() -> int:
     parser.add_argument("--splits", default=",".join(SPLITS))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rows", action="store_true", help="print every held-out prediction")
+    parser.add_argument("--joint", default=None,
+                        help=f"fit these set-ups together (comma-separated prior names, or "
+                             f"one of {', '.join(JOINT_GROUPS)}) beside their separate fits")
+    parser.add_argument("--share", default=JOINT_SHARES,
+                        help="with --joint: the --share of each joint variant, ';' between "
+                             "variants, ',' between the fields of one (default: %(default)s)")
+    parser.add_argument("--holdout", choices=("all", "one"), default="all",
+                        help="with --joint: hold each fold out of every device at once "
+                             "(default), or of one device while the others keep theirs")
     args = parser.parse_args()
     splits = tuple(s for s in args.splits.split(",") if s)
+    if args.joint:
+        return joint_main(args, splits)
     paths = sorted(PRIORS.glob("*.toml"))
     if args.devices:
         wanted = set(args.devices.split(","))

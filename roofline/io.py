@@ -9,13 +9,14 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
 from .errors import OutputError
 
-__all__ = ["atomic_write_text", "atomic_write_bytes", "atomic_open", "check_writable"]
+__all__ = ["atomic_write_text", "atomic_write_texts", "atomic_write_bytes", "atomic_open",
+           "check_writable"]
 
 
 def check_writable(path: str | os.PathLike[str], *, create_parent: bool = True) -> Path:
@@ -86,6 +87,19 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, **kwargs: bool) -
     with atomic_open(path, "w", **kwargs) as handle:
         handle.write(text)
     return Path(path)
+
+
+def atomic_write_texts(files: Sequence[tuple[str | os.PathLike[str], str]]) -> list[Path]:
+    """Write several text files together: each to a temporary file beside it, and only when
+    every one is written and flushed to the disk, rename them into place (a failure before
+    then leaves every previous file as it was). Returns the paths written."""
+    with contextlib.ExitStack() as stack:
+        for path, text in files:
+            handle = stack.enter_context(atomic_open(path, "w"))
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    return [Path(path) for path, _ in files]
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, **kwargs: bool) -> Path:

@@ -306,3 +306,267 @@ def test_a_bare_datasheet_prior_fits_what_its_kind_of_device_tells_apart(synthet
     out = cli("calibrate", "--measurements", measured, "--hw", prior, "--out",
               tmp_path / "x86-fit.toml", "--no-loo", "--json").json()
     assert out["free"] == list(DEFAULT_FREE["cpu"])
+
+
+# -- joint fits (calibrate --hw A,B --share FIELD) ---------------------------------------------
+
+DW = "efficiency.depthwise_conv"
+#: Stated priors of the joint tests' devices: dense 0.5 x/÷ 2, depthwise 0.3 x/÷ 2 (the truths
+#: below are 0.6-0.8 and 0.1-0.16, so a fit that leans on its prior is seen to).
+JOINT_PRIORS = {GEMM: {"typical": 0.5, "spread": 2.0}, DW: {"typical": 0.3, "spread": 2.0}}
+A_VARIANTS = [("mobilenet_v1", 1.0, 224), ("mobilenet_v2", 1.0, 224), ("mobilenet_v2", 0.5, 224)]
+B_VARIANTS = [("mobilenet_v2", 1.0, 224)]
+
+
+def _joint_device(name, peak, model_sigma=1e-4, priors=None):
+    """A compute-bound device (DRAM at 1 PB/s, no overheads) whose latency is worked out by
+    hand: sum over kinds of MACs / (efficiency x peak)."""
+    return kit.profile(name, peak=peak, fit=_fit_info(free=[GEMM, DW],
+                                                      priors=priors or JOINT_PRIORS,
+                                                      model_sigma=model_sigma))
+
+
+@pytest.fixture(scope="module")
+def macs_by_kind():
+    """Dense and depthwise MACs of every joint-test variant, from its traced graph."""
+    from roofline.fitting.calibrate import Measurement
+
+    out = {}
+    for v in dict.fromkeys(A_VARIANTS + B_VARIANTS):
+        graph = trace_measurements([Measurement(v[0], v[1], v[2], 1.0)])[0]
+        dw = sum(layer.macs for layer in graph.layers if layer.kind == "depthwise_conv")
+        out[v] = (sum(layer.macs for layer in graph.layers) - dw, dw, graph)
+    return out
+
+
+def _by_hand(macs_by_kind, variants, peak, dense, depthwise):
+    """Measurements of ``variants`` at the latency the arithmetic gives, and their graphs."""
+    from roofline.fitting.calibrate import Measurement
+
+    rows = [Measurement(m, w, r, latency_ms=1e3 * (macs_by_kind[(m, w, r)][0] / dense +
+                                                   macs_by_kind[(m, w, r)][1] / depthwise)
+                        / peak) for m, w, r in variants]
+    return rows, [macs_by_kind[v][2] for v in variants]
+
+
+def test_joint_fit_recovers_a_shared_depthwise_efficiency(macs_by_kind):
+    """Device A (200 GMAC/s, dense 0.6, depthwise 0.1) measured on three models pins both of its
+    efficiencies; device B (400 GMAC/s, dense 0.8, depthwise 0.1) measured on one model cannot
+    tell its two apart alone. Sharing depthwise, B's one latency t_B = (M_dense / e_dense +
+    M_dw / 0.1) / P_B gives e_dense = M_dense / (P_B t_B - M_dw / 0.1) = 0.8."""
+    from roofline.fitting.joint import fit_joint
+
+    a_rows, a_graphs = _by_hand(macs_by_kind, A_VARIANTS, 200e9, 0.6, 0.1)
+    b_rows, b_graphs = _by_hand(macs_by_kind, B_VARIANTS, 400e9, 0.8, 0.1)
+    a, b = _joint_device("a", 200e9), _joint_device("b", 400e9)
+    joint = fit_joint([a, b], [a_rows, b_rows], shares=[DW], graphs=[a_graphs, b_graphs],
+                      leave_one_out=False)
+    assert joint.shares == (DW,)
+    assert joint.shared_values[0] == pytest.approx(0.1, rel=1e-3)
+    m_dense, m_dw, _ = macs_by_kind[B_VARIANTS[0]]
+    t_b = b_rows[0].latency_ms / 1e3
+    expected_dense = m_dense / (400e9 * t_b - m_dw / 0.1)
+    assert expected_dense == pytest.approx(0.8, rel=1e-9)
+    fit_a, fit_b = joint.fits
+    assert dict(zip(fit_a.free, fit_a.values, strict=True)) == pytest.approx(
+        {GEMM: 0.6, DW: 0.1}, rel=1e-3)
+    assert dict(zip(fit_b.free, fit_b.values, strict=True)) == pytest.approx(
+        {GEMM: expected_dense, DW: 0.1}, rel=1e-3)
+    assert fit_b.profile.efficiency["depthwise_conv"] == pytest.approx(0.1, rel=1e-3)
+    # Alone, B's one row leaves the split between its efficiencies to the priors.
+    alone = fit_profile(b, b_rows, graphs=b_graphs, leave_one_out=False)
+    assert abs(alone.values[0] / 0.8 - 1) > 0.1
+    # Each profile keeps its part of the joint posterior: the shared coordinate is the same
+    # number in both, and it is tighter than B's alone.
+    assert fit_a.covariance[1][1] == pytest.approx(fit_b.covariance[1][1])
+    assert fit_b.covariance[1][1] < 0.1 * alone.covariance[1][1]
+    assert fit_b.profile.fit.joint.shared == (DW,)
+
+
+def test_joint_fit_recovers_a_shared_ratio(macs_by_kind):
+    """A shared ratio: A (dense 0.6, depthwise 0.12) and B (dense 0.8, depthwise 0.16) both run
+    depthwise at 0.2 of dense. A's three rows pin the ratio; B's one latency then gives
+    e_dense = (M_dense + M_dw / 0.2) / (P_B t_B) = 0.8, and e_dw = 0.2 x 0.8 = 0.16."""
+    from roofline.fitting.joint import fit_joint
+
+    a_rows, a_graphs = _by_hand(macs_by_kind, A_VARIANTS, 200e9, 0.6, 0.12)
+    b_rows, b_graphs = _by_hand(macs_by_kind, B_VARIANTS, 400e9, 0.8, 0.16)
+    joint = fit_joint([_joint_device("a", 200e9), _joint_device("b", 400e9)],
+                      [a_rows, b_rows], shares=[f"{DW}/{GEMM}"],
+                      graphs=[a_graphs, b_graphs], leave_one_out=False)
+    assert joint.shared_values[0] == pytest.approx(0.2, rel=1e-3)
+    m_dense, m_dw, _ = macs_by_kind[B_VARIANTS[0]]
+    expected_dense = (m_dense + m_dw / 0.2) / (400e9 * b_rows[0].latency_ms / 1e3)
+    assert expected_dense == pytest.approx(0.8, rel=1e-9)
+    assert joint.fits[1].values == pytest.approx((expected_dense, 0.2 * expected_dense),
+                                                 rel=1e-3)
+    assert joint.fits[0].values == pytest.approx((0.6, 0.12), rel=1e-3)
+    assert joint.device_values[0] == pytest.approx((0.12, 0.16), rel=1e-3)
+
+
+def test_a_shared_fields_priors_are_pooled_not_multiplied():
+    """Each device's prior on a shared field counts 1/N: two devices stating depthwise 0.1 x/÷
+    2.5 give that prior once (not one √2 times narrower); 0.1 x/÷ 2 and 0.4 x/÷ 4 give the
+    precision-weighted mean of ln 0.1 and ln 0.4 with the mean of their precisions."""
+    from roofline.fitting.calibrate import Measurement
+    from roofline.fitting.joint import JointSpace, Share, _joint_objective
+
+    rows = [Measurement("mobilenet_v2", 1.0, 224, 1.0)]
+
+    def pooled(first, second):
+        devices = [_joint_device(n, 1e11, priors={GEMM: JOINT_PRIORS[GEMM], DW: p})
+                   for n, p in (("a", first), ("b", second))]
+        spaces = [ParameterSpace(d, [GEMM, DW]) for d in devices]
+        objective = _joint_objective(JointSpace(spaces, [Share(DW)], ["a", "b"]),
+                                     [rows, rows], True)
+        return objective.prior_x()[0], objective.prior_sd_x()[0]
+
+    import math
+
+    mean, sd = pooled({"typical": 0.1, "spread": 2.5}, {"typical": 0.1, "spread": 2.5})
+    assert mean == pytest.approx(math.log(0.1)) and sd == pytest.approx(math.log(2.5))
+    mean, sd = pooled({"typical": 0.1, "spread": 2.0}, {"typical": 0.4, "spread": 4.0})
+    precisions = [1 / math.log(2.0) ** 2, 1 / math.log(4.0) ** 2]
+    assert mean == pytest.approx((precisions[0] * math.log(0.1) + precisions[1] *
+                                  math.log(0.4)) / sum(precisions))
+    assert sd == pytest.approx((sum(precisions) / 2) ** -0.5)
+
+
+def test_a_joint_fit_sharing_nothing_is_the_separate_fits(synthetic, macs_by_kind):
+    """With nothing shared the joint problem is the devices' own problems side by side: the
+    same values, posterior, flags and leave-one-out predictions as fitting each alone."""
+    from roofline.fitting.joint import fit_joint
+
+    _, a_rows, a_graphs = synthetic
+    b_rows, b_graphs = _by_hand(macs_by_kind, A_VARIANTS, 400e9, 0.8, 0.1)
+    a = base_profile(overhead={"per_kernel_s": 20e-6},
+                     fit=_fit_info(free=[GEMM, DW], priors=JOINT_PRIORS))
+    b = _joint_device("b", 400e9, model_sigma=0.05)
+    joint = fit_joint([a, b], [a_rows, b_rows], graphs=[a_graphs, b_graphs])
+    for together, base, rows, graphs in zip(joint.fits, (a, b), (a_rows, b_rows),
+                                            (a_graphs, b_graphs), strict=True):
+        alone = fit_profile(base, rows, graphs=graphs)
+        assert together.values == pytest.approx(alone.values, rel=1e-4)
+        assert together.loo_predicted_ms == pytest.approx(alone.loo_predicted_ms, rel=1e-4)
+        assert together.predicted_ms == pytest.approx(alone.predicted_ms, rel=1e-5)
+        assert [list(r) for r in together.covariance] == [
+            pytest.approx(list(r), rel=1e-3, abs=1e-9) for r in alone.covariance]
+        assert together.flags == alone.flags
+    assert joint.shares == () and joint.fits[1].profile.fit.joint.shared == ()
+
+
+def _joint_files(tmp_path, macs_by_kind):
+    """Two datasheet priors (devA, devB) and a measurement file holding both devices' rows."""
+    folder = tmp_path / "priors"
+    folder.mkdir()
+    paths = []
+    lines = ["model,width,resolution,device,latency_ms"]
+    for name, peak, dense, variants in (("devA", 200e9, 0.6, A_VARIANTS),
+                                        ("devB", 400e9, 0.8, A_VARIANTS[1:])):
+        path = folder / f"{name}.toml"
+        path.write_text(profile_to_toml(_joint_device(name, peak)))
+        paths.append(path)
+        rows, _ = _by_hand(macs_by_kind, variants, peak, dense, 0.1)
+        lines += [f"{r.model},{r.width},{r.resolution},{name},{r.latency_ms:.6f}" for r in rows]
+    measured = tmp_path / "m.csv"
+    measured.write_text("\n".join(lines) + "\n")
+    return paths, measured
+
+
+def test_calibrate_cli_joint_fit(tmp_path, cli, macs_by_kind):
+    """The command writes every profile with its part of the joint fit in [fit] (the other
+    devices, the shared fields, the command, which re-run gives the same profiles), prints
+    each device's table and the shared value, and the profiles' predictions have ranges."""
+    import shlex
+
+    (prior_a, prior_b), measured = _joint_files(tmp_path, macs_by_kind)
+    out = tmp_path / "out"
+    text = cli("calibrate", "--measurements", measured, "--hw", f"{prior_a},{prior_b}",
+               "--share", DW, "--out-dir", out).ok
+    assert "fit of devA (3 measurements)" in text and "fit of devB (2 measurements)" in text
+    assert "shared by devA, devB: efficiency.depthwise_conv = 0.1" in text
+    assert "joint fit of 5 measurements on 2 devices" in text and "leave-one-out" in text
+    fitted = [load_hardware(out / "devA.toml"), load_hardware(out / "devB.toml")]
+    for hw in fitted:
+        assert hw.fit.joint.devices == ("devA", "devB") and hw.fit.joint.shared == (DW,)
+        assert hw.fit.joint.values[DW] == pytest.approx(0.1, rel=1e-3)
+        assert hw.fit.joint.models == 5 and "--share" in hw.fit.command
+        assert hw.efficiency["depthwise_conv"] == pytest.approx(0.1, rel=1e-3)
+        assert hw.fit.loo_median_abs_error_pct is not None
+        low, high = predict(macs_by_kind[A_VARIANTS[0]][2], hw).latency_range_ms
+        assert low < predict(macs_by_kind[A_VARIANTS[0]][2], hw).latency_ms < high
+    assert fitted[1].efficiency["conv"] == pytest.approx(0.8, rel=1e-3)
+    # The recorded command reproduces the profiles.
+    again = shlex.split(fitted[0].fit.command)[3:]
+    assert again[0] == "calibrate"
+    (out / "devA.toml").unlink()
+    assert "shared by devA, devB" in cli(*again).ok
+    assert load_hardware(out / "devA.toml").efficiency == pytest.approx(fitted[0].efficiency)
+    # --json: the joint part and each device's summary and rows; --out lists the files.
+    data = cli("calibrate", "--measurements", measured, "--hw", f"{prior_a},{prior_b}",
+               "--share", DW, "--out", f"{tmp_path / 'a.toml'},{tmp_path / 'b.toml'}",
+               "--no-loo", "--json").json()
+    assert data["joint"]["shared"] == [DW] and data["joint"]["devices"] == ["a", "b"]
+    assert data["joint"]["values"][DW] == pytest.approx(0.1, rel=1e-3)
+    assert data["joint"]["per_device"][DW] == pytest.approx({"a": 0.1, "b": 0.1}, rel=1e-3)
+    assert [f["hardware"] for f in data["fits"]] == ["a", "b"]
+    assert len(data["fits"][1]["rows"]) == 2
+
+
+def test_calibrate_cli_joint_bad_input(tmp_path, cli, macs_by_kind):
+    """Every mistake in a joint fit is one line and exit 2, and no profile is written: not
+    when the arguments are wrong, and not when one device's part fails after the other's
+    was read."""
+    (prior_a, prior_b), measured = _joint_files(tmp_path, macs_by_kind)
+    kept = [tmp_path / "a.toml", tmp_path / "b.toml"]
+    for path in kept:
+        path.write_text("untouched")
+    outs = ("--out", f"{kept[0]},{kept[1]}")
+    both = f"{prior_a},{prior_b}"
+    for argv, message in (
+            (["--hw", both, "--share", "efficiency.conv", *outs],
+             "--share efficiency.conv: efficiency.conv is not free in devA"),
+            (["--hw", str(prior_a), "--share", DW, "--out", str(kept[0])],
+             "--share needs two or more devices"),
+            (["--hw", both, "--share", DW, "--out", str(kept[0])],
+             "--out names 1 file for 2 devices"),
+            (["--hw", f"{prior_a},nosuch", "--share", DW, *outs], "unknown hardware 'nosuch'"),
+            (["--hw", f"{prior_a},{prior_a}", *outs], "twice"),
+            (["--hw", both, "--share", f"overhead.per_kernel_s/{DW}", *outs, "--free",
+              f"{GEMM},{DW},overhead.per_kernel_s"],
+             "a ratio needs two fields fitted on a log scale"),
+            (["--hw", both, "--share", DW, "--select", "device=devA", *outs],
+             "--select chooses one device's rows"),
+            (["--hw", both, "--share", DW, *outs, "--out-dir", str(tmp_path)],
+             "give --out or --out-dir, not both"),
+            (["--hw", f"{prior_a},{prior_b},{tmp_path / 'priors' / 'devC.toml'}", *outs],
+             "devC.toml"),
+    ):
+        line = cli("calibrate", "--measurements", measured, *argv).error_line
+        assert message in line, line
+    # devC has no rows in the file: found after devA's and devB's were read, before any fit.
+    (tmp_path / "priors" / "devC.toml").write_text(
+        profile_to_toml(_joint_device("devC", 1e11)))
+    line = cli("calibrate", "--measurements", measured, "--hw",
+               f"{prior_a},{prior_b},{tmp_path / 'priors' / 'devC.toml'}", "--share", DW,
+               "--out", f"{kept[0]},{kept[1]},{tmp_path / 'c.toml'}", "--no-loo").error_line
+    assert "devC: no measurements" in line
+    assert [p.read_text() for p in kept] == ["untouched", "untouched"]
+    assert not (tmp_path / "c.toml").exists()
+
+
+def test_profiles_are_written_all_or_none(tmp_path):
+    """atomic_write_texts renames nothing until every file is written: a target that cannot be
+    written leaves the others as they were."""
+    from roofline.errors import OutputError
+    from roofline.io import atomic_write_texts
+
+    first = tmp_path / "first.toml"
+    first.write_text("old")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(OutputError):
+        atomic_write_texts([(first, "new"), (tmp_path / "folder", "x")])
+    assert first.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.toml", "folder"]
+    atomic_write_texts([(first, "new"), (tmp_path / "second.toml", "2")])
+    assert first.read_text() == "new" and (tmp_path / "second.toml").read_text() == "2"

@@ -33,9 +33,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["HardwareProfile", "MemoryLevel", "Overhead", "Geometry", "Support", "FitInfo", "Fusion",
-           "load_hardware", "list_hardware", "hardware_dirs", "profile_from_dict", "shipped_path",
-           "profile_to_toml", "KINDS", "resolve_hardware"]
+__all__ = ["HardwareProfile", "MemoryLevel", "Overhead", "Geometry", "Support", "FitInfo",
+           "JointFit", "Fusion", "load_hardware", "list_hardware", "hardware_dirs",
+           "profile_from_dict", "shipped_path", "profile_to_toml", "KINDS", "resolve_hardware"]
 
 KINDS = ("cpu", "dsp", "gpu", "edgetpu", "npu")
 # The names are defined once, where they belong (roofline.units, roofline.core.graph): a new
@@ -278,6 +278,20 @@ class Prior(_Strict):
         return None if v is None else _finite_non_negative(v)
 
 
+class JointFit(_Strict):
+    """A fit made together with other devices (``roofline calibrate --hw A,B --share ...``):
+    every device of it, this one included, in the order fitted; the fields that took one
+    value across them (``A/B`` for a shared ratio); those values (a ratio's is the ratio);
+    and how many measurements the joint problem had. The command is the fit's ``command``."""
+
+    devices: tuple[str, ...]
+    shared: tuple[str, ...] = ()
+    values: dict[str, float] = Field(default_factory=dict)
+    models: int = 0
+
+    _tuple = field_validator("devices", "shared", mode="before")(_listed)
+
+
 class FitInfo(_Strict):
     """How the profile's free parameters were fitted (written by ``roofline calibrate``),
     and how far its predictions may be off.
@@ -306,6 +320,7 @@ class FitInfo(_Strict):
     covariance: tuple[tuple[float, ...], ...] = ()
     structural_sigma: float | None = None
     flags: tuple[str, ...] = ()
+    joint: JointFit | None = None
 
     _tuple = field_validator("free", "flags", mode="before")(_listed)
 

@@ -44,7 +44,64 @@ __all__ = ["FitResult", "fit_profile", "default_free", "spearman", "kendall", "P
 
 # -- parameters -----------------------------------------------------------------------------------
 
-class ParameterSpace:
+class Coordinates:
+    """How a fit moves its parameters (``params``, a list of FitSpec): the vector it optimises,
+    bounds, starts and the grids of the discrete ones. Shared by one profile's
+    :class:`ParameterSpace` and a joint fit's (``roofline.fitting.joint``)."""
+
+    params: list[FitSpec]
+
+    # Optimisation runs on a transformed vector of the continuous parameters: log for
+    # multiplicative ones, a scaled linear value for overheads (which may be exactly 0).
+    # Discrete (grid) parameters are searched over their grid around it.
+    @property
+    def continuous(self) -> list[FitSpec]:
+        return [p for p in self.params if p.transform != "grid"]
+
+    @property
+    def discrete(self) -> list[FitSpec]:
+        return [p for p in self.params if p.transform == "grid"]
+
+    def to_x(self, values: Sequence[float]) -> np.ndarray:
+        """The continuous part of a full value vector, transformed."""
+        return np.array([math.log(v) if p.transform == "log" else v * p.scale
+                         for p, v in zip(self.params, values, strict=True)
+                         if p.transform != "grid"])
+
+    def from_x(self, x: np.ndarray, discrete: Sequence[float] = ()) -> list[float]:
+        """A full value vector from transformed continuous values and discrete values."""
+        xs = iter(x)
+        ds = iter(discrete)
+        out = []
+        for p in self.params:
+            if p.transform == "grid":
+                out.append(float(next(ds)))
+            else:
+                v = next(xs)
+                out.append(math.exp(v) if p.transform == "log" else v / p.scale)
+        return out
+
+    def bounds_x(self) -> tuple[np.ndarray, np.ndarray]:
+        cont = self.continuous
+        lo = [math.log(p.lower) if p.transform == "log" else p.lower * p.scale for p in cont]
+        hi = [math.log(p.upper) if p.transform == "log" else p.upper * p.scale for p in cont]
+        return np.array(lo), np.array(hi)
+
+    def discrete_choices(self) -> list[tuple[int, ...]]:
+        """Every combination of the discrete parameters' grids."""
+        import itertools
+
+        return list(itertools.product(*(p.grid for p in self.discrete))) or [()]
+
+    def start_values(self) -> list[float]:
+        return [p.start for p in self.params]
+
+    def fast_apply(self, values: Sequence[float]) -> Any:
+        """What a fit prices at ``values``: a profile, or a joint fit's profiles."""
+        raise NotImplementedError
+
+
+class ParameterSpace(Coordinates):
     """The named free parameters of a profile: their bounds, how a fit moves them, and how to
     set them. Which fields may be fitted and how is ``roofline.core.fields``' table."""
 
@@ -94,51 +151,6 @@ class ParameterSpace:
             raise ProfileError(f"{self.base.path or self.base.name}: field "
                                f"'fit.priors.{p.path}': spread must be > 0")
         return value * p.scale, spread * p.scale
-
-    # Optimisation runs on a transformed vector of the continuous parameters: log for
-    # multiplicative ones, a scaled linear value for overheads (which may be exactly 0).
-    # Discrete (grid) parameters are searched over their grid around it.
-    @property
-    def continuous(self) -> list[FitSpec]:
-        return [p for p in self.params if p.transform != "grid"]
-
-    @property
-    def discrete(self) -> list[FitSpec]:
-        return [p for p in self.params if p.transform == "grid"]
-
-    def to_x(self, values: Sequence[float]) -> np.ndarray:
-        """The continuous part of a full value vector, transformed."""
-        return np.array([math.log(v) if p.transform == "log" else v * p.scale
-                         for p, v in zip(self.params, values, strict=True)
-                         if p.transform != "grid"])
-
-    def from_x(self, x: np.ndarray, discrete: Sequence[float] = ()) -> list[float]:
-        """A full value vector from transformed continuous values and discrete values."""
-        xs = iter(x)
-        ds = iter(discrete)
-        out = []
-        for p in self.params:
-            if p.transform == "grid":
-                out.append(float(next(ds)))
-            else:
-                v = next(xs)
-                out.append(math.exp(v) if p.transform == "log" else v / p.scale)
-        return out
-
-    def bounds_x(self) -> tuple[np.ndarray, np.ndarray]:
-        cont = self.continuous
-        lo = [math.log(p.lower) if p.transform == "log" else p.lower * p.scale for p in cont]
-        hi = [math.log(p.upper) if p.transform == "log" else p.upper * p.scale for p in cont]
-        return np.array(lo), np.array(hi)
-
-    def discrete_choices(self) -> list[tuple[int, ...]]:
-        """Every combination of the discrete parameters' grids."""
-        import itertools
-
-        return list(itertools.product(*(p.grid for p in self.discrete))) or [()]
-
-    def start_values(self) -> list[float]:
-        return [p.start for p in self.params]
 
     def apply(self, values: Sequence[float], source: str = "fitted") -> HardwareProfile:
         """The base profile with ``values`` set and ``source`` recorded for each of them."""
@@ -275,6 +287,7 @@ class FitResult:
                       flags=list(self.flags))
         record.pop("loo_median_abs_error_pct", None)
         record.pop("loo_spearman", None)
+        record.pop("joint", None)  # a refit on its own is no longer a joint fit
         if self.loo_predicted_ms:
             record["loo_median_abs_error_pct"] = round(self.loo_median_abs_error_pct, 2)
             record["loo_spearman"] = _round(self.loo_spearman)
@@ -327,12 +340,30 @@ class _Objective:
     prior in standard deviations. Without priors, the plain relative error of each row."""
 
     sigma: np.ndarray  # per measurement (ln units); empty: unweighted relative errors
-    prior_mean: np.ndarray  # per continuous parameter, fit coordinates
+    prior_mean: np.ndarray  # per prior term (one per continuous parameter), fit coordinates
     prior_sd: np.ndarray
+    # What each prior term is about, as a linear map of the fit vector (None: term i is about
+    # parameter i). A joint fit's devices keep their priors on their own fields, which are
+    # sums of its shared coordinates (roofline.fitting.joint).
+    prior_map: np.ndarray | None = None
 
     @property
     def uses_priors(self) -> bool:
         return self.prior_sd.size > 0
+
+    def prior_x(self) -> np.ndarray:
+        """The fit vector the priors alone favour (where the first start of a fit is)."""
+        if self.prior_map is None:
+            return self.prior_mean
+        weighted = self.prior_map / self.prior_sd[:, None]
+        return np.linalg.lstsq(weighted, self.prior_mean / self.prior_sd, rcond=None)[0]
+
+    def prior_sd_x(self) -> np.ndarray:
+        """Each fit coordinate's standard deviation under the priors alone."""
+        if self.prior_map is None:
+            return self.prior_sd
+        weighted = self.prior_map / self.prior_sd[:, None]
+        return np.sqrt(np.maximum(np.diag(np.linalg.pinv(weighted.T @ weighted)), 0.0))
 
     def residuals(self, predicted: np.ndarray, measured: np.ndarray, rows: np.ndarray,
                   x: np.ndarray) -> np.ndarray:
@@ -342,7 +373,8 @@ class _Objective:
         with np.errstate(divide="ignore", invalid="ignore"):
             res = np.log(predicted / measured) / self.sigma[rows]
         res = np.where(np.isfinite(res), res, 1e3)
-        return np.concatenate([res, (x - self.prior_mean) / self.prior_sd])
+        about = x if self.prior_map is None else self.prior_map @ x
+        return np.concatenate([res, (about - self.prior_mean) / self.prior_sd])
 
 
 def _objective(space: ParameterSpace, measurements: Sequence[Measurement],
@@ -371,10 +403,11 @@ class _Best:
     by_choice: dict[tuple[int, ...], float] = field(default_factory=dict)
 
 
-def _least_squares(problem: _Problem, space: ParameterSpace, rows: np.ndarray,
+def _least_squares(problem: Any, space: Coordinates, rows: np.ndarray,
                    objective: _Objective) -> _Best:
     """The best full value vector on ``rows``: continuous parameters by bounded least squares
-    on ``objective``, discrete ones by trying every grid combination."""
+    on ``objective``, discrete ones by trying every grid combination. ``problem`` prices what
+    ``space.fast_apply`` makes (a :class:`_Problem`, or a joint fit's)."""
     from scipy.optimize import least_squares
 
     lo, hi = space.bounds_x()
@@ -395,7 +428,7 @@ def _least_squares(problem: _Problem, space: ParameterSpace, rows: np.ndarray,
             continue
         # Two starts (the base profile's values, or the priors' means, and the middle of the
         # box) guard against a poor local minimum.
-        first = objective.prior_mean if objective.uses_priors else space.to_x(
+        first = objective.prior_x() if objective.uses_priors else space.to_x(
             space.start_values())
         choice_cost = math.inf
         for x0 in (first, (lo + hi) / 2):
@@ -410,16 +443,31 @@ def _least_squares(problem: _Problem, space: ParameterSpace, rows: np.ndarray,
     return best
 
 
+def _covariance(n: int, best: _Best, objective: _Objective) -> np.ndarray:
+    """The posterior covariance of the ``n`` continuous fit coordinates (Laplace: the inverse
+    of JᵀJ at the optimum); zeros without priors."""
+    if n and objective.uses_priors and best.jac.size:
+        return np.linalg.pinv(best.jac.T @ best.jac)
+    return np.zeros((n, n))
+
+
 def _posterior(space: ParameterSpace, best: _Best, objective: _Objective
                ) -> tuple[np.ndarray, list[str]]:
-    """The posterior covariance of the continuous parameters (Laplace: the inverse of JᵀJ at
-    the optimum) and the flags a user should read before trusting the fit."""
+    """The posterior covariance of the continuous parameters and the flags a user should read
+    before trusting the fit."""
+    cov = _covariance(len(space.continuous), best, objective)
+    return cov, _flags(space, best, cov, objective.prior_sd if objective.uses_priors else None)
+
+
+def _flags(space: Coordinates, best: _Best, cov: np.ndarray,
+           prior_sd: np.ndarray | None) -> list[str]:
+    """What a user should read before trusting a fit at ``best`` (in ``space``'s coordinates)
+    with posterior covariance ``cov``: parameters at a bound, parameters the measurements
+    barely constrain (posterior spread near ``prior_sd``, per continuous parameter; None
+    without priors) and cliffs among the discrete ones."""
     flags: list[str] = []
     cont = space.continuous
     lo, hi = space.bounds_x()
-    cov = np.zeros((len(cont), len(cont)))
-    if len(cont) and objective.uses_priors and best.jac.size:
-        cov = np.linalg.pinv(best.jac.T @ best.jac)
     for i, p in enumerate(cont):
         x = best.x[i] if best.x.size else math.nan
         span = hi[i] - lo[i]
@@ -431,8 +479,8 @@ def _posterior(space: ParameterSpace, best: _Best, objective: _Objective
                          f"push it below what physics allows; suspect the model, not the bound")
         elif math.isfinite(x) and x >= hi[i] - 1e-6 * span:
             flags.append(f"{p.path} is at its upper bound ({value:.3g})")
-        if objective.uses_priors and cov.size:
-            ratio = math.sqrt(max(cov[i, i], 0.0)) / objective.prior_sd[i]
+        if prior_sd is not None and cov.size:
+            ratio = math.sqrt(max(cov[i, i], 0.0)) / prior_sd[i]
             if ratio > 0.8:
                 flags.append(f"{p.path} is barely constrained by the measurements (posterior "
                              f"{ratio:.0%} of the prior's spread): predictions lean on its "
@@ -445,7 +493,23 @@ def _posterior(space: ParameterSpace, best: _Best, objective: _Objective
             flags.append(f"{p.path} is a cliff: {best.choice[j]:g} fits best, but {shown} fit "
                          f"within one standard deviation; latency jumps where a model's "
                          f"tensors cross it")
-    return cov, flags
+    return flags
+
+
+def _rounding_flag(measurements: Sequence[Measurement], predicted: np.ndarray,
+                   measured: np.ndarray) -> list[str]:
+    """The flag of a fit tighter than the rounding of its measurements (its in-sample error
+    then says nothing), if it is."""
+    if len(measurements) < 2:
+        return []
+    errors = np.log(predicted / measured)
+    rounding = float(np.median([m.rounding_sd for m in measurements]))
+    rms = float(np.sqrt(np.mean(errors ** 2)))
+    if rounding > 0 and rms < rounding:
+        return [f"the fit is tighter than the rounding of the measurements (rms error "
+                f"{rms:.1%} against {rounding:.1%}): in-sample error says nothing; read the "
+                f"leave-one-out error"]
+    return []
 
 
 def fit_profile(base: HardwareProfile, measurements: Sequence[Measurement],
@@ -484,14 +548,8 @@ def fit_profile(base: HardwareProfile, measurements: Sequence[Measurement],
         raise RooflineError(f"{base.name} cannot run {', '.join(bad)} (unsupported op kinds); "
                             f"remove them from the measurements")
     covariance, flags = _posterior(space, best, objective)
-    if objective.uses_priors and len(measurements) >= 2:
-        errors = np.log(predicted / problem.measured)
-        rounding = float(np.median([m.rounding_sd for m in measurements]))
-        if rounding > 0 and float(np.sqrt(np.mean(errors ** 2))) < rounding:
-            flags.append(f"the fit is tighter than the rounding of the measurements "
-                         f"(rms error {np.sqrt(np.mean(errors ** 2)):.1%} against "
-                         f"{rounding:.1%}): in-sample error says nothing; read the "
-                         f"leave-one-out error")
+    if objective.uses_priors:
+        flags += _rounding_flag(measurements, predicted, problem.measured)
     loo: list[float] = []
     if leave_one_out and len(measurements) >= 3:
         for i in everything:

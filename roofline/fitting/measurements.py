@@ -96,14 +96,16 @@ Criteria = Mapping[str, str] | Sequence[Mapping[str, str]]
 def load_measurements(path: str | Path, *, device: str | None = None,
                       where: Criteria | None = None,
                       known_models: Callable[[str], bool] | None = None,
-                      aliases: Mapping[str, str] | None = None) -> list[Measurement]:
+                      aliases: Mapping[str, str] | None = None,
+                      empty_ok: bool = False) -> list[Measurement]:
     """Read a measurement CSV; every problem is a MeasurementError naming the file and row.
 
     ``device`` keeps the rows of one device (a file without a device column is taken to be
     for it); ``where`` keeps rows whose columns equal the given values, or that match any of
     several such sets (see :func:`select`).
     ``aliases`` renames models (a published name to a model spec roofline knows);
-    ``known_models`` validates the names that remain.
+    ``known_models`` validates the names that remain. A file with no row selected is an
+    error unless ``empty_ok`` (a joint fit reads every device's rows from several files).
     """
     from ..core.hardware import shipped_path
 
@@ -137,7 +139,7 @@ def load_measurements(path: str | Path, *, device: str | None = None,
     if device is not None and "device" in header:
         alternatives = [{**c, "device": c.get("device", device)} for c in alternatives]
     rows = select(rows, alternatives)
-    if not rows:
+    if not rows and not empty_ok:
         shown = format_select(alternatives)
         raise MeasurementError(f"{path}: no measurements" + (f" with {shown}" if shown else ""))
     return rows

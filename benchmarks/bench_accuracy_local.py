@@ -106,8 +106,12 @@ def _onnxruntime(models: list[Variant], local: Any, args: argparse.Namespace) ->
                               overhead={"per_kernel_s": 0.0, "per_inference_s": 0.0})
     print(f"{good.description}; calibration: {len(local.layers)} single-layer timings "
           f"(fp32 and int8), fit median |error| "
-          f"{local.layer_fit.median_abs_error_pct:.1f} %; a kernel's cost in a model "
-          f"(fitted to the synthetic nets) {good.overhead.per_kernel_s * 1e6:.1f} us; peaks "
+          f"{local.layer_fit.median_abs_error_pct:.1f} %; fixed cost per kernel inside a "
+          f"model (fitted to the synthetic nets' kernels) "
+          + ", ".join(f"{kind} {us * 1e6:.1f} us" for kind, us
+                      in good.overhead.per_kind_s.items())
+          + f"; the nets' wall clock predicted with median |error| "
+          f"{local.fit.median_abs_error_pct:.1f} %; peaks "
           f"{good.peak('fp32') / 1e9:.1f} G MAC/s fp32, {good.peak('int8') / 1e9:.1f} G MAC/s "
           f"int8\n")
     for precision in ("fp32", "int8"):

@@ -196,3 +196,71 @@ def test_a_model_onnx_cannot_export_is_one_line(capsys, tmp_path):
     line = run_cli(capsys, "validate", "--hw", "cpu", "--runtime", "onnxruntime", "--models",
                    f"{model}:spectrum", "--budget", "1").error_line
     assert "cannot export" in line and "fft_rfft2" in line
+
+
+def test_nodes_are_matched_to_kernels_in_order():
+    from roofline.fitting.local_ort import match_nodes
+
+    # ONNX Runtime ran a layout conversion first and last, and no node for the add (say it
+    # fused it): the kernel without a node and the nodes without a kernel are kept, in order.
+    nodes = [("r0", "reorder_input", 0.1), ("c0", "conv", 1.0), ("c1", "conv", 2.0),
+             ("r1", "reorder_output", 0.1)]
+    assert match_nodes(["conv", "add", "conv"], nodes) == [
+        (None, 0), (0, 1), (1, None), (2, 2), (None, 3)]
+
+
+class Tiny(nn.Module):
+    """Pointwise and depthwise convolutions at three resolutions and a residual add: kernels
+    whose MACs, weights and count differ enough to tell an efficiency from a fixed cost."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(16, 32, 1)
+        self.dw1 = nn.Conv2d(32, 32, 3, 2, 1, groups=32)
+        self.b = nn.Conv2d(32, 64, 1)
+        self.dw2 = nn.Conv2d(64, 64, 3, 2, 1, groups=64)
+        self.c = nn.Conv2d(64, 64, 1)
+        self.d = nn.Conv2d(64, 64, 1)
+
+    def forward(self, x):
+        y = self.dw2(self.b(self.dw1(torch.relu(self.a(x)))))
+        return y + self.d(torch.relu(self.c(y)))
+
+
+def test_in_model_costs_are_recovered_from_kernel_times(tmp_path):
+    # Kernel times made by a known profile are fitted from a wrong start: the fit must find
+    # the profile's efficiencies and fixed costs again (a compute-bound profile, memory free,
+    # so every kernel takes MACs / (peak x efficiency) + its kind's fixed cost).
+    from roofline.fitting.local_ort import fit_in_models
+
+    base = _ort_profile()
+    sources = {**base.sources, "efficiency": "test", "int8_efficiency": "test",
+               "overhead": "test"}
+    truth = base.with_changes(
+        efficiency={"pointwise_conv": 0.6, "depthwise_conv": 0.3},
+        int8_efficiency={"pointwise_conv": 0.5, "depthwise_conv": 0.2},
+        overhead={"per_kind_s": {"conv": 20e-6, "pointwise_conv": 20e-6,
+                                 "depthwise_conv": 10e-6, "elementwise": 5e-6}},
+        sources=sources)
+    start = truth.with_changes(
+        efficiency={"pointwise_conv": 0.9, "depthwise_conv": 0.9},
+        int8_efficiency={"pointwise_conv": 0.9, "depthwise_conv": 0.9}, overhead={})
+    graphs = [m.graph() for m in prepare("tiny", Tiny().eval(), (1, 16, 32, 32), tmp_path)]
+    profiled = []
+    for graph in graphs:
+        records = predict(graph, truth).kernel_records()
+        profiled.append([("reorder", "reorder_input", 0.01)]
+                        + [(r["name"], r["op"], r["latency_ms"]) for r in records])
+    fitted, counts = fit_in_models(start, graphs, profiled, "in the models")
+    assert counts["efficiency.pointwise_conv"] == 4  # a, b, c, d in fp32
+    assert counts["int8_efficiency.depthwise_conv"] == 2
+    assert fitted.efficiency["pointwise_conv"] == pytest.approx(0.6, rel=1e-3)
+    assert fitted.efficiency["depthwise_conv"] == pytest.approx(0.3, rel=1e-3)
+    assert fitted.int8_efficiency["pointwise_conv"] == pytest.approx(0.5, rel=1e-3)
+    assert fitted.int8_efficiency["depthwise_conv"] == pytest.approx(0.2, rel=1e-3)
+    assert fitted.overhead.per_kind_s["pointwise_conv"] == pytest.approx(20e-6, rel=1e-3)
+    assert fitted.overhead.per_kind_s["depthwise_conv"] == pytest.approx(10e-6, rel=1e-3)
+    assert fitted.overhead.per_kind_s["elementwise"] == pytest.approx(5e-6, rel=1e-3)
+    for key in ("efficiency.pointwise_conv", "int8_efficiency.depthwise_conv",
+                "overhead.per_kind_s.elementwise"):
+        assert fitted.sources[key] == "in the models", key  # each fitted value says so

@@ -95,5 +95,7 @@ def _print(result: Any, out: str) -> None:
     con.print(f"{len(layers)} single-layer timings{per} (median spread p10-p90 "
               f"{result.spread_pct:.0f} %{passes}), fit median |error| "
               f"{result.layer_fit.median_abs_error_pct:.1f} %; {len(result.nets) // n} synthetic "
-              f"nets, fit median |error| {result.fit.median_abs_error_pct:.1f} %")
+              f"nets, " + ("fit" if result.fit.free else "kernels fitted inside them, "
+                                                       "wall clock predicted:")
+              + f" median |error| {result.fit.median_abs_error_pct:.1f} %")
     con.print(f"wrote {out}")

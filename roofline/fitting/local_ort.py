@@ -11,8 +11,12 @@ The calibration measures what ``roofline.fitting.local_torch`` measures, through
 the peak of a 1024 x 1024 x 1024 matrix multiply in fp32 and in int8, the single layers of every
 op kind, seeded synthetic nets and windowed pooling layers, each exported and quantised. The
 profile prices both precisions with one set of efficiencies (each relative to its own
-precision's measured peak) and is fitted to the fp32 and int8 latencies together. Every graph
-it is fitted to and validated on is read back from the ONNX file ONNX Runtime ran
+precision's measured peak) and is fitted to the fp32 and int8 latencies together. What a
+kernel costs inside a model is then fitted to the kernels of the synthetic nets as ONNX
+Runtime's profiler times them (:func:`fit_in_models`), not to the nets' wall-clock latency: one
+free cost per kernel fitted to a dozen wall-clock numbers took up every other difference
+between a layer alone and a layer in a model, and moved 14-35 us between calibrations. Every
+graph it is fitted to and validated on is read back from the ONNX file ONNX Runtime ran
 (``roofline.sources.onnx.read_onnx``), so the layers priced are the layers run. No whole
 validated model is used.
 
@@ -66,7 +70,8 @@ from .measure import Timing, threads, time_interleaved
 
 __all__ = ["PRECISIONS", "FREE", "OrtProfile", "export_onnx", "quantize_onnx", "ort_session",
            "OnnxModel", "prepare", "calibrate_local_ort", "measure_models", "ORT_FUSION",
-           "ORT_INT8_FUSION", "profile_nodes", "boundary_ms", "LAYOUT_OPS"]
+           "ORT_INT8_FUSION", "profile_nodes", "boundary_ms", "LAYOUT_OPS", "node_times",
+           "match_nodes", "fit_in_models", "IN_MODEL"]
 
 #: The precisions this runtime is calibrated and validated at.
 PRECISIONS = ("fp32", "int8")
@@ -258,6 +263,120 @@ def profile_nodes(model: OnnxModel, thread_count: int, runs: int = 20
     return [p for p in passes[warmup:] if p]
 
 
+def node_times(passes: list[dict[str, tuple[str, float]]]) -> list[tuple[str, str, float]]:
+    """(node, op, median kernel ms) per node of :func:`profile_nodes`' passes, in run order;
+    the op in the reader's names, less ONNX Runtime's prefixes (``QLinearConv`` and its blocked
+    ``Conv`` are a ``conv``, ``QGemm`` a ``gemm``)."""
+    import statistics
+
+    from ..sources.onnx.ops import snake_case
+
+    def canonical(op_type: str) -> str:
+        name = snake_case(op_type)
+        for prefix in ("q_linear_", "nhwc_"):
+            name = name.removeprefix(prefix)
+        return {"q_gemm": "gemm", "q_attention": "attention"}.get(name, name)
+
+    if not passes:
+        return []
+    return [(node, canonical(op), statistics.median(run[node][1] for run in passes
+                                                    if node in run))
+            for node, (op, _) in passes[0].items()]
+
+
+def match_nodes(kernel_ops: Sequence[str], nodes: Sequence[tuple[str, str, float]]
+                ) -> list[tuple[int | None, int | None]]:
+    """Profiled nodes matched to predicted kernels in order, by op: (kernel, node) index pairs
+    in run order; a node no kernel matches (a layout conversion, an op ONNX Runtime split in
+    two) is ``(None, node)``, a kernel no node matches ``(kernel, None)``."""
+    pairs: list[tuple[int | None, int | None]] = []
+    j = 0
+    for i, op in enumerate(kernel_ops):
+        k = j
+        while k < len(nodes) and nodes[k][1] != op:
+            k += 1
+        if k < len(nodes):
+            pairs += [(None, n) for n in range(j, k)]
+            pairs.append((i, k))
+            j = k + 1
+        else:
+            pairs.append((i, None))
+    return pairs + [(None, n) for n in range(j, len(nodes))]
+
+
+#: What :func:`fit_in_models` refits on kernels inside models: the fixed costs of every kind
+#: and the efficiencies of the kernels an inverted-residual net is made of. Dense and linear
+#: efficiencies stay as the single layers have them: a synthetic net's only dense convolution
+#: is its 3-channel stem, and its only linear layer the classifier, neither of them typical.
+IN_MODEL = ("efficiency.pointwise_conv", "efficiency.depthwise_conv",
+            "int8_efficiency.pointwise_conv", "int8_efficiency.depthwise_conv",
+            "memory_efficiency.depthwise_conv", "overhead.per_weight_byte_s",
+            *(f for f in FREE if f.startswith("overhead.per_kind_s.")))
+
+
+def fit_in_models(profile: HardwareProfile, graphs: Sequence[Any],
+                  profiled: Sequence[list[tuple[str, str, float]]], source: str
+                  ) -> tuple[HardwareProfile, dict[str, int]]:
+    """Refit :data:`IN_MODEL` to the kernel times ONNX Runtime's profiler measured inside
+    models (``profiled``: :func:`node_times` of each of ``graphs``), all else as ``profile``
+    prices it.
+
+    A single layer timed in a loop runs with its code, weights and tensors hot; inside a model
+    its kernel runs after another one (on the project's machine a QuantizeLinear costs 20-40 us
+    more there, a depthwise convolution 15-40 % more, a large pointwise one 10-20 % less). Each
+    kernel's error counts as its relative error weighed by the square root of its share of its
+    model's time, so that neither a thousand tiny kernels nor the few largest decide alone. A
+    field no matched kernel prices (no such kind, or not at that precision) keeps its
+    single-layer value. Returns the profile and, per refitted field, how many kernels it was
+    fitted on."""
+    import numpy as np
+    from scipy.optimize import least_squares
+
+    from ..core.engine import KernelSet, evaluate, predict
+    from ..core.fields import expand
+    from .calibrate import ParameterSpace
+
+    table = KernelSet(list(graphs)).table(profile.kernel_view())
+    rows, measured, share = [], [], []
+    matched: list[tuple[str, str]] = []  # (kind, precision) of each matched kernel
+    for g, (graph, nodes) in enumerate(zip(graphs, profiled, strict=True)):
+        kernels = predict(graph, profile).graph.layers  # the table's rows of graph g, in order
+        total = sum(ms for *_, ms in nodes)
+        for k, n in match_nodes([kernel.op for kernel in kernels], nodes):
+            if k is not None and n is not None and nodes[n][2] > 0:
+                rows.append(int(table.starts[g]) + k)
+                measured.append(nodes[n][2])
+                share.append(nodes[n][2] * total)
+                matched.append((kernels[k].kind.value,
+                                "int8" if kernels[k].precision == "int8" else "fp32"))
+
+    def fitted_on(field: str) -> int:
+        """How many matched kernels ``field`` prices."""
+        head = field.split(".")[0]
+        kinds = {path.rsplit(".", 1)[-1] for path in expand(field)}
+        if head == "overhead" and not field.startswith("overhead.per_kind_s."):
+            return len(matched)
+        precisions = {"int8_efficiency": {"int8"}, "efficiency": {"fp32"}}.get(
+            head, {"fp32", "int8"})
+        return sum(kind in kinds and precision in precisions for kind, precision in matched)
+
+    counts = {f: fitted_on(f) for f in IN_MODEL if fitted_on(f)}
+    if not counts:
+        return profile, {}
+    index, measured_ms = np.array(rows), np.array(measured)
+    weight = 1.0 / np.sqrt(np.array(share))  # (p - m) / sqrt(m * total) = rel. error * sqrt(share)
+    space = ParameterSpace(profile, list(counts), priors=False)
+    low, high = space.bounds_x()
+    start = np.clip(space.to_x([p.base_value for p in space.params]), low, high)
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        costs = evaluate(table, space.fast_apply(space.from_x(x)))
+        return (costs.latency_s[index] * 1e3 - measured_ms) * weight
+
+    x = least_squares(residuals, start, bounds=(low, high), x_scale="jac").x
+    return space.apply(space.from_x(x), source), counts
+
+
 def _source_nodes(path: Path) -> set[str]:
     import onnx
 
@@ -366,6 +485,7 @@ class _Stage:
     calls: dict[str, Callable[[], Any]]
     timings: dict[str, Timing]
     edge_ms: dict[str, float]
+    nodes: dict[str, list[tuple[str, str, float]]]
 
     def fit_input(self, timings: dict[str, Timing] | None = None) -> tuple[list[Any], list[Any]]:
         """(measurements, graphs) for ``fit_in_stages``: each median (of ``timings`` if given),
@@ -386,9 +506,10 @@ class _Stage:
 
 
 def _stage(benchmarks: list[Layer], folder: Path, thread_count: int, budget_s: float,
-           min_samples: int, report: Callable[[str], None], edges: bool = False) -> _Stage:
+           min_samples: int, report: Callable[[str], None], edges: bool = False,
+           nodes: bool = False) -> _Stage:
     """Export, quantise and time ``benchmarks``; with ``edges``, also profile the layout
-    conversions at their edges."""
+    conversions at their edges; with ``nodes``, profile every kernel (:func:`node_times`)."""
     models: list[OnnxModel] = []
     for i, bench in enumerate(benchmarks):
         report(f"exporting {i + 1}/{len(benchmarks)}")
@@ -400,7 +521,12 @@ def _stage(benchmarks: list[Layer], folder: Path, thread_count: int, budget_s: f
     if edges:
         report("profiling layout conversions")
         edge_ms = {f"{m.name} {m.precision}": boundary_ms(m, thread_count) for m in models}
-    return _Stage(models, graphs, calls, timings, edge_ms)
+    profiled = {}
+    if nodes:
+        report("profiling kernels")
+        profiled = {f"{m.name} {m.precision}": node_times(profile_nodes(m, thread_count))
+                    for m in models}
+    return _Stage(models, graphs, calls, timings, edge_ms, profiled)
 
 
 def calibrate_local_ort(thread_count: int = 1, budget_s: float = 60.0,
@@ -437,7 +563,7 @@ def calibrate_local_ort(thread_count: int = 1, budget_s: float = 60.0,
                                                      min_samples=7),
             allow_noisy, lambda step: report(step, 0.55))
         nets = _stage(_synthetic_nets(torch), folder, thread_count, 0.2 * budget_s, 5,
-                      lambda step: report(f"synthetic nets: {step}", 0.6))
+                      lambda step: report(f"synthetic nets: {step}", 0.6), nodes=True)
         pools = _stage(_pool_layers(torch), folder, thread_count, 0.1 * budget_s, 7,
                        lambda step: report(f"windowed pooling: {step}", 0.8), edges=True)
     report("fit", 0.9)
@@ -484,7 +610,11 @@ def calibrate_local_ort(thread_count: int = 1, budget_s: float = 60.0,
         convention="ONNX Runtime CPU provider kernels (see [sources].fusion)", date=when[:10],
         measured=f"{count[0]} single-layer micro-benchmarks, then {count[1]} seeded synthetic "
                  f"nets (no validated model), then {count[2]} windowed pooling layers, each in "
-                 f"fp32 and int8 QDQ")
+                 f"fp32 and int8 QDQ",
+        in_models=lambda profile: fit_in_models(
+            profile, nets.graphs, [nets.nodes[f"{m.name} {m.precision}"] for m in nets.models],
+            f"fitted to ONNX Runtime's profiler times of the kernels inside {count[1]} seeded "
+            f"synthetic nets in fp32 and int8, none of them a validated model ({where})")[0])
     report("done", 1.0)
     return OrtProfile(profile=profile, peak_timing={p: t for p, (_, t, _) in peaks.items()},
                       bandwidths=mem.bandwidths, layers=timings, layer_fit=layer_fit, fit=net_fit,

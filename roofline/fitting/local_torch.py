@@ -353,16 +353,21 @@ def timing_source(spread: float, count: int, passes: int, more: str) -> str:
 def fit_in_stages(base: HardwareProfile, free: Sequence[str],
                   layers: tuple[list[Any], list[Any]], nets: tuple[list[Any], list[Any]],
                   pools: tuple[list[Any], list[Any]], *, latency: str, where: str,
-                  command: str, convention: str, date: str, measured: str
+                  command: str, convention: str, date: str, measured: str,
+                  in_models: Callable[[HardwareProfile], HardwareProfile] | None = None
                   ) -> tuple[HardwareProfile, Any, Any]:
     """The local calibration's three fits, each a (measurements, graphs) pair, for every
     runtime: ``free`` on the single layers (plain least squares: hundreds of precise local
-    measurements need no priors); then, with every efficiency and per-kind cost from them, the
-    cost a kernel adds in the middle of a model (``per_kernel_s``) on the synthetic nets; then
+    measurements need no priors); then what a kernel costs in the middle of a model; then
     windowed pooling's comparisons and adds (``efficiency.pooling``) on its own layers.
-    ``latency`` says what was timed ("eager latency"). Returns the profile with its ``[fit]``,
-    and the single-layer and net fits."""
-    from .calibrate import fit_profile
+    ``latency`` says what was timed ("eager latency").
+
+    The middle stage: where the runtime can time each kernel inside a model, ``in_models``
+    refits what those times tell (``roofline.fitting.local_ort.fit_in_models``) and the nets'
+    wall-clock latencies are only predicted, a check nothing was fitted to. Otherwise one cost
+    per kernel (``per_kernel_s``) is fitted to the nets' latencies. Returns the profile with
+    its ``[fit]``, the single-layer fit and the nets' (fitted or predicted) result."""
+    from .calibrate import FitResult, fit_profile
 
     (layer_rows, layer_graphs), (net_rows, net_graphs), (pool_rows, pool_graphs) = \
         layers, nets, pools
@@ -371,11 +376,19 @@ def fit_in_stages(base: HardwareProfile, free: Sequence[str],
                             leave_one_out=False, io_on_chip=True, priors=False,
                             source=f"fitted to the {latency} of {counts[0]} single layers "
                                    f"({where})")
-    net_fit = fit_profile(layer_fit.profile, net_rows, ["overhead.per_kernel_s"],
-                          graphs=net_graphs, leave_one_out=False, priors=False,
-                          source=f"fitted to the {latency} of {counts[1]} seeded synthetic "
-                                 f"inverted-residual nets, none of them a validated model "
-                                 f"({where})")
+    if in_models is None:
+        net_fit = fit_profile(layer_fit.profile, net_rows, ["overhead.per_kernel_s"],
+                              graphs=net_graphs, leave_one_out=False, priors=False,
+                              source=f"fitted to the {latency} of {counts[1]} seeded synthetic "
+                                     f"inverted-residual nets, none of them a validated model "
+                                     f"({where})")
+    else:
+        from ..core.engine import price
+
+        in_model = in_models(layer_fit.profile)
+        predicted = price(net_graphs, [in_model]).latency_s[0] * 1e3
+        net_fit = FitResult(profile=in_model, measurements=tuple(net_rows), free=(), values=(),
+                            predicted_ms=tuple(float(ms) for ms in predicted))
     pool_fit = fit_profile(net_fit.profile, pool_rows, ["efficiency.pooling"],
                            graphs=pool_graphs, leave_one_out=False, io_on_chip=True,
                            priors=False,

@@ -258,49 +258,28 @@ def compare_layers_onnx(variant: Variant, hw: HardwareProfile, *, precision: str
     Runtime inserted, an op it split in two) is listed with no prediction; a kernel no node
     matches, with no measurement.
     """
-    import statistics
     import tempfile
 
     import torch
 
-    from ..sources.onnx.ops import snake_case
-    from .local_ort import prepare, profile_nodes
+    from .local_ort import match_nodes, node_times, prepare, profile_nodes
 
     with tempfile.TemporaryDirectory(prefix="roofline-ort-") as tmp, torch.no_grad():
         (model,) = prepare(variant.label, variant.build().eval(), variant.input_shape, tmp,
                            (precision,))
         graph = model.graph()
-        passes = profile_nodes(model, thread_count, runs)
+        nodes = node_times(profile_nodes(model, thread_count, runs))
     prediction = predict(graph, hw)
     records = prediction.kernel_records()
     kernels = prediction.graph.layers  # the kernel view that was priced
-    nodes: list[tuple[str, str, float]] = []
-    if passes:
-        for node, (op, _) in passes[0].items():
-            times = [run[node][1] for run in passes if node in run]
-            nodes.append((node, op, statistics.median(times)))
-
-    def canonical(op_type: str) -> str:
-        name = snake_case(op_type)
-        for prefix in ("q_linear_", "nhwc_"):
-            name = name.removeprefix(prefix)
-        return {"q_gemm": "gemm", "q_attention": "attention"}.get(name, name)
-
     checks: list[LayerCheck] = []
-    j = 0
-    for kernel, record in zip(kernels, records, strict=True):
-        k = j
-        while k < len(nodes) and canonical(nodes[k][1]) != kernel.op:
-            k += 1
-        if k < len(nodes):
-            for node, op, ms in nodes[j:k]:  # skipped nodes: run by ONNX Runtime only
-                checks.append(LayerCheck(node, canonical(op), "(not in the graph)", 0.0, ms))
-            checks.append(LayerCheck(kernel.name, kernel.op, kernel.kind.value,
-                                     record["latency_ms"] or 0.0, nodes[k][2]))
-            j = k + 1
+    for k, n in match_nodes([kernel.op for kernel in kernels], nodes):
+        if k is None:  # run by ONNX Runtime only
+            node, op, ms = nodes[n]
+            checks.append(LayerCheck(node, op, "(not in the graph)", 0.0, ms))
         else:
+            kernel = kernels[k]
             checks.append(LayerCheck(kernel.name, kernel.op, kernel.kind.value,
-                                     record["latency_ms"] or 0.0, None))
-    for node, op, ms in nodes[j:]:
-        checks.append(LayerCheck(node, canonical(op), "(not in the graph)", 0.0, ms))
+                                     records[k]["latency_ms"] or 0.0,
+                                     None if n is None else nodes[n][2]))
     return checks

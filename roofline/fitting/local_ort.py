@@ -433,12 +433,16 @@ def _failing_as(what: str) -> Iterator[None]:
         raise TraceError(f"{what}: {lines[0] if lines else type(exc).__name__}") from None
 
 
-def _matmul_peak(folder: Path, thread_count: int, budget_s: float
+def _matmul_peak(folder: Path, thread_count: int, budget_s: float, runs: int = 10
                  ) -> dict[str, tuple[float, Timing, str]]:
     """Per precision, the fastest MAC rate of two large GEMMs of 1024 x 1024 x 1024 MACs: a
     matrix multiply, and a 1 x 1 convolution of 1024 channels at 32 x 32 (ONNX Runtime's
     blocked convolution kernels can outrun its matrix multiply: an efficiency cannot exceed 1,
-    so the peak is the faster of the two). Returns (MACs/s, its timing, which one)."""
+    so the peak is the faster of the two). The rate is that of the GEMM kernel alone, its
+    fastest of ``runs`` profiled passes: a timed session also runs the layout conversions at
+    the graph's edges and, in int8, the QuantizeLinear and DequantizeLinear of a 4 MB tensor,
+    which on the project's machine left the fitted pointwise efficiencies at their bound of 1.
+    Returns (MACs/s, the session's wall-clock timing, which GEMM)."""
     from torch import nn
 
     n = 1024
@@ -446,16 +450,18 @@ def _matmul_peak(folder: Path, thread_count: int, budget_s: float
                                          folder),
               "1x1 convolution": prepare("pointwise 1024 @32", nn.Conv2d(n, n, 1, bias=False),
                                          (1, n, 32, 32), folder)}
-    calls = {(what, m.precision): m.call(thread_count)
-             for what, pair in models.items() for m in pair}
-    timings = time_interleaved({f"{w} {p}": c for (w, p), c in calls.items()},
+    chosen = {(what, m.precision): m for what, pair in models.items() for m in pair}
+    timings = time_interleaved({f"{w} {p}": m.call(thread_count)
+                                for (w, p), m in chosen.items()},
                                budget_s=budget_s, min_samples=5)
     out: dict[str, tuple[float, Timing, str]] = {}
-    for what, precision in calls:
-        t = timings[f"{what} {precision}"]
-        rate = n ** 3 / (t.min_ms / 1e3)
+    for (what, precision), model in chosen.items():
+        # The GEMM is the pass's longest kernel by far (the rest touch 4 MB once).
+        kernel_ms = min(max(ms for _, ms in run.values())
+                        for run in profile_nodes(model, thread_count, runs))
+        rate = n ** 3 / (kernel_ms / 1e3)
         if precision not in out or rate > out[precision][0]:
-            out[precision] = (rate, t, what)
+            out[precision] = (rate, timings[f"{what} {precision}"], what)
     return out
 
 
@@ -574,8 +580,9 @@ def calibrate_local_ort(thread_count: int = 1, budget_s: float = 60.0,
                                 f"(fp32 and int8 timings counted apart)"),
         **{f"peak_macs_per_s.{p}": f"measured: the faster of a 1024 x 1024 x 1024 matrix "
                                    f"multiply and a 1x1 convolution of as many MACs in {p} in "
-                                   f"ONNX Runtime{_QUANTISED.get(p, '')} (the {what}), fastest "
-                                   f"of {len(t.samples_ms)} runs; {where}"
+                                   f"ONNX Runtime{_QUANTISED.get(p, '')} (the {what}), its "
+                                   f"kernel's time in ONNX Runtime's profiler, fastest of 10 "
+                                   f"passes; {where}"
            for p, (_, t, what) in peaks.items()},
         "fusion": "ONNX Runtime CPU provider graph optimisations (onnxruntime.ai docs 'Graph "
                   "optimizations': Conv BatchNorm fusion, NCHWc Conv with activation and Sum, "

@@ -60,7 +60,9 @@ from .local_torch import (
     _pool_layers,
     _synthetic_nets,
     cpu_name,
+    fit_in_models,
     fit_in_stages,
+    match_nodes,
     measure_memory,
     median_spread_pct,
     quiet_enough,
@@ -71,7 +73,7 @@ from .measure import Timing, threads, time_interleaved
 __all__ = ["PRECISIONS", "FREE", "OrtProfile", "export_onnx", "quantize_onnx", "ort_session",
            "OnnxModel", "prepare", "calibrate_local_ort", "measure_models", "ORT_FUSION",
            "ORT_INT8_FUSION", "profile_nodes", "boundary_ms", "LAYOUT_OPS", "node_times",
-           "match_nodes", "fit_in_models", "IN_MODEL"]
+           "match_nodes", "fit_in_models"]
 
 #: The precisions this runtime is calibrated and validated at.
 PRECISIONS = ("fp32", "int8")
@@ -275,106 +277,15 @@ def node_times(passes: list[dict[str, tuple[str, float]]]) -> list[tuple[str, st
         name = snake_case(op_type)
         for prefix in ("q_linear_", "nhwc_"):
             name = name.removeprefix(prefix)
-        return {"q_gemm": "gemm", "q_attention": "attention"}.get(name, name)
+        # QuickGelu is ONNX Runtime's fusion of x * sigmoid(x): a SiLU.
+        return {"q_gemm": "gemm", "q_attention": "attention", "quick_gelu": "silu"}.get(name,
+                                                                                      name)
 
     if not passes:
         return []
     return [(node, canonical(op), statistics.median(run[node][1] for run in passes
                                                     if node in run))
             for node, (op, _) in passes[0].items()]
-
-
-def match_nodes(kernel_ops: Sequence[str], nodes: Sequence[tuple[str, str, float]]
-                ) -> list[tuple[int | None, int | None]]:
-    """Profiled nodes matched to predicted kernels in order, by op: (kernel, node) index pairs
-    in run order; a node no kernel matches (a layout conversion, an op ONNX Runtime split in
-    two) is ``(None, node)``, a kernel no node matches ``(kernel, None)``."""
-    pairs: list[tuple[int | None, int | None]] = []
-    j = 0
-    for i, op in enumerate(kernel_ops):
-        k = j
-        while k < len(nodes) and nodes[k][1] != op:
-            k += 1
-        if k < len(nodes):
-            pairs += [(None, n) for n in range(j, k)]
-            pairs.append((i, k))
-            j = k + 1
-        else:
-            pairs.append((i, None))
-    return pairs + [(None, n) for n in range(j, len(nodes))]
-
-
-#: What :func:`fit_in_models` refits on kernels inside models: the fixed costs of every kind
-#: and the efficiencies of the kernels an inverted-residual net is made of. Dense and linear
-#: efficiencies stay as the single layers have them: a synthetic net's only dense convolution
-#: is its 3-channel stem, and its only linear layer the classifier, neither of them typical.
-IN_MODEL = ("efficiency.pointwise_conv", "efficiency.depthwise_conv",
-            "int8_efficiency.pointwise_conv", "int8_efficiency.depthwise_conv",
-            "memory_efficiency.depthwise_conv", "overhead.per_weight_byte_s",
-            *(f for f in FREE if f.startswith("overhead.per_kind_s.")))
-
-
-def fit_in_models(profile: HardwareProfile, graphs: Sequence[Any],
-                  profiled: Sequence[list[tuple[str, str, float]]], source: str
-                  ) -> tuple[HardwareProfile, dict[str, int]]:
-    """Refit :data:`IN_MODEL` to the kernel times ONNX Runtime's profiler measured inside
-    models (``profiled``: :func:`node_times` of each of ``graphs``), all else as ``profile``
-    prices it.
-
-    A single layer timed in a loop runs with its code, weights and tensors hot; inside a model
-    its kernel runs after another one (on the project's machine a QuantizeLinear costs 20-40 us
-    more there, a depthwise convolution 15-40 % more, a large pointwise one 10-20 % less). Each
-    kernel's error counts as its relative error weighed by the square root of its share of its
-    model's time, so that neither a thousand tiny kernels nor the few largest decide alone. A
-    field no matched kernel prices (no such kind, or not at that precision) keeps its
-    single-layer value. Returns the profile and, per refitted field, how many kernels it was
-    fitted on."""
-    import numpy as np
-    from scipy.optimize import least_squares
-
-    from ..core.engine import KernelSet, evaluate, predict
-    from ..core.fields import expand
-    from .calibrate import ParameterSpace
-
-    table = KernelSet(list(graphs)).table(profile.kernel_view())
-    rows, measured, share = [], [], []
-    matched: list[tuple[str, str]] = []  # (kind, precision) of each matched kernel
-    for g, (graph, nodes) in enumerate(zip(graphs, profiled, strict=True)):
-        kernels = predict(graph, profile).graph.layers  # the table's rows of graph g, in order
-        total = sum(ms for *_, ms in nodes)
-        for k, n in match_nodes([kernel.op for kernel in kernels], nodes):
-            if k is not None and n is not None and nodes[n][2] > 0:
-                rows.append(int(table.starts[g]) + k)
-                measured.append(nodes[n][2])
-                share.append(nodes[n][2] * total)
-                matched.append((kernels[k].kind.value,
-                                "int8" if kernels[k].precision == "int8" else "fp32"))
-
-    def fitted_on(field: str) -> int:
-        """How many matched kernels ``field`` prices."""
-        head = field.split(".")[0]
-        kinds = {path.rsplit(".", 1)[-1] for path in expand(field)}
-        if head == "overhead" and not field.startswith("overhead.per_kind_s."):
-            return len(matched)
-        precisions = {"int8_efficiency": {"int8"}, "efficiency": {"fp32"}}.get(
-            head, {"fp32", "int8"})
-        return sum(kind in kinds and precision in precisions for kind, precision in matched)
-
-    counts = {f: fitted_on(f) for f in IN_MODEL if fitted_on(f)}
-    if not counts:
-        return profile, {}
-    index, measured_ms = np.array(rows), np.array(measured)
-    weight = 1.0 / np.sqrt(np.array(share))  # (p - m) / sqrt(m * total) = rel. error * sqrt(share)
-    space = ParameterSpace(profile, list(counts), priors=False)
-    low, high = space.bounds_x()
-    start = np.clip(space.to_x([p.base_value for p in space.params]), low, high)
-
-    def residuals(x: np.ndarray) -> np.ndarray:
-        costs = evaluate(table, space.fast_apply(space.from_x(x)))
-        return (costs.latency_s[index] * 1e3 - measured_ms) * weight
-
-    x = least_squares(residuals, start, bounds=(low, high), x_scale="jac").x
-    return space.apply(space.from_x(x), source), counts
 
 
 def _source_nodes(path: Path) -> set[str]:
@@ -435,31 +346,36 @@ def _failing_as(what: str) -> Iterator[None]:
 
 def _matmul_peak(folder: Path, thread_count: int, budget_s: float, runs: int = 10
                  ) -> dict[str, tuple[float, Timing, str]]:
-    """Per precision, the fastest MAC rate of two large GEMMs of 1024 x 1024 x 1024 MACs: a
-    matrix multiply, and a 1 x 1 convolution of 1024 channels at 32 x 32 (ONNX Runtime's
-    blocked convolution kernels can outrun its matrix multiply: an efficiency cannot exceed 1,
-    so the peak is the faster of the two). The rate is that of the GEMM kernel alone, its
-    fastest of ``runs`` profiled passes: a timed session also runs the layout conversions at
-    the graph's edges and, in int8, the QuantizeLinear and DequantizeLinear of a 4 MB tensor,
-    which on the project's machine left the fitted pointwise efficiencies at their bound of 1.
-    Returns (MACs/s, the session's wall-clock timing, which GEMM)."""
+    """Per precision, the fastest MAC rate of a few large GEMMs: a 1024 x 1024 x 1024 matrix
+    multiply and 1 x 1 convolutions of 1024 channels at 32 x 32, 512 at 28 x 28 and 256 at
+    56 x 56 (ONNX Runtime's blocked convolution kernels can outrun its matrix multiply, and a
+    convolution whose tensors stay in cache outruns one of 4 MB tensors: an efficiency cannot
+    exceed 1, so the peak is the fastest of them). The rate is that of the GEMM kernel alone,
+    its fastest of ``runs`` profiled passes: a timed session also runs the layout conversions
+    at the graph's edges and, in int8, the QuantizeLinear and DequantizeLinear of its input and
+    output, which on the project's machine left the fitted pointwise efficiencies at their
+    bound of 1. Returns (MACs/s, the session's wall-clock timing, which GEMM)."""
     from torch import nn
 
     n = 1024
-    models = {"matrix multiply": prepare("matmul 1024", nn.Linear(n, n, bias=False), (n, n),
-                                         folder),
-              "1x1 convolution": prepare("pointwise 1024 @32", nn.Conv2d(n, n, 1, bias=False),
-                                         (1, n, 32, 32), folder)}
-    chosen = {(what, m.precision): m for what, pair in models.items() for m in pair}
+    gemms = {"1024^3 matrix multiply": (nn.Linear(n, n, bias=False), (n, n), n ** 3)}
+    for channels, size in ((1024, 32), (512, 28), (256, 56)):
+        gemms[f"1x1 convolution {channels} ch @{size}"] = (
+            nn.Conv2d(channels, channels, 1, bias=False), (1, channels, size, size),
+            channels * channels * size * size)
+    chosen = {}
+    for what, (module, shape, macs) in gemms.items():
+        for m in prepare(what, module, shape, folder):
+            chosen[(what, m.precision)] = (m, macs)
     timings = time_interleaved({f"{w} {p}": m.call(thread_count)
-                                for (w, p), m in chosen.items()},
+                                for (w, p), (m, _) in chosen.items()},
                                budget_s=budget_s, min_samples=5)
     out: dict[str, tuple[float, Timing, str]] = {}
-    for (what, precision), model in chosen.items():
-        # The GEMM is the pass's longest kernel by far (the rest touch 4 MB once).
+    for (what, precision), (model, macs) in chosen.items():
+        # The GEMM is the pass's longest kernel by far (the rest touch its input once).
         kernel_ms = min(max(ms for _, ms in run.values())
                         for run in profile_nodes(model, thread_count, runs))
-        rate = n ** 3 / (kernel_ms / 1e3)
+        rate = macs / (kernel_ms / 1e3)
         if precision not in out or rate > out[precision][0]:
             out[precision] = (rate, timings[f"{what} {precision}"], what)
     return out
@@ -578,8 +494,8 @@ def calibrate_local_ort(thread_count: int = 1, budget_s: float = 60.0,
         "timing": timing_source(spread, len(timings), passes,
                                 f"synthetic nets {median_spread_pct(nets.timings):.0f} % "
                                 f"(fp32 and int8 timings counted apart)"),
-        **{f"peak_macs_per_s.{p}": f"measured: the faster of a 1024 x 1024 x 1024 matrix "
-                                   f"multiply and a 1x1 convolution of as many MACs in {p} in "
+        **{f"peak_macs_per_s.{p}": f"measured: the fastest of a 1024^3 matrix multiply and "
+                                   f"1x1 convolutions (1024 ch @32, 512 @28, 256 @56) in {p} in "
                                    f"ONNX Runtime{_QUANTISED.get(p, '')} (the {what}), its "
                                    f"kernel's time in ONNX Runtime's profiler, fastest of 10 "
                                    f"passes; {where}"

@@ -25,7 +25,8 @@ from .measure import Timing, threads, time_interleaved
 
 __all__ = ["LocalProfile", "cpu_name", "cache_levels", "calibrate_local", "FREE",
            "NOISY_SPREAD_PCT", "median_spread_pct", "measure_memory", "MemoryMeasurement",
-           "quiet_enough", "timing_source", "fit_in_stages"]
+           "quiet_enough", "timing_source", "fit_in_stages", "match_nodes", "fit_in_models",
+           "IN_MODEL"]
 
 #: The single layers' median spread (p90 - p10) / median, in %, above which the machine is too
 #: busy to calibrate on. Measured on the project's 2-core machine with
@@ -400,6 +401,101 @@ def fit_in_stages(base: HardwareProfile, free: Sequence[str],
             "median_abs_error_pct": round(layer_fit.median_abs_error_pct, 2),
             "spearman": round(layer_fit.spearman, 4)}
     return pool_fit.profile.with_changes(fit=info), layer_fit, net_fit
+
+
+def match_nodes(kernel_ops: Sequence[str], nodes: Sequence[tuple[str, str, float]]
+                ) -> list[tuple[int | None, int | None]]:
+    """Profiled nodes matched to predicted kernels in order, by op: (kernel, node) index pairs
+    in run order; a node no kernel matches (a layout conversion, an op ONNX Runtime split in
+    two) is ``(None, node)``, a kernel no node matches ``(kernel, None)``."""
+    pairs: list[tuple[int | None, int | None]] = []
+    j = 0
+    for i, op in enumerate(kernel_ops):
+        k = j
+        while k < len(nodes) and nodes[k][1] != op:
+            k += 1
+        if k < len(nodes):
+            pairs += [(None, n) for n in range(j, k)]
+            pairs.append((i, k))
+            j = k + 1
+        else:
+            pairs.append((i, None))
+    return pairs + [(None, n) for n in range(j, len(nodes))]
+
+
+#: What :func:`fit_in_models` refits on kernels inside models: the fixed costs of every kind
+#: and the efficiencies of the kernels an inverted-residual net is made of. Dense and linear
+#: efficiencies stay as the single layers have them: a synthetic net's only dense convolution
+#: is its 3-channel stem, and its only linear layer the classifier, neither of them typical.
+IN_MODEL = ("efficiency.pointwise_conv", "efficiency.depthwise_conv",
+            "int8_efficiency.pointwise_conv", "int8_efficiency.depthwise_conv",
+            "memory_efficiency.depthwise_conv", "overhead.per_weight_byte_s",
+            *(f for f in FREE if f.startswith("overhead.per_kind_s.")))  # (int8: ONNX Runtime)
+
+
+def fit_in_models(profile: HardwareProfile, graphs: Sequence[Any],
+                  profiled: Sequence[list[tuple[str, str, float]]], source: str
+                  ) -> tuple[HardwareProfile, dict[str, int]]:
+    """Refit :data:`IN_MODEL` to the kernel times a profiler measured inside models
+    (``profiled``: (name, op, ms) of each of ``graphs``' kernels in run order, as
+    ``local_ort.node_times`` or :func:`eager_op_times` give them), all else as ``profile``
+    prices it.
+
+    A single layer timed in a loop runs with its code, weights and tensors hot; inside a model
+    its kernel runs after another one (on the project's machine, in ONNX Runtime, a
+    QuantizeLinear costs 20-40 us more there, a depthwise convolution 15-40 % more, a large
+    pointwise one 10-20 % less). Each
+    kernel's error counts as its relative error weighed by the square root of its share of its
+    model's time, so that neither a thousand tiny kernels nor the few largest decide alone. A
+    field no matched kernel prices (no such kind, or not at that precision) keeps its
+    single-layer value. Returns the profile and, per refitted field, how many kernels it was
+    fitted on."""
+    import numpy as np
+    from scipy.optimize import least_squares
+
+    from ..core.engine import KernelSet, evaluate, predict
+    from ..core.fields import expand
+    from .calibrate import ParameterSpace
+
+    table = KernelSet(list(graphs)).table(profile.kernel_view())
+    rows, measured, share = [], [], []
+    matched: list[tuple[str, str]] = []  # (kind, precision) of each matched kernel
+    for g, (graph, nodes) in enumerate(zip(graphs, profiled, strict=True)):
+        kernels = predict(graph, profile).graph.layers  # the table's rows of graph g, in order
+        total = sum(ms for *_, ms in nodes)
+        for k, n in match_nodes([kernel.op for kernel in kernels], nodes):
+            if k is not None and n is not None and nodes[n][2] > 0:
+                rows.append(int(table.starts[g]) + k)
+                measured.append(nodes[n][2])
+                share.append(nodes[n][2] * total)
+                matched.append((kernels[k].kind.value,
+                                "int8" if kernels[k].precision == "int8" else "fp32"))
+
+    def fitted_on(field: str) -> int:
+        """How many matched kernels ``field`` prices."""
+        head = field.split(".")[0]
+        kinds = {path.rsplit(".", 1)[-1] for path in expand(field)}
+        if head == "overhead" and not field.startswith("overhead.per_kind_s."):
+            return len(matched)
+        precisions = {"int8_efficiency": {"int8"}, "efficiency": {"fp32"}}.get(
+            head, {"fp32", "int8"})
+        return sum(kind in kinds and precision in precisions for kind, precision in matched)
+
+    counts = {f: fitted_on(f) for f in IN_MODEL if fitted_on(f)}
+    if not counts:
+        return profile, {}
+    index, measured_ms = np.array(rows), np.array(measured)
+    weight = 1.0 / np.sqrt(np.array(share))  # (p - m) / sqrt(m * total) = rel. error * sqrt(share)
+    space = ParameterSpace(profile, list(counts), priors=False)
+    low, high = space.bounds_x()
+    start = np.clip(space.to_x([p.base_value for p in space.params]), low, high)
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        costs = evaluate(table, space.fast_apply(space.from_x(x)))
+        return (costs.latency_s[index] * 1e3 - measured_ms) * weight
+
+    x = least_squares(residuals, start, bounds=(low, high), x_scale="jac").x
+    return space.apply(space.from_x(x), source), counts
 
 
 def _per(rows: list[Any]) -> int:

@@ -158,10 +158,7 @@ def compare_layers(variant: Variant, hw: HardwareProfile, *, thread_count: int =
     Predictions are per op, so this is meant for profiles that do not fuse kernels (a local,
     eager profile); with a fusing profile each kernel's time is given to its first op.
     """
-    import statistics
-
     import torch
-    from torch.profiler import ProfilerActivity, profile, record_function
 
     graph = variant.trace()
     prediction = predict(graph, hw)
@@ -173,21 +170,41 @@ def compare_layers(variant: Variant, hw: HardwareProfile, *, thread_count: int =
                          else 0.0)
     model = variant.build().eval()
     x = torch.randn(variant.input_shape)
+    with threads(thread_count):
+        measured, _ = eager_op_times(model, x, graph, runs)
+    return [LayerCheck(layer.name, layer.op, layer.kind.value, predicted[i], measured[i])
+            for i, layer in enumerate(graph.layers)]
+
+
+def eager_op_times(model: Any, x: Any, graph: Any, runs: int = 10
+                   ) -> tuple[list[float | None], float]:
+    """``torch.profiler`` on ``runs`` eager passes of ``model(x)`` (after two warm-up passes,
+    at the caller's thread count): the median CPU ms of each of ``graph``'s op-view layers (its
+    op matched in order; None where none matched), and the median wall-clock ms of a profiled
+    pass (longer than a plain one: the profiler's own cost)."""
+    import statistics
+    import time
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile, record_function
+
     per_run: list[list[float | None]] = []
-    with threads(thread_count), torch.inference_mode(), _without_profiler_chatter():
+    walls = []
+    with torch.inference_mode(), _without_profiler_chatter():
         for _ in range(2):
             model(x)
         for _ in range(runs):
             with profile(activities=[ProfilerActivity.CPU]) as prof, \
                     record_function(_PROFILED_NAME):
+                start = time.perf_counter()
                 model(x)
+                walls.append((time.perf_counter() - start) * 1e3)
             per_run.append(_match(graph, _top_level_ops(prof.events())))
-    checks = []
-    for i, layer in enumerate(graph.layers):
+    out: list[float | None] = []
+    for i in range(len(graph.layers)):
         samples = [run[i] for run in per_run if run[i] is not None]
-        checks.append(LayerCheck(layer.name, layer.op, layer.kind.value, predicted[i],
-                                 statistics.median(samples) if samples else None))
-    return checks
+        out.append(statistics.median(samples) if samples else None)
+    return out, statistics.median(walls)
 
 
 #: What torch's profiler library writes to the process's stderr at every start and stop

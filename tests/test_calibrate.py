@@ -570,3 +570,26 @@ def test_profiles_are_written_all_or_none(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["first.toml", "folder"]
     atomic_write_texts([(first, "new"), (tmp_path / "second.toml", "2")])
     assert first.read_text() == "new" and (tmp_path / "second.toml").read_text() == "2"
+
+
+def test_log_errors_weigh_too_slow_and_too_fast_alike():
+    # A compute-only profile (no memory or fixed cost): a model's latency is C / e for one
+    # efficiency e of every MAC kind. Two measurements say e = 0.2 (5 C) and e = 0.8 (1.25 C).
+    # On log errors the fit predicts their geometric mean: sqrt(5 * 1.25) C = C / 0.4, so
+    # e = sqrt(0.2 * 0.8) = 0.4. On relative errors (p/m - 1) it minimises
+    # (p/5C - 1)^2 + (p/1.25C - 1)^2: p = (1/5 + 1/1.25) / (1/25 + 1/1.5625) C = C / 0.68.
+    from roofline.fitting.calibrate import Measurement
+
+    every = "efficiency.conv+pointwise_conv+depthwise_conv+linear+matmul"
+    hw = kit.profile("compute-only", peak=1e10, precision="fp32",
+                     efficiency={k: 1.0 for k in ("conv", "pointwise_conv", "depthwise_conv",
+                                                  "linear", "matmul")})
+    (graph,) = trace_measurements([Measurement(model="mobilenet_v1", width=1.0, resolution=224,
+                                               latency_ms=1.0)])
+    c_ms = predict(graph, hw).latency_ms  # at e = 1
+    rows = [Measurement(model="mobilenet_v1", width=1.0, resolution=224, latency_ms=c_ms / e)
+            for e in (0.2, 0.8)]
+    fit = {log: fit_profile(hw, rows, [every], graphs=[graph, graph], leave_one_out=False,
+                            priors=False, log_errors=log).values[0] for log in (True, False)}
+    assert fit[True] == pytest.approx(0.4, rel=1e-3)
+    assert fit[False] == pytest.approx(0.68, rel=1e-3)

@@ -346,6 +346,10 @@ class _Objective:
     # parameter i). A joint fit's devices keep their priors on their own fields, which are
     # sums of its shared coordinates (roofline.fitting.joint).
     prior_map: np.ndarray | None = None
+    # Without priors: each row's log error instead of its relative error, which weighs an
+    # over-prediction and an under-prediction by the same factor alike (p / m - 1 lies in
+    # (-1, inf), so least squares on it leans to predicting low).
+    log_errors: bool = False
 
     @property
     def uses_priors(self) -> bool:
@@ -368,7 +372,9 @@ class _Objective:
     def residuals(self, predicted: np.ndarray, measured: np.ndarray, rows: np.ndarray,
                   x: np.ndarray) -> np.ndarray:
         if not self.uses_priors:
-            res = predicted / measured - 1.0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                res = np.log(predicted / measured) if self.log_errors \
+                    else predicted / measured - 1.0
             return np.where(np.isfinite(res), res, 10.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             res = np.log(predicted / measured) / self.sigma[rows]
@@ -378,9 +384,9 @@ class _Objective:
 
 
 def _objective(space: ParameterSpace, measurements: Sequence[Measurement],
-               priors: bool) -> _Objective:
+               priors: bool, log_errors: bool = False) -> _Objective:
     if not priors:
-        return _Objective(np.zeros(0), np.zeros(0), np.zeros(0))
+        return _Objective(np.zeros(0), np.zeros(0), np.zeros(0), log_errors=log_errors)
     fit = space.base.fit
     model_sigma = fit.model_sigma if fit is not None and fit.model_sigma else MODEL_SIGMA
     sigma = np.sqrt(np.array([m.rounding_sd for m in measurements]) ** 2 + model_sigma ** 2)
@@ -516,7 +522,8 @@ def fit_profile(base: HardwareProfile, measurements: Sequence[Measurement],
                 free: Sequence[str] | None = None, *, graphs: Sequence[Any] | None = None,
                 leave_one_out: bool = True, fit_info: dict[str, Any] | None = None,
                 source: str = "fitted to measured latencies",
-                io_on_chip: bool = False, priors: bool = True) -> FitResult:
+                io_on_chip: bool = False, priors: bool = True,
+                log_errors: bool = False) -> FitResult:
     """Fit ``free`` parameters of ``base`` to ``measurements``; with ``leave_one_out``, also
     predict each measurement from a fit that did not see it. ``source`` is recorded in the
     profile's [sources] for every fitted value.
@@ -526,6 +533,9 @@ def fit_profile(base: HardwareProfile, measurements: Sequence[Measurement],
     ``[fit] model_sigma``), and each parameter is held near its prior (``[fit.priors]``, else
     the field's generic one in ``roofline.core.fields``); the posterior covariance and the
     flags of a weak fit are returned. Without, plain least squares on relative error.
+
+    ``log_errors`` (without priors): least squares on each row's log error, not its relative
+    error (see ``_Objective``).
 
     ``graphs`` (op or kernel view, one per measurement) are traced when not given.
     ``io_on_chip``: the measurements are single layers timed in a loop on the same tensors,
@@ -537,7 +547,7 @@ def fit_profile(base: HardwareProfile, measurements: Sequence[Measurement],
     if graphs is None:
         graphs = trace_measurements(measurements)
     problem = _Problem(base, measurements, graphs, io_on_chip)
-    objective = _objective(space, measurements, priors)
+    objective = _objective(space, measurements, priors, log_errors)
     everything = np.arange(len(measurements))
     best = _least_squares(problem, space, everything, objective)
     values = best.values

@@ -364,10 +364,12 @@ def fit_in_stages(base: HardwareProfile, free: Sequence[str],
     ``latency`` says what was timed ("eager latency").
 
     The middle stage: where the runtime can time each kernel inside a model, ``in_models``
-    refits what those times tell (``roofline.fitting.local_ort.fit_in_models``) and the nets'
-    wall-clock latencies are only predicted, a check nothing was fitted to. Otherwise one cost
-    per kernel (``per_kernel_s``) is fitted to the nets' latencies. Returns the profile with
-    its ``[fit]``, the single-layer fit and the nets' (fitted or predicted) result."""
+    refits what those times tell (:func:`fit_in_models`) and the nets' wall-clock latencies are
+    only predicted, a check nothing was fitted to (ONNX Runtime). Otherwise one cost per kernel
+    (``per_kernel_s``) is fitted to the nets' latencies (eager PyTorch, whose profiler's own
+    cost per op is of the order of a small op's: fitted to torch.profiler's times, 12 models
+    came out 15-115 % slow). Returns the profile with its ``[fit]``, the single-layer fit and
+    the nets' (fitted or predicted) result."""
     from .calibrate import FitResult, fit_profile
 
     (layer_rows, layer_graphs), (net_rows, net_graphs), (pool_rows, pool_graphs) = \
@@ -441,18 +443,16 @@ def fit_in_models(profile: HardwareProfile, graphs: Sequence[Any],
                   ) -> tuple[HardwareProfile, dict[str, int]]:
     """Refit :data:`IN_MODEL` to the kernel times a profiler measured inside models
     (``profiled``: (name, op, ms) of each of ``graphs``' kernels in run order, as
-    ``local_ort.node_times`` or :func:`eager_op_times` give them), all else as ``profile``
-    prices it.
+    ``local_ort.node_times`` gives them), all else as ``profile`` prices it.
 
     A single layer timed in a loop runs with its code, weights and tensors hot; inside a model
     its kernel runs after another one (on the project's machine, in ONNX Runtime, a
     QuantizeLinear costs 20-40 us more there, a depthwise convolution 15-40 % more, a large
-    pointwise one 10-20 % less). Each
-    kernel's error counts as its relative error weighed by the square root of its share of its
-    model's time, so that neither a thousand tiny kernels nor the few largest decide alone. A
-    field no matched kernel prices (no such kind, or not at that precision) keeps its
-    single-layer value. Returns the profile and, per refitted field, how many kernels it was
-    fitted on."""
+    pointwise one 10-20 % less). Each kernel's error counts as its relative error weighed by
+    the square root of its share of its model's time, so that neither a thousand tiny kernels
+    nor the few largest decide alone. A field no matched kernel prices (no such kind, or not
+    at that precision) keeps its single-layer value. Returns the profile and, per refitted
+    field, how many kernels it was fitted on."""
     import numpy as np
     from scipy.optimize import least_squares
 

@@ -251,7 +251,8 @@ def test_in_model_costs_are_recovered_from_kernel_times(tmp_path):
         records = predict(graph, truth).kernel_records()
         profiled.append([("reorder", "reorder_input", 0.01)]
                         + [(r["name"], r["op"], r["latency_ms"]) for r in records])
-    fitted, counts = fit_in_models(start, graphs, profiled, "in the models")
+    fitted, counts, flags = fit_in_models(start, graphs, profiled, "in the models")
+    assert flags == []  # every value lies inside its bounds
     assert counts["efficiency.pointwise_conv"] == 4  # a, b, c, d in fp32
     assert counts["int8_efficiency.depthwise_conv"] == 2
     assert fitted.efficiency["pointwise_conv"] == pytest.approx(0.6, rel=1e-3)

@@ -98,4 +98,6 @@ def _print(result: Any, out: str) -> None:
               f"nets, " + ("fit" if result.fit.free else "kernels fitted inside them, "
                                                        "wall clock predicted:")
               + f" median |error| {result.fit.median_abs_error_pct:.1f} %")
+    for flag in hw.fit.flags if hw.fit else ():
+        con.print(f"note: {flag}")
     con.print(f"wrote {out}")

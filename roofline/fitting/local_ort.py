@@ -534,14 +534,20 @@ def calibrate_local_ort(thread_count: int = 1, budget_s: float = 60.0,
         measured=f"{count[0]} single-layer micro-benchmarks, then {count[1]} seeded synthetic "
                  f"nets (no validated model), then {count[2]} windowed pooling layers, each in "
                  f"fp32 and int8 QDQ",
-        in_models=lambda profile: fit_in_models(
+        in_models=lambda profile: _without_counts(fit_in_models(
             profile, nets.graphs, [nets.nodes[f"{m.name} {m.precision}"] for m in nets.models],
             f"fitted to ONNX Runtime's profiler times of the kernels inside {count[1]} seeded "
-            f"synthetic nets in fp32 and int8, none of them a validated model ({where})")[0])
+            f"synthetic nets in fp32 and int8, none of them a validated model ({where})")))
     report("done", 1.0)
     return OrtProfile(profile=profile, peak_timing={p: t for p, (_, t, _) in peaks.items()},
                       bandwidths=mem.bandwidths, layers=timings, layer_fit=layer_fit, fit=net_fit,
                       nets=nets.timings, spread_pct=spread, passes=passes)
+
+
+def _without_counts(fitted: tuple[HardwareProfile, dict[str, int], list[str]]
+                    ) -> tuple[HardwareProfile, list[str]]:
+    profile, _, flags = fitted
+    return profile, flags
 
 
 def measure_models(variants: Sequence[Any], precision: str, *, thread_count: int = 1,

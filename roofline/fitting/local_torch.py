@@ -355,8 +355,8 @@ def fit_in_stages(base: HardwareProfile, free: Sequence[str],
                   layers: tuple[list[Any], list[Any]], nets: tuple[list[Any], list[Any]],
                   pools: tuple[list[Any], list[Any]], *, latency: str, where: str,
                   command: str, convention: str, date: str, measured: str,
-                  in_models: Callable[[HardwareProfile], HardwareProfile] | None = None
-                  ) -> tuple[HardwareProfile, Any, Any]:
+                  in_models: Callable[[HardwareProfile], tuple[HardwareProfile, list[str]]]
+                  | None = None) -> tuple[HardwareProfile, Any, Any]:
     """The local calibration's three fits, each a (measurements, graphs) pair, for every
     runtime: ``free`` on the single layers (plain least squares: hundreds of precise local
     measurements need no priors); then what a kernel costs in the middle of a model; then
@@ -364,8 +364,9 @@ def fit_in_stages(base: HardwareProfile, free: Sequence[str],
     ``latency`` says what was timed ("eager latency").
 
     The middle stage: where the runtime can time each kernel inside a model, ``in_models``
-    refits what those times tell (:func:`fit_in_models`) and the nets' wall-clock latencies are
-    only predicted, a check nothing was fitted to (ONNX Runtime). Otherwise one cost per kernel
+    refits what those times tell (:func:`fit_in_models`; it returns the profile and its
+    flags, which go into ``[fit] flags``) and the nets' wall-clock latencies are only
+    predicted, a check nothing was fitted to (ONNX Runtime). Otherwise one cost per kernel
     (``per_kernel_s``) is fitted to the nets' latencies (eager PyTorch, whose profiler's own
     cost per op is of the order of a small op's: fitted to torch.profiler's times, 12 models
     came out 15-115 % slow). Returns the profile with its ``[fit]``, the single-layer fit and
@@ -379,6 +380,7 @@ def fit_in_stages(base: HardwareProfile, free: Sequence[str],
                             leave_one_out=False, io_on_chip=True, priors=False,
                             source=f"fitted to the {latency} of {counts[0]} single layers "
                                    f"({where})")
+    flags: list[str] = []
     if in_models is None:
         net_fit = fit_profile(layer_fit.profile, net_rows, ["overhead.per_kernel_s"],
                               graphs=net_graphs, leave_one_out=False, priors=False,
@@ -388,7 +390,7 @@ def fit_in_stages(base: HardwareProfile, free: Sequence[str],
     else:
         from ..core.engine import price
 
-        in_model = in_models(layer_fit.profile)
+        in_model, flags = in_models(layer_fit.profile)
         predicted = price(net_graphs, [in_model]).latency_s[0] * 1e3
         net_fit = FitResult(profile=in_model, measurements=tuple(net_rows), free=(), values=(),
                             predicted_ms=tuple(float(ms) for ms in predicted))
@@ -404,7 +406,7 @@ def fit_in_stages(base: HardwareProfile, free: Sequence[str],
             "date": date, "free": [*free, "efficiency.pooling"],
             "models": len(layer_rows) + len(net_rows) + len(pool_rows),
             "median_abs_error_pct": round(layer_fit.median_abs_error_pct, 2),
-            "spearman": round(layer_fit.spearman, 4)}
+            "spearman": round(layer_fit.spearman, 4), "flags": flags}
     return pool_fit.profile.with_changes(fit=info), layer_fit, net_fit
 
 
@@ -440,7 +442,7 @@ IN_MODEL = ("efficiency.pointwise_conv", "efficiency.depthwise_conv",
 
 def fit_in_models(profile: HardwareProfile, graphs: Sequence[Any],
                   profiled: Sequence[list[tuple[str, str, float]]], source: str
-                  ) -> tuple[HardwareProfile, dict[str, int]]:
+                  ) -> tuple[HardwareProfile, dict[str, int], list[str]]:
     """Refit :data:`IN_MODEL` to the kernel times a profiler measured inside models
     (``profiled``: (name, op, ms) of each of ``graphs``' kernels in run order, as
     ``local_ort.node_times`` gives them), all else as ``profile`` prices it.
@@ -451,8 +453,10 @@ def fit_in_models(profile: HardwareProfile, graphs: Sequence[Any],
     pointwise one 10-20 % less). Each kernel's error counts as its relative error weighed by
     the square root of its share of its model's time, so that neither a thousand tiny kernels
     nor the few largest decide alone. A field no matched kernel prices (no such kind, or not
-    at that precision) keeps its single-layer value. Returns the profile and, per refitted
-    field, how many kernels it was fitted on."""
+    at that precision) keeps its single-layer value. Returns the profile, per refitted field
+    how many kernels it was fitted on, and a flag for each field the fit left at a bound (a
+    corner: the data wanted it further, e.g. an efficiency of 1 when the measured peak is
+    below what the kernels reach)."""
     import numpy as np
     from scipy.optimize import least_squares
 
@@ -486,7 +490,7 @@ def fit_in_models(profile: HardwareProfile, graphs: Sequence[Any],
 
     counts = {f: fitted_on(f) for f in IN_MODEL if fitted_on(f)}
     if not counts:
-        return profile, {}
+        return profile, {}, []
     index, measured_ms = np.array(rows), np.array(measured)
     weight = 1.0 / np.sqrt(np.array(share))  # (p - m) / sqrt(m * total) = rel. error * sqrt(share)
     space = ParameterSpace(profile, list(counts), priors=False)
@@ -498,7 +502,12 @@ def fit_in_models(profile: HardwareProfile, graphs: Sequence[Any],
         return (costs.latency_s[index] * 1e3 - measured_ms) * weight
 
     x = least_squares(residuals, start, bounds=(low, high), x_scale="jac").x
-    return space.apply(space.from_x(x), source), counts
+    values = space.from_x(x)
+    flags = [f"{p.path} = {v:.4g}, at its {'upper' if xi >= hi - 1e-9 else 'lower'} bound, "
+             f"fitted to the kernels inside the synthetic nets"
+             for p, v, xi, lo, hi in zip(space.params, values, x, low, high, strict=True)
+             if xi <= lo + 1e-9 or xi >= hi - 1e-9]
+    return space.apply(values, source), counts, flags
 
 
 def _per(rows: list[Any]) -> int:

@@ -40,7 +40,6 @@ QLinearConv and 10 QLinearAdd), which ``tests/test_local_ort.py`` checks on a sm
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import hashlib
 import io
 import logging
@@ -59,6 +58,7 @@ from .local_torch import (
     _layers,
     _pool_layers,
     _synthetic_nets,
+    calibration_start,
     cpu_name,
     fit_in_models,
     fit_in_stages,
@@ -463,13 +463,8 @@ def calibrate_local_ort(thread_count: int = 1, budget_s: float = 60.0,
     import onnxruntime
     import torch
 
-    def report(step: str, fraction: float) -> None:
-        if progress:
-            progress(step, fraction)
-
-    when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    where = (f"{cpu_name()}, {thread_count} thread(s), ONNX Runtime {onnxruntime.__version__} "
-             f"CPU provider, measured {when} by `{command}`")
+    report, when, where = calibration_start(
+        progress, f"ONNX Runtime {onnxruntime.__version__} CPU provider", thread_count, command)
     # (threads: the copy-bandwidth measurement runs in torch)
     with tempfile.TemporaryDirectory(prefix="roofline-ort-") as tmp, threads(thread_count), \
             torch.no_grad():

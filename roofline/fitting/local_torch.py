@@ -25,8 +25,8 @@ from .measure import Timing, threads, time_interleaved
 
 __all__ = ["LocalProfile", "cpu_name", "cache_levels", "calibrate_local", "FREE",
            "NOISY_SPREAD_PCT", "median_spread_pct", "measure_memory", "MemoryMeasurement",
-           "quiet_enough", "timing_source", "fit_in_stages", "match_nodes", "fit_in_models",
-           "IN_MODEL"]
+           "quiet_enough", "timing_source", "calibration_start", "fit_in_stages", "match_nodes",
+           "fit_in_models", "IN_MODEL"]
 
 #: The single layers' median spread (p90 - p10) / median, in %, above which the machine is too
 #: busy to calibrate on. Measured on the project's 2-core machine with
@@ -351,6 +351,21 @@ def timing_source(spread: float, count: int, passes: int, more: str) -> str:
     return (f"single layers: median spread (p90 - p10) / median {spread:.0f} % over {count} "
             f"layers in {passes} pass(es) (limit {NOISY_SPREAD_PCT:.0f} %{over}); {more}")
 
+def calibration_start(progress: Callable[[str, float], None] | None, runtime: str,
+                      thread_count: int, command: str
+                      ) -> tuple[Callable[[str, float], None], str, str]:
+    """What both local calibrations begin with: a ``report(step, fraction)`` that calls
+    ``progress`` when given, the UTC time of the measurement, and the ``where`` text every
+    source cites (CPU, threads, ``runtime``, time, command)."""
+    def report(step: str, fraction: float) -> None:
+        if progress:
+            progress(step, fraction)
+
+    when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return report, when, (f"{cpu_name()}, {thread_count} thread(s), {runtime}, measured "
+                          f"{when} by `{command}`")
+
+
 def fit_in_stages(base: HardwareProfile, free: Sequence[str],
                   layers: tuple[list[Any], list[Any]], nets: tuple[list[Any], list[Any]],
                   pools: tuple[list[Any], list[Any]], *, latency: str, where: str,
@@ -488,7 +503,7 @@ def fit_in_models(profile: HardwareProfile, graphs: Sequence[Any],
             head, {"fp32", "int8"})
         return sum(kind in kinds and precision in precisions for kind, precision in matched)
 
-    counts = {f: fitted_on(f) for f in IN_MODEL if fitted_on(f)}
+    counts = {f: n for f in IN_MODEL if (n := fitted_on(f))}
     if not counts:
         return profile, {}, []
     index, measured_ms = np.array(rows), np.array(measured)
@@ -546,13 +561,8 @@ def calibrate_local(thread_count: int = 1, budget_s: float = 60.0, name: str = "
     from ..sources.pytorch.tracer import trace
     from .calibrate import Measurement
 
-    def report(step: str, fraction: float) -> None:
-        if progress:
-            progress(step, fraction)
-
-    when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    where = (f"{cpu_name()}, {thread_count} thread(s), torch {torch.__version__}, measured "
-             f"{when} by `{command}`")
+    report, when, where = calibration_start(progress, f"torch {torch.__version__}",
+                                            thread_count, command)
     with threads(thread_count), torch.inference_mode():
         report("GEMM peak", 0.0)
         peak, peak_timing = _matmul_peak(torch, 0.08 * budget_s)

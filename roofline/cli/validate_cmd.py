@@ -140,6 +140,7 @@ def _print(result: Any) -> None:
     con.print(f"MAPE {s['mape_pct']:.1f} %  Spearman {r(s['spearman'])}  Kendall "
               f"{r(s['kendall'])}  ({s['models']} models; median measurement spread p10-p90 "
               f"{s['median_spread_pct']:.1f} %)")
+    con.print(f"timed with {s['allocator']}", style="dim")
 
 
 def _layers(variant: Any, hw: Any, thread_count: int, args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from ..core.engine import predict
 from ..core.hardware import HardwareProfile
 from ..sources.variant import Variant
 from .calibrate import kendall, spearman
-from .measure import Timing, measure_variants, threads
+from .measure import Timing, measure_variants, steady_allocator, threads
 
 __all__ = ["ModelCheck", "Validation", "validate", "compare_layers", "compare_layers_onnx",
            "LayerCheck", "RUNTIMES"]
@@ -88,7 +88,7 @@ class Validation:
                 "models": len(self.checks), "mape_pct": self.mape_pct,
                 "spearman": clean(self.spearman), "kendall": clean(self.kendall),
                 "median_spread_pct": sorted(c.measured.spread_pct for c in self.checks)[
-                    len(self.checks) // 2]}
+                    len(self.checks) // 2], "allocator": steady_allocator()}
 
 
 def validate(variants: Sequence[Variant], hw: HardwareProfile, *, thread_count: int = 1,
@@ -188,6 +188,7 @@ def eager_op_times(model: Any, x: Any, graph: Any, runs: int = 10
     import torch
     from torch.profiler import ProfilerActivity, profile, record_function
 
+    steady_allocator()  # as the timed passes: no page faults from malloc's trimming
     per_run: list[list[float | None]] = []
     walls = []
     with torch.inference_mode(), _without_profiler_chatter():

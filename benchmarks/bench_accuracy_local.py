@@ -2,9 +2,10 @@
 
 Runs what ``python -m roofline calibrate --local --threads 1`` does (single layers and seeded
 synthetic nets and windowed pooling layers only), then measures and predicts, at 1 thread:
-every zoo model at 224 px, six width/resolution variants, and six non-MobileNet models
-(ResNet-18, ResNet-50, a ViT-Tiny, SqueezeNet 1.0 and 1.1 and Inception v1, from
-``benchmarks/models.py``; the last three are built on max pooling). Prints the table with the
+every zoo model at 224 px, six width/resolution variants, and eight non-MobileNet models
+(ResNet-18, ResNet-50, a ViT-Tiny, SqueezeNet 1.0 and 1.1, Inception v1, ShuffleNetV2 and
+EfficientNet-B0, from ``benchmarks/models.py``; SqueezeNet and Inception are built on max
+pooling). Prints the table with the
 measurement spread, and MAPE, Spearman and Kendall. None of the validated models is used by
 the calibration.
 
@@ -35,7 +36,8 @@ from roofline.zoo import list_models  # noqa: E402
 VARIANTS = ("mobilenet_v2@1.4:224", "mobilenet_v2@0.5:160", "mobilenet_v1@0.75:192",
             "mobilenet_v3_large@0.75:224", "mobilenet_v3_small:160",
             "mobilenet_v4_conv_small@1.5:192")
-OTHERS = ("resnet18", "resnet50", "vit_tiny", "squeezenet", "squeezenet1_1", "inception_v1")
+OTHERS = ("resnet18", "resnet50", "vit_tiny", "squeezenet", "squeezenet1_1", "inception_v1",
+          "shufflenet_v2", "efficientnet_b0")
 
 
 def main() -> int:

@@ -16,6 +16,12 @@ each docstring says which reference it follows and how its counts compare:
   BN-Inception), ``inception_v3``, ``inception_v4``, ``inception_resnet_v2``: Szegedy et al.
   2015, 2016, 2017 and the TF-slim definitions TF-Lite's hosted models were exported from.
 
+Two more that the eager calibration is checked on (neither is a zoo model):
+
+* ``shufflenet_v2`` (1.0x): Ma et al. 2018, Table 5; channel split, concatenation and
+  channel shuffle (a copy in eager PyTorch).
+* ``efficientnet_b0``: Tan & Le 2019, Table 1; squeeze-excite and SiLU throughout.
+
 ``nasnet_mobile`` is not here: its cells (Zoph et al. 2018) are too intricate to write from
 memory faithfully, and no reference implementation was at hand to check one against.
 """
@@ -570,3 +576,138 @@ def inception_resnet_v2() -> nn.Module:
     body, channels = _build(IRV2_STEM, IRV2_BLOCKS)
     body.append(ConvBn(channels, 1536, 1))
     return InceptionNet(body, 1536)
+
+
+# -- ShuffleNetV2 --------------------------------------------------------------------------------
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet's channel shuffle (Zhang et al. 2018, Sec. 3.1): split the channels into
+    ``groups``, transpose, flatten; a copy in eager PyTorch (``contiguous``)."""
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+
+
+class ShuffleUnit(nn.Module):
+    """ShuffleNetV2 unit (Ma et al. 2018, Fig. 3 (c) and (d)). Stride 1: the channels are split
+    in two halves, one passes through, the other goes 1×1 → BN ReLU → 3×3 depthwise → BN →
+    1×1 → BN ReLU. Stride 2: both branches see the whole input, the left one 3×3 depthwise
+    stride 2 → BN → 1×1 → BN ReLU. Concatenate, then shuffle the two groups."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        half = c_out // 2
+        self.stride = stride
+
+        def dw(c: int) -> list[nn.Module]:
+            return [nn.Conv2d(c, c, 3, stride, 1, groups=c, bias=False), nn.BatchNorm2d(c)]
+
+        def pw(a: int, b: int) -> list[nn.Module]:
+            return [nn.Conv2d(a, b, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU()]
+
+        self.left = nn.Sequential(*dw(c_in), *pw(c_in, half)) if stride == 2 else None
+        right_in = c_in if stride == 2 else half
+        self.right = nn.Sequential(*pw(right_in, half), *dw(half), *pw(half, half))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.left is None:
+            a, b = x.chunk(2, dim=1)
+            out = torch.cat((a, self.right(b)), 1)
+        else:
+            out = torch.cat((self.left(x), self.right(x)), 1)
+        return channel_shuffle(out, 2)
+
+
+class ShuffleNetV2(nn.Module):
+    """Paper Table 5: conv1 3×3 stride 2 (24, BN ReLU) → 3×3 stride-2 max pool → stages 2-4
+    of 4, 8, 4 units (the first of stride 2) → conv5 1×1 (BN ReLU) → global pool → FC."""
+
+    def __init__(self, channels: tuple[int, int, int, int], num_classes: int = 1000) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(3, 24, 3, 2, 1, bias=False), nn.BatchNorm2d(24),
+                                   nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
+        c_in = 24
+        for repeats, c_out in zip((4, 8, 4), channels[:3], strict=True):
+            for i in range(repeats):
+                layers.append(ShuffleUnit(c_in, c_out, 2 if i == 0 else 1))
+                c_in = c_out
+        layers += [nn.Conv2d(c_in, channels[3], 1, bias=False), nn.BatchNorm2d(channels[3]),
+                   nn.ReLU()]
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(channels[3], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x).mean((2, 3)))
+
+
+def shufflenet_v2() -> nn.Module:
+    """ShuffleNetV2 1.0× (paper Table 5: 116, 232, 464 channels, conv5 1024; 2.3M parameters,
+    146M FLOPs, which the paper counts as multiply-adds). Counted against torchvision
+    ``shufflenet_v2_x1_0``: 2,278,604 parameters."""
+    return ShuffleNetV2((116, 232, 464, 1024))
+
+
+# -- EfficientNet-B0 -----------------------------------------------------------------------------
+
+
+class MBConv(nn.Module):
+    """EfficientNet's MBConv (Tan & Le 2019, Sec. 4, after MnasNet): [1×1 expand → BN SiLU] →
+    k×k depthwise → BN SiLU → squeeze-excite (pool → 1×1 to a quarter of the block's *input*
+    channels, SiLU → 1×1, sigmoid → multiply) → 1×1 project → BN, residual at stride 1 when the
+    widths match (drop-connect is identity in eval)."""
+
+    def __init__(self, c_in: int, c_out: int, expand: int, kernel: int, stride: int) -> None:
+        super().__init__()
+        hidden = c_in * expand
+        squeeze = max(1, c_in // 4)
+        expand_layers: list[nn.Module] = ([nn.Conv2d(c_in, hidden, 1, bias=False),
+                                           nn.BatchNorm2d(hidden), nn.SiLU()]
+                                          if expand != 1 else [])
+        self.body = nn.Sequential(
+            *expand_layers,
+            nn.Conv2d(hidden, hidden, kernel, stride, kernel // 2, groups=hidden, bias=False),
+            nn.BatchNorm2d(hidden), nn.SiLU())
+        self.se_reduce = nn.Conv2d(hidden, squeeze, 1)
+        self.se_expand = nn.Conv2d(squeeze, hidden, 1)
+        self.project = nn.Sequential(nn.Conv2d(hidden, c_out, 1, bias=False),
+                                     nn.BatchNorm2d(c_out))
+        self.residual = stride == 1 and c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        gate = torch.sigmoid(self.se_expand(F.silu(self.se_reduce(y.mean((2, 3), True)))))
+        y = self.project(y * gate)
+        return x + y if self.residual else y
+
+
+# EfficientNet paper Table 1 (B0), stages 2-8: (expansion, kernel, channels, layers, stride).
+EFFICIENTNET_B0 = ((1, 3, 16, 1, 1), (6, 3, 24, 2, 2), (6, 5, 40, 2, 2), (6, 3, 80, 3, 2),
+                   (6, 5, 112, 3, 1), (6, 5, 192, 4, 2), (6, 3, 320, 1, 1))
+
+
+class EfficientNet(nn.Module):
+    """Stem 3×3 stride 2 (32, BN SiLU) → MBConv stages → 1×1 conv to 1280 (BN SiLU) → global
+    pool → FC (dropout is identity in eval)."""
+
+    def __init__(self, stages: tuple, num_classes: int = 1000) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32),
+                                   nn.SiLU()]
+        c_in = 32
+        for expand, kernel, c_out, repeats, stride in stages:
+            for i in range(repeats):
+                layers.append(MBConv(c_in, c_out, expand, kernel, stride if i == 0 else 1))
+                c_in = c_out
+        layers += [nn.Conv2d(c_in, 1280, 1, bias=False), nn.BatchNorm2d(1280), nn.SiLU()]
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(1280, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x).mean((2, 3)))
+
+
+def efficientnet_b0() -> nn.Module:
+    """EfficientNet-B0 (paper Table 1; 5.3M parameters, 0.39B FLOPs, which the paper counts
+    as multiply-adds). Counted against torchvision ``efficientnet_b0``: 5,288,548
+    parameters."""
+    return EfficientNet(EFFICIENTNET_B0)

@@ -593,3 +593,28 @@ def test_log_errors_weigh_too_slow_and_too_fast_alike():
                             priors=False, log_errors=log).values[0] for log in (True, False)}
     assert fit[True] == pytest.approx(0.4, rel=1e-3)
     assert fit[False] == pytest.approx(0.68, rel=1e-3)
+
+
+def test_a_robust_loss_keeps_one_unmodelled_row_from_dragging_an_efficiency():
+    # Compute only: latency C / e. Three rows say e = 0.5 (2 C); one the engine does not
+    # model runs 5x slower (10 C, as if e = 0.1). Least squares on relative errors (q = p / C)
+    # minimises 3 (q/2 - 1)^2 + (q/10 - 1)^2: 0.76 q = 1.6, e = 0.76 / 1.6 = 0.475. soft_l1 at
+    # scale 0.1 weighs the outlier's residual (-0.8, z = -8) linearly: its pull 2 z / sqrt(1 +
+    # z^2) = 1.985 against 3 rows' 2 * 10 d * 5 for q = 2 (1 + d), so d = 0.0066 and
+    # e = 1 / 2.0133 = 0.4967 (solved exactly by bisection).
+    from roofline.fitting.calibrate import Measurement
+
+    every = "efficiency.conv+pointwise_conv+depthwise_conv+linear+matmul"
+    hw = kit.profile("compute-only", peak=1e10, precision="fp32",
+                     efficiency={k: 1.0 for k in ("conv", "pointwise_conv", "depthwise_conv",
+                                                  "linear", "matmul")})
+    (graph,) = trace_measurements([Measurement(model="mobilenet_v1", width=1.0, resolution=224,
+                                               latency_ms=1.0)])
+    c_ms = predict(graph, hw).latency_ms  # at e = 1
+    rows = [Measurement(model="mobilenet_v1", width=1.0, resolution=224, latency_ms=c_ms / e)
+            for e in (0.5, 0.5, 0.5, 0.1)]
+    fit = {scale: fit_profile(hw, rows, [every], graphs=[graph] * 4, leave_one_out=False,
+                              priors=False, robust_scale=scale).values[0]
+           for scale in (None, 0.1)}
+    assert fit[None] == pytest.approx(0.475, rel=1e-3)
+    assert fit[0.1] == pytest.approx(0.4967, rel=1e-3)

@@ -350,6 +350,12 @@ class _Objective:
     # over-prediction and an under-prediction by the same factor alike (p / m - 1 lies in
     # (-1, inf), so least squares on it leans to predicting low).
     log_errors: bool = False
+    # Without priors: a robust loss (scipy's soft_l1, rho(z) = 2 (sqrt(1 + z^2) - 1) of the
+    # residual over this scale), quadratic for residuals well below the scale and linear above
+    # it, so a few rows the engine does not model (a 3-channel stem, a 2x2-pixel convolution,
+    # GELU's arithmetic) do not drag an efficiency that serves all the others. None: plain
+    # least squares. soft_l1 is convex: the fit keeps one minimum.
+    robust_scale: float | None = None
 
     @property
     def uses_priors(self) -> bool:
@@ -384,9 +390,11 @@ class _Objective:
 
 
 def _objective(space: ParameterSpace, measurements: Sequence[Measurement],
-               priors: bool, log_errors: bool = False) -> _Objective:
+               priors: bool, log_errors: bool = False,
+               robust_scale: float | None = None) -> _Objective:
     if not priors:
-        return _Objective(np.zeros(0), np.zeros(0), np.zeros(0), log_errors=log_errors)
+        return _Objective(np.zeros(0), np.zeros(0), np.zeros(0), log_errors=log_errors,
+                          robust_scale=robust_scale)
     fit = space.base.fit
     model_sigma = fit.model_sigma if fit is not None and fit.model_sigma else MODEL_SIGMA
     sigma = np.sqrt(np.array([m.rounding_sd for m in measurements]) ** 2 + model_sigma ** 2)
@@ -439,8 +447,10 @@ def _least_squares(problem: Any, space: Coordinates, rows: np.ndarray,
         choice_cost = math.inf
         for x0 in (first, (lo + hi) / 2):
             x0 = np.clip(x0, lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))
+            robust = {"loss": "soft_l1", "f_scale": objective.robust_scale} \
+                if objective.robust_scale else {}
             result = least_squares(residuals, x0, bounds=(lo, hi), method="trf",
-                                   x_scale="jac", max_nfev=400)
+                                   x_scale="jac", max_nfev=400, **robust)
             choice_cost = min(choice_cost, float(result.cost))
             if result.cost < best.cost:
                 best = _Best(space.from_x(result.x, choice), float(result.cost), result.x,
@@ -523,7 +533,7 @@ def fit_profile(base: HardwareProfile, measurements: Sequence[Measurement],
                 leave_one_out: bool = True, fit_info: dict[str, Any] | None = None,
                 source: str = "fitted to measured latencies",
                 io_on_chip: bool = False, priors: bool = True,
-                log_errors: bool = False) -> FitResult:
+                log_errors: bool = False, robust_scale: float | None = None) -> FitResult:
     """Fit ``free`` parameters of ``base`` to ``measurements``; with ``leave_one_out``, also
     predict each measurement from a fit that did not see it. ``source`` is recorded in the
     profile's [sources] for every fitted value.
@@ -535,7 +545,8 @@ def fit_profile(base: HardwareProfile, measurements: Sequence[Measurement],
     flags of a weak fit are returned. Without, plain least squares on relative error.
 
     ``log_errors`` (without priors): least squares on each row's log error, not its relative
-    error (see ``_Objective``).
+    error; ``robust_scale`` (without priors): a robust loss at that scale of the error (see
+    ``_Objective``).
 
     ``graphs`` (op or kernel view, one per measurement) are traced when not given.
     ``io_on_chip``: the measurements are single layers timed in a loop on the same tensors,
@@ -547,7 +558,9 @@ def fit_profile(base: HardwareProfile, measurements: Sequence[Measurement],
     if graphs is None:
         graphs = trace_measurements(measurements)
     problem = _Problem(base, measurements, graphs, io_on_chip)
-    objective = _objective(space, measurements, priors, log_errors)
+    if priors and robust_scale:
+        raise ValueError("a robust loss is for fits without priors")
+    objective = _objective(space, measurements, priors, log_errors, robust_scale)
     everything = np.arange(len(measurements))
     best = _least_squares(problem, space, everything, objective)
     values = best.values

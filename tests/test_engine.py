@@ -460,3 +460,10 @@ def test_windowed_pooling_is_priced_by_its_window_at_the_pooling_efficiency():
     # Without a pooling efficiency (1.0): 1.152 us.
     plain = {k["name"]: k for k in predict(graph, kit.profile(peak=1e9)).kernel_records()}
     assert plain[pool.name]["latency_ms"] == pytest.approx(1152 / 1e9 * 1e3)
+    # And 20 ns per output element on top: 128 outputs (8 * 4 * 4) x 20 ns = 2.56 us, so
+    # 115.2 + 2.56 = 117.76 us; the global pool (no window) pays nothing of it.
+    per_output = hw.with_changes(overhead={"per_pool_output_s": 20e-9},
+                                 sources={**hw.sources, "overhead": "a test value"})
+    both = {k["name"]: k for k in predict(graph, per_output).kernel_records()}
+    assert both[pool.name]["latency_ms"] == pytest.approx((1152 / 1e7 + 128 * 20e-9) * 1e3)
+    assert both[mean.name]["latency_ms"] == pytest.approx(costs[mean.name]["latency_ms"])

@@ -11,7 +11,7 @@ import pytest
 
 from roofline.cli import main
 from roofline.core.hardware import load_hardware
-from roofline.fitting.local_torch import FREE
+from roofline.fitting.local_torch import FREE, POOL_FREE
 from roofline.fitting.measure import Timing, time_interleaved
 from roofline.fitting.validate import compare_layers
 from roofline.sources.variant import parse_variant
@@ -44,7 +44,7 @@ def test_local_profile_loads_and_says_what_was_measured(profile_path):
     assert set(hw.efficiency) == {"conv", "pointwise_conv", "depthwise_conv", "linear",
                                   "matmul", "pooling"}
     assert all(0 < e <= 1 for e in hw.efficiency.values())
-    assert hw.fit is not None and hw.fit.free == (*FREE, "efficiency.pooling")
+    assert hw.fit is not None and hw.fit.free == (*FREE, *POOL_FREE)
     assert "windowed max and average pooling" in hw.sources["efficiency.pooling"]
     assert "measured" in hw.sources["peak_macs_per_s.fp32"]
     assert "single layers" in hw.sources["efficiency.conv"]

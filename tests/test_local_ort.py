@@ -19,6 +19,7 @@ from roofline.fitting.local_ort import (
     boundary_ms,
     prepare,
 )
+from roofline.fitting.local_torch import POOL_FREE
 from roofline.fitting.validate import compare_layers_onnx
 from roofline.sources.variant import parse_variant
 
@@ -144,7 +145,7 @@ def test_the_onnx_runtime_profile_prices_both_precisions(ort_profile_path):
     assert hw.fusion.epilogue == ORT_FUSION and hw.fusion.int8_epilogue == ()
     assert set(hw.int8_efficiency) == {"conv", "pointwise_conv", "depthwise_conv", "linear",
                                        "matmul"}
-    assert hw.fit is not None and hw.fit.free == (*FREE, "efficiency.pooling")
+    assert hw.fit is not None and hw.fit.free == (*FREE, *POOL_FREE)
     assert list(unsourced(hw)) == []
     assert "ONNX Runtime" in hw.sources["peak_macs_per_s.int8"]
     assert "Graph optimizations" in hw.sources["fusion"]

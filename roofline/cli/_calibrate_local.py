@@ -86,6 +86,9 @@ def _print(result: Any, out: str) -> None:
     for kind, value in hw.overhead.per_kind_s.items():
         rows.append((f"  + per {kind} op", f"{value * 1e6:.1f} us", ""))
     rows.append(("  + per weight byte", f"{hw.overhead.per_weight_byte_s * 1e12:.1f} ps", ""))
+    if hw.overhead.per_pool_output_s:
+        rows.append(("  + per pooled output", f"{hw.overhead.per_pool_output_s * 1e9:.1f} ns",
+                     ""))
     con.print(make_table([("measured", "left"), ("value", "right"), ("spread", "right")], rows,
                          title=hw.description))
     layers = result.layers

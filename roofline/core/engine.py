@@ -463,10 +463,12 @@ def _evaluate(table: KernelTable, hw: HardwareProfile, graph_codes: np.ndarray,
     # Kernels with MACs but no GEMM geometry (unknown ops) run at the kind's efficiency.
     compute_s = np.where(no_geo, table.macs / (peak * base), compute_s)
     if table.has_windows:
-        # Windowed pooling: its comparisons or adds at the device's pooling efficiency.
+        # Windowed pooling: its comparisons or adds at the device's pooling efficiency, and
+        # the loop's own cost per output element.
         with np.errstate(divide="ignore", invalid="ignore"):
-            compute_s = compute_s + np.where(table.window_ops > 0,
-                                             table.window_ops / (peak * base), 0.0)
+            compute_s = compute_s + np.where(
+                table.window_ops > 0, table.window_ops / (peak * base)
+                + table.output_elements * hw.overhead.per_pool_output_s, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         efficiency = np.where(compute_s > 0, table.macs / (peak * compute_s), base)
 

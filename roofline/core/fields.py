@@ -91,6 +91,9 @@ FIELDS: tuple[Field, ...] = (
     # At most 1e-8 s/byte: no runtime repacks weights slower than 100 MB/s.
     Field("overhead.per_weight_byte_s", "s/byte", "overhead.per_weight_byte_s", 0.0, "linear",
           0.0, 1e-8, 1e9, prior=(0.0, 1e-9, False)),
+    # At most 1e-6 s per pooled output: 40x eager PyTorch's max_pool2d loop here.
+    Field("overhead.per_pool_output_s", "s/output element", "overhead.per_pool_output_s", 0.0,
+          "linear", 0.0, 1e-6, 1e9, prior=(0.0, 30e-9, False)),
     Field("overhead.per_kind_s.{kind}", "s", "overhead.per_kind_s.{kind}", 0.0, "linear", 0.0,
           0.05, 1e3, prior=(0.0, 30e-6, False)),
     # An op kind's share of peak: anywhere from a few percent (depthwise on wide SIMD) to
@@ -277,7 +280,7 @@ def _present(profile: HardwareProfile) -> Iterator[tuple[str, float]]:
         if level.bandwidth_bytes_per_s is not None:
             yield f"memory.{level.name}.bandwidth_bytes_per_s", level.bandwidth_bytes_per_s
     overhead = profile.overhead
-    for name in ("per_kernel_s", "per_inference_s", "per_weight_byte_s"):
+    for name in ("per_kernel_s", "per_inference_s", "per_weight_byte_s", "per_pool_output_s"):
         yield f"overhead.{name}", getattr(overhead, name)
     for kind, value in overhead.per_kind_s.items():
         yield f"overhead.per_kind_s.{kind}", value

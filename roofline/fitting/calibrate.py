@@ -10,7 +10,8 @@ Free parameters are named by field path, as in a profile's ``[fit] free`` list:
 * ``efficiency.KIND`` or ``efficiency.KIND1+KIND2+...`` (several kinds tied to one value),
   and ``memory_efficiency.KIND...`` likewise, bounded to (0, 1];
 * ``overhead.per_kernel_s``, ``overhead.per_inference_s`` and ``overhead.per_kind_s.KIND``
-  (or ``...KIND1+KIND2``), bounded to [0, 50 ms];
+  (or ``...KIND1+KIND2``), bounded to [0, 50 ms]; ``overhead.per_weight_byte_s`` and
+  ``overhead.per_pool_output_s`` likewise from 0;
 * ``dram.bandwidth_bytes_per_s``, ``memory.NAME.bandwidth_bytes_per_s`` and
   ``peak_macs_per_s.PRECISION``, bounded above by the base profile's value (the datasheet), so
   a fit can never claim more bandwidth or compute than the hardware has;

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import platform
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +43,17 @@ def median_spread_pct(timings: dict[str, Timing]) -> float:
     return (spreads[n // 2] if n % 2 else (spreads[n // 2 - 1] + spreads[n // 2]) / 2) \
         if n else 0.0
 
-#: The single-layer fit's robust loss scale, a relative error (see ``calibrate._Objective``):
-#: about a quiet machine's timing noise. With plain least squares a few layers the engine
-#: does not model (the 3-channel stem 58 % slow, a 2x2-pixel pointwise 76 %) pulled the conv
-#: and pointwise efficiencies down, and mid-size convolutions were predicted 16-21 % slow.
+#: The eager single-layer fit's robust loss scale, a relative error (see
+#: ``calibrate._Objective``): about a quiet machine's timing noise. With plain least
+#: squares a few layers the engine does not model (the 3-channel stem 58 % slow, a
+#: 2x2-pixel pointwise 76 %) pulled the conv and pointwise efficiencies down, and mid-size
+#: convolutions were predicted 16-21 % slow. ONNX Runtime's fit keeps plain least squares:
+#: its in-model stage refits the efficiencies that matter, and one calibration with the
+#: robust loss gave no better models (37 models: fp32 MAPE 9.0 %, int8 13.2 %).
 ROBUST_SCALE = 0.1
+
+#: What the windowed pooling layers' fit frees (:func:`fit_in_stages`).
+POOL_FREE = ("efficiency.pooling", "overhead.per_pool_output_s")
 
 #: What the single-layer fit frees: one efficiency per MAC kind, a per-op overhead, and extra
 #: overheads per kind of op (an eager module call costs more than a bare add).
@@ -378,12 +384,14 @@ def fit_in_stages(base: HardwareProfile, free: Sequence[str],
                   pools: tuple[list[Any], list[Any]], *, latency: str, where: str,
                   command: str, convention: str, date: str, measured: str,
                   in_models: Callable[[HardwareProfile], tuple[HardwareProfile, list[str]]]
-                  | None = None) -> tuple[HardwareProfile, Any, Any]:
+                  | None = None, robust_scale: float | None = None
+                  ) -> tuple[HardwareProfile, Any, Any]:
     """The local calibration's three fits, each a (measurements, graphs) pair, for every
     runtime: ``free`` on the single layers (plain least squares: hundreds of precise local
     measurements need no priors); then what a kernel costs in the middle of a model; then
     windowed pooling's comparisons and adds (``efficiency.pooling``) on its own layers.
-    ``latency`` says what was timed ("eager latency").
+    ``latency`` says what was timed ("eager latency"); ``robust_scale``: the single-layer
+    fit's robust loss (None: plain least squares).
 
     The middle stage: where the runtime can time each kernel inside a model, ``in_models``
     refits what those times tell (:func:`fit_in_models`; it returns the profile and its
@@ -400,7 +408,7 @@ def fit_in_stages(base: HardwareProfile, free: Sequence[str],
     counts = [len(rows) // _per(rows) for rows in (layer_rows, net_rows, pool_rows)]
     layer_fit = fit_profile(base, layer_rows, list(free), graphs=layer_graphs,
                             leave_one_out=False, io_on_chip=True, priors=False,
-                            robust_scale=ROBUST_SCALE,
+                            robust_scale=robust_scale,
                             source=f"fitted to the {latency} of {counts[0]} single layers "
                                    f"({where})")
     flags: list[str] = []
@@ -417,16 +425,20 @@ def fit_in_stages(base: HardwareProfile, free: Sequence[str],
         predicted = price(net_graphs, [in_model]).latency_s[0] * 1e3
         net_fit = FitResult(profile=in_model, measurements=tuple(net_rows), free=(), values=(),
                             predicted_ms=tuple(float(ms) for ms in predicted))
-    # Log errors: one efficiency for max and average pooling, whose loops run at 0.2-0.4 and
-    # 1.0 G window elements/s in eager PyTorch here; relative errors let the one average pool
-    # pull it to twice the max pools' rate (they were predicted 35-65 % fast).
-    pool_fit = fit_profile(net_fit.profile, pool_rows, ["efficiency.pooling"],
+    # Windowed pooling costs per window element and per output: eager max_pool2d took 21.6 ns
+    # an output with 2x2 windows and 24 ns with 3x3 ones (stride 1) here, mostly the loop's
+    # own cost per output; priced per window element alone, 2x2 pools came out 30 % fast
+    # and 3x3 stride-1 pools (Inception's branches) 37 % slow. Log errors: one efficiency
+    # serves max and average pooling (0.2-0.4 and 1.0 G window elements/s in eager PyTorch
+    # here), and relative errors let the one average pool pull it to twice the max pools'
+    # rate (they were predicted 35-65 % fast).
+    pool_fit = fit_profile(net_fit.profile, pool_rows, list(POOL_FREE),
                            graphs=pool_graphs, leave_one_out=False, io_on_chip=True,
                            priors=False, log_errors=True,
                            source=f"fitted to the {latency} of {counts[2]} windowed max and "
                                   f"average pooling layers ({where})")
     info = {"measurements": measured, "command": command, "convention": convention,
-            "date": date, "free": [*free, "efficiency.pooling"],
+            "date": date, "free": [*free, *POOL_FREE],
             "models": len(layer_rows) + len(net_rows) + len(pool_rows),
             "median_abs_error_pct": round(layer_fit.median_abs_error_pct, 2),
             "spearman": round(layer_fit.spearman, 4), "flags": flags}
@@ -549,8 +561,9 @@ class LocalProfile:
     layer_fit: Any  # roofline.fitting.calibrate.FitResult on the single layers
     fit: Any  # ... and the second stage, on the synthetic nets
     nets: dict[str, Timing]
-    spread_pct: float = 0.0  # the single layers' median spread (median_spread_pct)
-    passes: int = 1  # how many times the single layers were timed (2: the first was noisy)
+    spread_pct: float = 0.0  # the benchmarks' median spread (median_spread_pct)
+    passes: int = 1  # how many times the benchmarks were timed (2: the first was noisy)
+    pools: dict[str, Timing] = field(default_factory=dict)  # the windowed pooling layers
 
 
 def calibrate_local(thread_count: int = 1, budget_s: float = 60.0, name: str = "local-cpu",
@@ -629,10 +642,11 @@ def calibrate_local(thread_count: int = 1, budget_s: float = 60.0, name: str = "
         base, FREE, (measurements, graphs), (net_rows, net_graphs), (pool_rows, pool_graphs),
         latency="eager latency", where=where, command=command,
         convention="single ops (eager PyTorch does not fuse)", date=when[:10],
+        robust_scale=ROBUST_SCALE,
         measured=f"{len(layers)} single-layer micro-benchmarks, then {len(nets)} seeded "
                  f"synthetic nets (no validated model), then {len(pools)} windowed pooling "
                  f"layers")
     report("done", 1.0)
     return LocalProfile(profile=profile, peak_timing=peak_timing, bandwidths=mem.bandwidths,
                         layers=timings, layer_fit=layer_fit, fit=net_fit, nets=net_timings,
-                        spread_pct=spread, passes=passes)
+                        spread_pct=spread, passes=passes, pools=pool_timings)

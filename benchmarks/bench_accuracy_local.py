@@ -68,8 +68,9 @@ def main() -> int:
     result = validate(models, local.profile, thread_count=args.threads, budget_s=args.budget)
     print(f"{local.profile.description}; calibration: {len(local.layers)} single layers "
           f"(fit median |error| {local.layer_fit.median_abs_error_pct:.1f} %) and "
-          f"{len(local.nets)} synthetic nets; pooling efficiency "
-          f"{100 * local.profile.efficiency_of('pooling'):.2f} % of peak\n")
+          f"{len(local.nets)} synthetic nets; windowed pooling "
+          f"{100 * local.profile.efficiency_of('pooling'):.2f} % of peak per window element "
+          f"and {local.profile.overhead.per_pool_output_s * 1e9:.1f} ns per output\n")
     _table(result)
     s = result.summary()
     # A profile of a machine this is not (100x the compute, no per-op costs) must predict far

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -572,25 +573,35 @@ def test_profiles_are_written_all_or_none(tmp_path):
     assert first.read_text() == "new" and (tmp_path / "second.toml").read_text() == "2"
 
 
-def test_log_errors_weigh_too_slow_and_too_fast_alike():
-    # A compute-only profile (no memory or fixed cost): a model's latency is C / e for one
-    # efficiency e of every MAC kind. Two measurements say e = 0.2 (5 C) and e = 0.8 (1.25 C).
-    # On log errors the fit predicts their geometric mean: sqrt(5 * 1.25) C = C / 0.4, so
-    # e = sqrt(0.2 * 0.8) = 0.4. On relative errors (p/m - 1) it minimises
-    # (p/5C - 1)^2 + (p/1.25C - 1)^2: p = (1/5 + 1/1.25) / (1/25 + 1/1.5625) C = C / 0.68.
+#: One efficiency for every MAC kind: a compute-only profile prices a model at C / e.
+EVERY_MAC_KIND = "efficiency.conv+pointwise_conv+depthwise_conv+linear+matmul"
+
+
+def _compute_only_rows(efficiencies: tuple[float, ...]) -> tuple[Any, Any, list[Any]]:
+    """A compute-only profile (no memory or fixed cost, e = 1), MobileNetV1's graph, and one
+    measurement of it per efficiency: C / e, C being its latency at e = 1."""
     from roofline.fitting.calibrate import Measurement
 
-    every = "efficiency.conv+pointwise_conv+depthwise_conv+linear+matmul"
     hw = kit.profile("compute-only", peak=1e10, precision="fp32",
                      efficiency={k: 1.0 for k in ("conv", "pointwise_conv", "depthwise_conv",
                                                   "linear", "matmul")})
     (graph,) = trace_measurements([Measurement(model="mobilenet_v1", width=1.0, resolution=224,
                                                latency_ms=1.0)])
-    c_ms = predict(graph, hw).latency_ms  # at e = 1
-    rows = [Measurement(model="mobilenet_v1", width=1.0, resolution=224, latency_ms=c_ms / e)
-            for e in (0.2, 0.8)]
-    fit = {log: fit_profile(hw, rows, [every], graphs=[graph, graph], leave_one_out=False,
-                            priors=False, log_errors=log).values[0] for log in (True, False)}
+    c_ms = predict(graph, hw).latency_ms
+    return hw, graph, [Measurement(model="mobilenet_v1", width=1.0, resolution=224,
+                                   latency_ms=c_ms / e) for e in efficiencies]
+
+
+def test_log_errors_weigh_too_slow_and_too_fast_alike():
+    # A compute-only profile: a model's latency is C / e for one efficiency e of every MAC
+    # kind. Two measurements say e = 0.2 (5 C) and e = 0.8 (1.25 C).
+    # On log errors the fit predicts their geometric mean: sqrt(5 * 1.25) C = C / 0.4, so
+    # e = sqrt(0.2 * 0.8) = 0.4. On relative errors (p/m - 1) it minimises
+    # (p/5C - 1)^2 + (p/1.25C - 1)^2: p = (1/5 + 1/1.25) / (1/25 + 1/1.5625) C = C / 0.68.
+    hw, graph, rows = _compute_only_rows((0.2, 0.8))
+    fit = {log: fit_profile(hw, rows, [EVERY_MAC_KIND], graphs=[graph, graph],
+                            leave_one_out=False, priors=False, log_errors=log).values[0]
+           for log in (True, False)}
     assert fit[True] == pytest.approx(0.4, rel=1e-3)
     assert fit[False] == pytest.approx(0.68, rel=1e-3)
 
@@ -602,19 +613,10 @@ def test_a_robust_loss_keeps_one_unmodelled_row_from_dragging_an_efficiency():
     # scale 0.1 weighs the outlier's residual (-0.8, z = -8) linearly: its pull 2 z / sqrt(1 +
     # z^2) = 1.985 against 3 rows' 2 * 10 d * 5 for q = 2 (1 + d), so d = 0.0066 and
     # e = 1 / 2.0133 = 0.4967 (solved exactly by bisection).
-    from roofline.fitting.calibrate import Measurement
-
-    every = "efficiency.conv+pointwise_conv+depthwise_conv+linear+matmul"
-    hw = kit.profile("compute-only", peak=1e10, precision="fp32",
-                     efficiency={k: 1.0 for k in ("conv", "pointwise_conv", "depthwise_conv",
-                                                  "linear", "matmul")})
-    (graph,) = trace_measurements([Measurement(model="mobilenet_v1", width=1.0, resolution=224,
-                                               latency_ms=1.0)])
-    c_ms = predict(graph, hw).latency_ms  # at e = 1
-    rows = [Measurement(model="mobilenet_v1", width=1.0, resolution=224, latency_ms=c_ms / e)
-            for e in (0.5, 0.5, 0.5, 0.1)]
-    fit = {scale: fit_profile(hw, rows, [every], graphs=[graph] * 4, leave_one_out=False,
-                              priors=False, robust_scale=scale).values[0]
+    hw, graph, rows = _compute_only_rows((0.5, 0.5, 0.5, 0.1))
+    fit = {scale: fit_profile(hw, rows, [EVERY_MAC_KIND], graphs=[graph] * 4,
+                              leave_one_out=False, priors=False,
+                              robust_scale=scale).values[0]
            for scale in (None, 0.1)}
     assert fit[None] == pytest.approx(0.475, rel=1e-3)
     assert fit[0.1] == pytest.approx(0.4967, rel=1e-3)

@@ -95,12 +95,12 @@ def _print(result: Any, out: str) -> None:
     passes = f", {result.passes} passes" if result.passes > 1 else ""
     n = len(peaks)
     per = f" ({len(layers) // n} layers x {n} precisions)" if n > 1 else ""
-    con.print(f"{len(layers)} single-layer timings{per} (median spread p10-p90 "
-              f"{result.spread_pct:.0f} %{passes}), fit median |error| "
+    con.print(f"{len(layers)} single-layer timings{per}, fit median |error| "
               f"{result.layer_fit.median_abs_error_pct:.1f} %; {len(result.nets) // n} synthetic "
               f"nets, " + ("fit" if result.fit.free else "kernels fitted inside them, "
                                                        "wall clock predicted:")
-              + f" median |error| {result.fit.median_abs_error_pct:.1f} %")
+              + f" median |error| {result.fit.median_abs_error_pct:.1f} %; median spread "
+                f"p10-p90 of the timed benchmarks {result.spread_pct:.0f} %{passes}")
     for flag in hw.fit.flags if hw.fit else ():
         con.print(f"note: {flag}")
     con.print(f"wrote {out}")

@@ -427,8 +427,9 @@ def fit_in_stages(base: HardwareProfile, free: Sequence[str],
                             predicted_ms=tuple(float(ms) for ms in predicted))
     # Windowed pooling costs per window element and per output: eager max_pool2d took 21.6 ns
     # an output with 2x2 windows and 24 ns with 3x3 ones (stride 1) here, mostly the loop's
-    # own cost per output; priced per window element alone, 2x2 pools came out 30 % fast
-    # and 3x3 stride-1 pools (Inception's branches) 37 % slow. Log errors: one efficiency
+    # own cost per output; priced per window element alone (one calibration's fit), the 2x2
+    # pools came out 41 % fast and the 3x3 stride-1 pool (as in Inception's branches) 16 %
+    # slow. Log errors: one efficiency
     # serves max and average pooling (0.2-0.4 and 1.0 G window elements/s in eager PyTorch
     # here), and relative errors let the one average pool pull it to twice the max pools'
     # rate (they were predicted 35-65 % fast).
@@ -574,9 +575,8 @@ def calibrate_local(thread_count: int = 1, budget_s: float = 60.0, name: str = "
 
     The single layers, synthetic nets and pools are timed in one interleaved pass, again when
     their median spread is above :data:`NOISY_SPREAD_PCT` (the quieter pass is kept); if it
-    still is, a
-    :class:`~roofline.errors.MeasurementError` says so, unless ``allow_noisy``. The spread is
-    recorded in the profile's ``[sources]`` under ``timing``.
+    still is, a :class:`~roofline.errors.MeasurementError` says so, unless ``allow_noisy``.
+    The spread is recorded in the profile's ``[sources]`` under ``timing``.
     """
     import torch
 

@@ -120,6 +120,11 @@ def _zoo() -> list[Any]:
     return [Variant(name, 1.0, 224) for name in list_models()]
 
 
+#: A change in the machine's speed since calibration worth a warning (see
+#: roofline.fitting.local_torch.REFERENCE: a 13 % change went with predictions 27 % off).
+SLOWDOWN_WARN_PCT = 10.0
+
+
 def _print(result: Any) -> None:
     con = console()
     rows = []
@@ -140,7 +145,18 @@ def _print(result: Any) -> None:
     con.print(f"MAPE {s['mape_pct']:.1f} %  Spearman {r(s['spearman'])}  Kendall "
               f"{r(s['kendall'])}  ({s['models']} models; median measurement spread p10-p90 "
               f"{s['median_spread_pct']:.1f} %)")
-    con.print(f"timed with {s['allocator']}", style="dim")
+    con.print(f"timing: {s['allocator']}", style="dim")
+    slowdown = s["slowdown_pct"]
+    if slowdown is not None:
+        pace = f"{abs(slowdown):.0f} % {'slower' if slowdown > 0 else 'faster'}"
+        line = (f"machine speed: the reference, {s['reference']}, took a median "
+                f"{s['reference_now_ms']:.2f} ms now and {s['reference_calibrated_ms']:.2f} ms "
+                f"when {result.hardware.name} was calibrated ({pace} now)")
+        if abs(slowdown) > SLOWDOWN_WARN_PCT:
+            con.print(f"warning: {line}: the predictions are off by about that much on top of "
+                      f"the engine's own error; validate again when the machine is as it was")
+        else:
+            con.print(line, style="dim")
 
 
 def _layers(variant: Any, hw: Any, thread_count: int, args: argparse.Namespace) -> int:

@@ -326,11 +326,15 @@ class FitInfo(_Strict):
     structural_sigma: float | None = None
     flags: tuple[str, ...] = ()
     joint: JointFit | None = None
+    # A profile of this machine (calibrate --local): the median time of the machine-speed
+    # reference (roofline.fitting.local_torch.REFERENCE) when it was calibrated. validate
+    # times it again and says how much faster or slower the machine runs now.
+    reference_ms: float | None = None
 
     _tuple = field_validator("free", "flags", mode="before")(_listed)
 
     _num = field_validator("median_abs_error_pct", "loo_median_abs_error_pct", "spearman",
-                           "loo_spearman", "model_sigma", "structural_sigma",
+                           "loo_spearman", "model_sigma", "structural_sigma", "reference_ms",
                            mode="before")(_number)
 
     @field_validator("covariance", mode="before")

@@ -66,6 +66,7 @@ from .local_torch import (
     measure_memory,
     median_spread_pct,
     quiet_enough,
+    time_reference,
     timing_source,
 )
 from .measure import Timing, threads, time_interleaved
@@ -471,6 +472,7 @@ def calibrate_local_ort(thread_count: int = 1, budget_s: float = 60.0,
         folder = Path(tmp)
         report("GEMM peak", 0.0)
         peaks = _matmul_peak(folder, thread_count, 0.08 * budget_s)
+        reference = time_reference(None, 0.03 * budget_s)  # validate times it again
         mem = measure_memory(torch, 0.1 * budget_s, report, start=0.05, share=0.05)
         layers = _stage(_layers(torch), folder, thread_count, 0.45 * budget_s, 7,
                         lambda step: report(f"single layers: {step}", 0.1), edges=True)
@@ -526,6 +528,7 @@ def calibrate_local_ort(thread_count: int = 1, budget_s: float = 60.0,
         base, FREE, layers.fit_input(timings), nets.fit_input(), pools.fit_input(),
         latency="ONNX Runtime fp32 and int8 latency", where=where, command=command,
         convention="ONNX Runtime CPU provider kernels (see [sources].fusion)", date=when[:10],
+        reference_ms=round(reference.min_ms, 4),
         measured=f"{count[0]} single-layer micro-benchmarks, then {count[1]} seeded synthetic "
                  f"nets (no validated model), then {count[2]} windowed pooling layers, each in "
                  f"fp32 and int8 QDQ",

@@ -26,6 +26,7 @@ from .measure import Timing, steady_allocator, threads, time_interleaved
 __all__ = ["LocalProfile", "cpu_name", "cache_levels", "calibrate_local", "FREE",
            "NOISY_SPREAD_PCT", "median_spread_pct", "measure_memory", "MemoryMeasurement",
            "quiet_enough", "timing_source", "calibration_start", "fit_in_stages", "match_nodes",
+           "time_reference", "REFERENCE",
            "fit_in_models", "IN_MODEL"]
 
 #: The single layers' median spread (p90 - p10) / median, in %, above which the machine is too
@@ -273,6 +274,27 @@ def _matmul_peak(torch: Any, budget_s: float) -> tuple[float, Timing]:
     return n ** 3 / (timing["matmul"].min_ms / 1e3), timing["matmul"]
 
 
+#: The machine-speed reference: one seeded synthetic net in eager PyTorch, its median time.
+#: The calibration records it (``[fit] reference_ms``) and validate times it again, so that a
+#: machine running slower or faster than when it was calibrated (another tenant on a shared
+#: host) is said, not taken for the engine's error. A net, not the matmul peak: over five
+#: calibrations in one day here the matmul's fastest run stayed within 22.6-23.7 ms, while in
+#: the one whose models all came out 16-51 % too slow the nets ran 13 % slower against the
+#: models than in the others.
+REFERENCE_NET = 7
+REFERENCE = "seeded synthetic net 7 (160 px, eager PyTorch)"
+
+
+def time_reference(thread_count: int | None, budget_s: float) -> Timing:
+    """Time :data:`REFERENCE` at ``thread_count`` (None: as set)."""
+    import torch
+
+    net = _synthetic_nets(torch)[REFERENCE_NET]
+    with threads(thread_count), torch.inference_mode():
+        return time_interleaved({net.name: net.call}, budget_s=budget_s,
+                                min_samples=7)[net.name]
+
+
 def _copy_bandwidth(torch: Any, working_set: int, budget_s: float) -> float:
     """Bytes/s of a copy whose source and destination together take ``working_set`` bytes."""
     elements = max(1024, working_set // 8)  # two fp32 buffers
@@ -384,14 +406,15 @@ def fit_in_stages(base: HardwareProfile, free: Sequence[str],
                   pools: tuple[list[Any], list[Any]], *, latency: str, where: str,
                   command: str, convention: str, date: str, measured: str,
                   in_models: Callable[[HardwareProfile], tuple[HardwareProfile, list[str]]]
-                  | None = None, robust_scale: float | None = None
-                  ) -> tuple[HardwareProfile, Any, Any]:
+                  | None = None, robust_scale: float | None = None,
+                  reference_ms: float | None = None) -> tuple[HardwareProfile, Any, Any]:
     """The local calibration's three fits, each a (measurements, graphs) pair, for every
     runtime: ``free`` on the single layers (plain least squares: hundreds of precise local
     measurements need no priors); then what a kernel costs in the middle of a model; then
     windowed pooling's comparisons and adds (``efficiency.pooling``) on its own layers.
     ``latency`` says what was timed ("eager latency"); ``robust_scale``: the single-layer
-    fit's robust loss (None: plain least squares).
+    fit's robust loss (None: plain least squares); ``reference_ms``: the machine-speed
+    reference's fastest time (``[fit] reference_ms``).
 
     The middle stage: where the runtime can time each kernel inside a model, ``in_models``
     refits what those times tell (:func:`fit_in_models`; it returns the profile and its
@@ -442,7 +465,8 @@ def fit_in_stages(base: HardwareProfile, free: Sequence[str],
             "date": date, "free": [*free, *POOL_FREE],
             "models": len(layer_rows) + len(net_rows) + len(pool_rows),
             "median_abs_error_pct": round(layer_fit.median_abs_error_pct, 2),
-            "spearman": round(layer_fit.spearman, 4), "flags": flags}
+            "spearman": round(layer_fit.spearman, 4), "flags": flags,
+            "reference_ms": reference_ms}
     return pool_fit.profile.with_changes(fit=info), layer_fit, net_fit
 
 
@@ -643,6 +667,7 @@ def calibrate_local(thread_count: int = 1, budget_s: float = 60.0, name: str = "
         latency="eager latency", where=where, command=command,
         convention="single ops (eager PyTorch does not fuse)", date=when[:10],
         robust_scale=ROBUST_SCALE,
+        reference_ms=round(net_timings[nets[REFERENCE_NET].name].median_ms, 4),
         measured=f"{len(layers)} single-layer micro-benchmarks, then {len(nets)} seeded "
                  f"synthetic nets (no validated model), then {len(pools)} windowed pooling "
                  f"layers")

@@ -21,6 +21,7 @@ from ..core.engine import predict
 from ..core.hardware import HardwareProfile
 from ..sources.variant import Variant
 from .calibrate import kendall, spearman
+from .local_torch import REFERENCE, time_reference
 from .measure import Timing, measure_variants, steady_allocator, threads
 
 __all__ = ["ModelCheck", "Validation", "validate", "compare_layers", "compare_layers_onnx",
@@ -63,6 +64,18 @@ class Validation:
     checks: tuple[ModelCheck, ...]
     runtime: str = "torch"
     precision: str = "fp32"
+    # (when calibrated, now): the machine-speed reference's median ms (local_torch.REFERENCE),
+    # for a profile of this machine that recorded it ([fit] reference_ms); else None.
+    reference_ms: tuple[float, float] | None = None
+
+    @property
+    def slowdown_pct(self) -> float | None:
+        """How much slower (negative: faster) the machine ran the reference now than when the
+        profile was calibrated, in %."""
+        if self.reference_ms is None:
+            return None
+        then, now = self.reference_ms
+        return 100 * (now / then - 1)
 
     @property
     def mape_pct(self) -> float:
@@ -88,7 +101,11 @@ class Validation:
                 "models": len(self.checks), "mape_pct": self.mape_pct,
                 "spearman": clean(self.spearman), "kendall": clean(self.kendall),
                 "median_spread_pct": sorted(c.measured.spread_pct for c in self.checks)[
-                    len(self.checks) // 2], "allocator": steady_allocator()}
+                    len(self.checks) // 2], "allocator": steady_allocator(),
+                "reference": REFERENCE if self.reference_ms else None,
+                "reference_calibrated_ms": self.reference_ms[0] if self.reference_ms else None,
+                "reference_now_ms": self.reference_ms[1] if self.reference_ms else None,
+                "slowdown_pct": self.slowdown_pct}
 
 
 def validate(variants: Sequence[Variant], hw: HardwareProfile, *, thread_count: int = 1,
@@ -98,7 +115,9 @@ def validate(variants: Sequence[Variant], hw: HardwareProfile, *, thread_count: 
 
     With ``torch`` each model runs eagerly in fp32 and is predicted from its trace. With
     ``onnxruntime`` it is exported (and quantised for ``precision="int8"``), run by ONNX
-    Runtime, and predicted from the graph read back from the very file that ran.
+    Runtime, and predicted from the graph read back from the very file that ran. A profile
+    that recorded the machine-speed reference (``[fit] reference_ms``) has it timed again
+    after the models (``Validation.reference_ms``).
     """
     if runtime == "onnxruntime":
         from .local_ort import measure_models
@@ -117,13 +136,17 @@ def validate(variants: Sequence[Variant], hw: HardwareProfile, *, thread_count: 
         graphs = {v.label: v.trace() for v in variants}
     else:
         raise ValueError(f"unknown runtime {runtime!r}: valid are {', '.join(RUNTIMES)}")
+    reference = None
+    if hw.fit is not None and hw.fit.reference_ms:
+        now = time_reference(thread_count, budget_s=min(2.0, 0.05 * budget_s))
+        reference = (hw.fit.reference_ms, now.median_ms)
     checks = []
     for v in variants:
         prediction = predict(graphs[v.label], hw)
         if prediction.latency_ms is None:
             continue
         checks.append(ModelCheck(v, prediction.latency_ms, timings[v.label]))
-    return Validation(hw, thread_count, tuple(checks), runtime, precision or "fp32")
+    return Validation(hw, thread_count, tuple(checks), runtime, precision or "fp32", reference)
 
 
 # -- per layer ------------------------------------------------------------------------------------

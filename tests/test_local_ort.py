@@ -146,6 +146,7 @@ def test_the_onnx_runtime_profile_prices_both_precisions(ort_profile_path):
     assert set(hw.int8_efficiency) == {"conv", "pointwise_conv", "depthwise_conv", "linear",
                                        "matmul"}
     assert hw.fit is not None and hw.fit.free == (*FREE, *POOL_FREE)
+    assert hw.fit.reference_ms > 0  # the machine-speed reference validate times again
     assert list(unsourced(hw)) == []
     assert "ONNX Runtime" in hw.sources["peak_macs_per_s.int8"]
     assert "Graph optimizations" in hw.sources["fusion"]

@@ -528,7 +528,7 @@ def calibrate_local_ort(thread_count: int = 1, budget_s: float = 60.0,
         base, FREE, layers.fit_input(timings), nets.fit_input(), pools.fit_input(),
         latency="ONNX Runtime fp32 and int8 latency", where=where, command=command,
         convention="ONNX Runtime CPU provider kernels (see [sources].fusion)", date=when[:10],
-        reference_ms=round(reference.min_ms, 4),
+        reference_ms=round(reference.median_ms, 4),
         measured=f"{count[0]} single-layer micro-benchmarks, then {count[1]} seeded synthetic "
                  f"nets (no validated model), then {count[2]} windowed pooling layers, each in "
                  f"fp32 and int8 QDQ",

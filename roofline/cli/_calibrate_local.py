@@ -65,7 +65,7 @@ def _print(result: Any, out: str) -> None:
     hw = result.profile
     peaks = result.peak_timing if isinstance(result.peak_timing, dict) else {
         "fp32": result.peak_timing}
-    what = "1024^3 MACs, fastest GEMM" if len(peaks) > 1 else "matmul 1024^3"
+    what = "fastest large GEMM or convolution"
     rows = [(f"peak {precision} ({what})", f"{fmt_count(hw.peak(precision))} MAC/s",
              f"{timing.spread_pct:.0f} %") for precision, timing in peaks.items()]
     for level in hw.memory:

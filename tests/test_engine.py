@@ -467,3 +467,46 @@ def test_windowed_pooling_is_priced_by_its_window_at_the_pooling_efficiency():
     both = {k["name"]: k for k in predict(graph, per_output).kernel_records()}
     assert both[pool.name]["latency_ms"] == pytest.approx((1152 / 1e7 + 128 * 20e-9) * 1e3)
     assert both[mean.name]["latency_ms"] == pytest.approx(costs[mean.name]["latency_ms"])
+
+
+class _Gates(nn.Module):
+    """ReLU, SiLU, GELU, Mish and an attention on one tensor: the transcendental ops of each."""
+
+    def forward(self, x):
+        a = torch.relu(x)
+        b = nn.functional.silu(a)
+        c = nn.functional.gelu(b)
+        d = nn.functional.mish(c)
+        q = d.reshape(1, 2, 16, 8)  # 2 heads of 16 tokens x 8
+        return nn.functional.scaled_dot_product_attention(q, q, q)
+
+
+def test_transcendental_functions_are_counted_and_priced_per_evaluation():
+    from roofline.sources.pytorch.tracer import trace
+
+    graph = trace(_Gates(), (1, 256))
+    by_op = {layer.op: layer.transcendental_ops for layer in graph.layers}
+    # 256 elements: ReLU none; SiLU and GELU one exp/erf each; Mish two (tanh of softplus);
+    # the attention's softmax one per score: 2 heads x 16 x 16 = 512.
+    assert by_op == {"relu": 0, "silu": 256, "gelu": 256, "mish": 512,
+                     "scaled_dot_product_attention": 512}
+    # 2 ns an evaluation at int8, op by op, on a profile with nothing else to pay (peak 1e9
+    # MAC/s, 1e15 B/s): SiLU 256 x 2 ns = 0.512 us, Mish 1.024 us; the attention's
+    # 2 x 16 x 16 x 8 x 2 = 8,192 MACs take 8.192 us, plus 512 x 2 ns = 1.024 us.
+    hw = kit.profile(peak=1e9, fuses_kernels=False,
+                     overhead={"per_transcendental_s": {"int8": 2e-9}})
+    costs = {k["op"]: k["latency_ms"] * 1e3 for k in
+             predict(graph, hw, "int8").kernel_records()}
+    assert costs["silu"] == pytest.approx(0.512)
+    assert costs["mish"] == pytest.approx(1.024)
+    assert costs["scaled_dot_product_attention"] == pytest.approx(8.192 + 1.024)
+    # A precision the table leaves out pays nothing for them: fp32 SiLU moves 256 x (4 + 4)
+    # bytes at 1e15 B/s, 2.048 ps.
+    fp32 = hw.with_changes(peak_macs_per_s={"int8": 1e9, "fp32": 1e9})
+    assert {k["op"]: k["latency_ms"] for k in predict(graph, fp32, "fp32").kernel_records()}[
+        "silu"] == pytest.approx(256 * 8 / 1e15 * 1e3)
+    # Fused into the ReLU's kernel, SiLU, GELU and Mish take their evaluations with them:
+    # (256 + 256 + 512) x 2 ns = 2.048 us.
+    fused = {k["op"]: k["latency_ms"] * 1e3 for k in predict(
+        graph, hw.with_changes(fuses_kernels=True), "int8").kernel_records()}
+    assert fused["relu"] == pytest.approx(2.048)

@@ -657,3 +657,24 @@ def test_windowed_pooling_has_the_same_work_from_onnx_as_traced(exports):
     read = [layer.window_ops for layer in read_onnx(path, [x.shape]).layers]
     traced = [layer.window_ops for layer in trace(model, tuple(x.shape)).layers]
     assert read == traced == [4608, 512, 0]
+
+
+def test_transcendental_functions_count_the_same_from_onnx_as_traced(exports):
+    from roofline.sources.pytorch.tracer import trace
+
+    # On 1x8x6x6 = 288 elements: sigmoid, SiLU (exported as Mul(x, Sigmoid(x)), read back as
+    # one silu), tanh and GELU (Erf and its arithmetic, read back as one gelu) evaluate one
+    # function per element each, 4 x 288 = 1,152; the ReLU and hard-swish none.
+    class Gates(nn.Module):
+        def forward(self, x):
+            x = torch.sigmoid(torch.relu(x))
+            x = nn.functional.silu(x)
+            x = torch.tanh(nn.functional.hardswish(x))
+            return nn.functional.gelu(x)
+
+    x = torch.randn(1, 8, 6, 6)
+    path = export(Gates(), [x], exports / "gates.onnx")
+    read = read_onnx(path, [x.shape])
+    traced = trace(Gates(), tuple(x.shape))
+    assert sum(layer.transcendental_ops for layer in read.layers) == \
+        sum(layer.transcendental_ops for layer in traced.layers) == 4 * 288

@@ -89,6 +89,8 @@ def _print(result: Any, out: str) -> None:
     if hw.overhead.per_pool_output_s:
         rows.append(("  + per pooled output", f"{hw.overhead.per_pool_output_s * 1e9:.1f} ns",
                      ""))
+    for precision, value in hw.overhead.per_transcendental_s.items():
+        rows.append((f"  + per exp/tanh/erf ({precision})", f"{value * 1e9:.2f} ns", ""))
     con.print(make_table([("measured", "left"), ("value", "right"), ("spread", "right")], rows,
                          title=hw.description))
     layers = result.layers

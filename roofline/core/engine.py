@@ -107,6 +107,7 @@ class KernelTable:
     graph_precision: np.ndarray  # per graph: code in PRECISION_ORDER of its own precision, -1
     winograd: np.ndarray  # 1 for a dense 3x3 convolution at stride 1 (Winograd-eligible)
     window_ops: np.ndarray  # windowed pooling's comparisons/adds (Layer.window_ops); else 0
+    transcendental_ops: np.ndarray  # exp/tanh/erf/sigmoid evaluations (Layer.transcendental_ops)
 
     @property
     def n_graphs(self) -> int:
@@ -133,6 +134,11 @@ class KernelTable:
     def has_windows(self) -> bool:
         """Whether any kernel is a windowed pooling op (Layer.window_ops)."""
         return bool(self.window_ops.any())
+
+    @cached_property
+    def has_transcendentals(self) -> bool:
+        """Whether any kernel evaluates a transcendental function (Layer.transcendental_ops)."""
+        return bool(self.transcendental_ops.any())
 
     @cached_property
     def no_geometry(self) -> np.ndarray:
@@ -189,6 +195,7 @@ class KernelTable:
             graph_kernels=np.asarray(counts, dtype=np.int64),
             graph_precision=cat("precision", np.int64),
             winograd=cat("winograd"), window_ops=cat("window_ops"),
+            transcendental_ops=cat("transcendental_ops"),
         )
 
 
@@ -218,7 +225,7 @@ def kernel_graph(graph: LayerGraph, fused: bool = True,
 ARRAY_KEYS = ("kind", "macs", "weight_elements", "bias_elements", "gemm", "input_elements",
               "output_elements", "edge_kernel", "edge_elements", "edge_element_bytes",
               "edge_distance", "write_kernel", "write_elements", "write_element_bytes",
-              "write_distance", "precision", "winograd", "window_ops")
+              "write_distance", "precision", "winograd", "window_ops", "transcendental_ops")
 
 
 def _winograd_eligible(layer: Any) -> bool:
@@ -304,6 +311,8 @@ def kernel_arrays(kernels: LayerGraph) -> dict[str, np.ndarray]:
         "precision": np.array([own], dtype=np.int64),
         "winograd": np.array([_winograd_eligible(layer) for layer in layers], dtype=f64),
         "window_ops": np.array([layer.window_ops for layer in layers], dtype=f64),
+        "transcendental_ops": np.array([layer.transcendental_ops for layer in layers],
+                                       dtype=f64),
     }
 
 
@@ -469,6 +478,12 @@ def _evaluate(table: KernelTable, hw: HardwareProfile, graph_codes: np.ndarray,
             compute_s = compute_s + np.where(
                 table.window_ops > 0, table.window_ops / (peak * base)
                 + table.output_elements * hw.overhead.per_pool_output_s, 0.0)
+    if table.has_transcendentals and hw.overhead.per_transcendental_s:
+        # Transcendental functions (a sigmoid's exp, GELU's erf, a softmax): their cost per
+        # evaluation at the kernel's precision, on the device's arithmetic units.
+        per_eval = np.array([hw.overhead.per_transcendental_s.get(p, 0.0)  # type: ignore
+                             for p in PRECISION_ORDER])[kernel_codes]
+        compute_s = compute_s + table.transcendental_ops * per_eval
     with np.errstate(divide="ignore", invalid="ignore"):
         efficiency = np.where(compute_s > 0, table.macs / (peak * compute_s), base)
 

@@ -94,6 +94,10 @@ FIELDS: tuple[Field, ...] = (
     # At most 1e-6 s per pooled output: 40x eager PyTorch's max_pool2d loop here.
     Field("overhead.per_pool_output_s", "s/output element", "overhead.per_pool_output_s", 0.0,
           "linear", 0.0, 1e-6, 1e9, prior=(0.0, 30e-9, False)),
+    # At most 1e-7 s per evaluation: 100x eager PyTorch's SiLU here.
+    Field("overhead.per_transcendental_s.{precision}", "s/evaluation",
+          "overhead.per_transcendental_s", 0.0, "linear", 0.0, 1e-7, 1e9,
+          prior=(0.0, 1e-9, False)),
     Field("overhead.per_kind_s.{kind}", "s", "overhead.per_kind_s.{kind}", 0.0, "linear", 0.0,
           0.05, 1e3, prior=(0.0, 30e-6, False)),
     # An op kind's share of peak: anywhere from a few percent (depthwise on wide SIMD) to
@@ -284,6 +288,8 @@ def _present(profile: HardwareProfile) -> Iterator[tuple[str, float]]:
         yield f"overhead.{name}", getattr(overhead, name)
     for kind, value in overhead.per_kind_s.items():
         yield f"overhead.per_kind_s.{kind}", value
+    for precision, value in overhead.per_transcendental_s.items():
+        yield f"overhead.per_transcendental_s.{precision}", value
     for table in ("efficiency", "int8_efficiency", "memory_efficiency"):
         for kind, value in getattr(profile, table).items():
             yield f"{table}.{kind}", value

@@ -136,6 +136,7 @@ class _Kernel:
             inputs=tuple(inputs), outputs=tuple(outputs), gemms=a.gemms,
             fused_ops=tuple(m.name for m in self.members[1:]), precision=a.precision,
             window_ops=sum(m.window_ops for m in self.members),
+            transcendental_ops=sum(m.transcendental_ops for m in self.members),
         )
 
 

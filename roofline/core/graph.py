@@ -76,6 +76,33 @@ class OpKind(str, Enum):
 MAC_KINDS = frozenset({OpKind.CONV, OpKind.DEPTHWISE_CONV, OpKind.POINTWISE_CONV,
                        OpKind.LINEAR, OpKind.MATMUL})
 
+#: Ops that evaluate a transcendental function per output element, and how many: the logistic
+#: sigmoid and what is built on it (SiLU, and ONNX Runtime's lookup-table QLinearSigmoid), tanh,
+#: GELU (erf or its tanh form), exp, log, softmax and the softplus family; Mish is
+#: x * tanh(softplus(x)), two. PyTorch's names (in-place forms end in "_") and ONNX's op types
+#: in snake case (``roofline.sources.onnx.ops``). Piecewise-linear activations (ReLU, ReLU6,
+#: hard-sigmoid, hard-swish, leaky ReLU) need none.
+TRANSCENDENTAL_OPS: dict[str, int] = {
+    **dict.fromkeys(("sigmoid", "silu", "tanh", "gelu", "exp", "exp2", "expm1", "log",
+                     "log1p", "log2", "erf", "erfc", "softmax", "_softmax", "log_softmax",
+                     "_log_softmax", "softplus", "elu", "selu", "celu", "log_sigmoid_forward",
+                     "fast_gelu", "bias_gelu", "quick_gelu", "q_linear_sigmoid",
+                     "q_linear_softmax", "sin", "cos", "tan", "atan"), 1),
+    "mish": 2,
+}
+
+
+def transcendental_ops(op: str, output_elements: int, gemms: Sequence[Gemm] = ()) -> int:
+    """The transcendental evaluations of one op (``Layer.transcendental_ops``): per output
+    element by :data:`TRANSCENDENTAL_OPS`; an attention's softmax, one per score of its first
+    product (Q·Kᵀ)."""
+    if op == "scaled_dot_product_attention" and gemms:
+        g = gemms[0]
+        return g.groups * g.m * g.n
+    return TRANSCENDENTAL_OPS.get(op[:-1] if op.endswith("_") and op != "_" else op,
+                                  0) * output_elements
+
+
 
 class TensorUse(NamedTuple):
     """One activation tensor read or written by a layer: its graph-wide id and element count.
@@ -159,6 +186,11 @@ class Layer:
     #: (N·C·OH·OW·kh·kw for a 2-d max or average pool). Not MACs: a device prices it at its
     #: pooling efficiency; 0 for every other op (and for global pooling, a plain reduction).
     window_ops: int = 0
+    #: Evaluations of a transcendental function (exp, tanh, erf, a logistic sigmoid) the
+    #: layer computes: one per output element of a sigmoid, SiLU, GELU, tanh or softmax, two
+    #: of a Mish, one per attention score (its softmax). A device prices them beside the
+    #: bytes (``overhead.per_transcendental_s``); a ReLU or hard-swish needs none.
+    transcendental_ops: int = 0
 
     @property
     def byte_precision(self) -> str:
@@ -387,7 +419,7 @@ class LayerGraph:
                         layer.weight_elements, layer.bias_elements,
                         [list(t) for t in layer.inputs], [list(t) for t in layer.outputs],
                         [list(g) for g in layer.gemms], list(layer.fused_ops),
-                        layer.window_ops]
+                        layer.window_ops, layer.transcendental_ops]
                        for layer in self.layers],
         }
 
@@ -399,7 +431,7 @@ class LayerGraph:
         layers = []
         for i, row in enumerate(data["layers"]):
             (name, module, module_type, op, kind, in_shapes, out_shapes, macs, params, weights,
-             biases, inputs, outputs, gemms, fused_ops, window_ops) = row
+             biases, inputs, outputs, gemms, fused_ops, window_ops, transcendental_ops) = row
             layers.append(Layer(
                 index=i, name=name, module=module, module_type=module_type, op=op,
                 kind=OpKind(kind), input_shapes=tuple(tuple(s) for s in in_shapes),
@@ -408,7 +440,8 @@ class LayerGraph:
                 inputs=tuple(TensorUse(*t) for t in inputs),
                 outputs=tuple(TensorUse(*t) for t in outputs),
                 gemms=tuple(Gemm(*g) for g in gemms), fused_ops=tuple(fused_ops),
-                precision=precision, window_ops=window_ops))
+                precision=precision, window_ops=window_ops,
+                transcendental_ops=transcendental_ops))
         ledger = data["ledger"]
         return cls(
             layers=tuple(layers),
@@ -424,7 +457,7 @@ class LayerGraph:
 
 
 #: Version of the layout ``LayerGraph.to_dict`` writes.
-GRAPH_FORMAT = 3  # 3: Layer.window_ops
+GRAPH_FORMAT = 4  # 3: Layer.window_ops; 4: Layer.transcendental_ops
 
 RECORD_COLUMNS: Sequence[str] = (
     "name", "module", "module_type", "op", "kind", "input_shapes", "output_shape", "macs",

@@ -135,6 +135,11 @@ class Overhead(_Strict):
     # or adds (efficiency.pooling): a loop's own cost per output. Eager PyTorch's max_pool2d
     # spends most of its time here (per output: 2x2 windows 21.6 ns, 3x3 24 ns here).
     per_pool_output_s: float = 0.0
+    # Seconds per evaluation of a transcendental function (Layer.transcendental_ops: a
+    # sigmoid's exp, GELU's erf, a softmax), by the precision a kernel runs at; a precision
+    # left out pays none. Eager PyTorch here: SiLU and GELU 1.7-1.9 G elements/s against ReLU's
+    # 7-9; ONNX Runtime's int8 QLinearSigmoid (a lookup table) 0.29-0.40 ns an element.
+    per_transcendental_s: dict[PrecisionName, float] = Field(default_factory=dict)
 
     _num = field_validator("per_kernel_s", "per_inference_s", "per_weight_byte_s",
                            "per_pool_output_s", mode="before")(_number)
@@ -145,7 +150,18 @@ class Overhead(_Strict):
     def _non_negative(cls, v: float) -> float:
         return _finite_non_negative(v)
 
-    _kind_numbers = field_validator("per_kind_s", mode="before")(_numbers)
+    _kind_numbers = field_validator("per_kind_s", "per_transcendental_s",
+                                    mode="before")(_numbers)
+
+    @field_validator("per_transcendental_s")
+    @classmethod
+    def _evals_non_negative(cls, v: dict[str, float]) -> dict[str, float]:
+        for precision, seconds in v.items():
+            try:
+                _finite_non_negative(seconds)
+            except ValueError as exc:
+                raise ValueError(f"{precision}: {exc}") from None
+        return v
 
     @field_validator("per_kind_s")
     @classmethod
@@ -577,7 +593,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 _KEYED_TABLES = {"peak_macs_per_s", "efficiency", "int8_efficiency", "memory_efficiency",
-                 "overhead.per_kind_s"}
+                 "overhead.per_kind_s", "overhead.per_transcendental_s"}
 
 
 def _format_validation(path: Path | str, exc: ValidationError) -> str:

@@ -107,7 +107,8 @@ def _layer(law: _Law, x: Layer, y: Layer) -> Layer:
         bias_elements=law.value(x.bias_elements, y.bias_elements),
         inputs=law.uses(x.inputs, y.inputs), outputs=law.uses(x.outputs, y.outputs),
         gemms=law.gemms(x.gemms, y.gemms), fused_ops=x.fused_ops, precision=x.precision,
-        window_ops=law.value(x.window_ops, y.window_ops))
+        window_ops=law.value(x.window_ops, y.window_ops),
+        transcendental_ops=law.value(x.transcendental_ops, y.transcendental_ops))
 
 
 def at_resolution(a: LayerGraph, b: LayerGraph, resolution: int, model_name: str

@@ -64,7 +64,8 @@ FREE = ("efficiency.conv", "efficiency.pointwise_conv", "efficiency.depthwise_co
         "overhead.per_kind_s.conv+pointwise_conv", "overhead.per_kind_s.depthwise_conv",
         "overhead.per_kind_s.linear+matmul",
         "overhead.per_kind_s.normalization", "overhead.per_kind_s.activation",
-        "overhead.per_kind_s.elementwise", "overhead.per_kind_s.pooling+data_movement")
+        "overhead.per_kind_s.elementwise", "overhead.per_kind_s.pooling+data_movement",
+        "overhead.per_transcendental_s.fp32")
 
 
 def cpu_name() -> str:
@@ -175,6 +176,13 @@ def _layers(torch: Any) -> list[Layer]:
         module_layer(f"relu6 {channels} @{size}", nn.ReLU6(inplace=True), shape)
         module_layer(f"hardswish {channels} @{size}", nn.Hardswish(), shape)
         function_layer(f"add {channels} @{size}", lambda x: x + x, shape)
+        # A sigmoid's exp per element (Layer.transcendental_ops), where ReLU6 and hard-swish
+        # are a few compares and multiplies.
+        module_layer(f"silu {channels} @{size}", nn.SiLU(), shape)
+    for channels, size, module in ((144, 56, nn.Sigmoid), (960, 7, nn.Sigmoid),
+                                   (192, 28, nn.Tanh)):
+        module_layer(f"{module.__name__.lower()} {channels} @{size}", module(),
+                     (1, channels, size, size))
     # Tiny tensors: the compute is negligible, so these pin the cost of an op itself.
     tiny = (1, 8, 4, 4)
     module_layer("tiny conv3x3", nn.Conv2d(8, 8, 3, padding=1, bias=False), tiny)

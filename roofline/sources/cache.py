@@ -128,7 +128,8 @@ def _arrays_path(key: str, view: View) -> Path:
 _ARRAY_ORDER = ("kind", "macs", "weight_elements", "bias_elements", "gemm", "input_elements",
                 "output_elements", "edge_kernel", "edge_elements", "edge_element_bytes",
                 "edge_distance", "write_kernel", "write_elements", "write_element_bytes",
-                "write_distance", "precision", "winograd", "window_ops", "graph_macs",
+                "write_distance", "precision", "winograd", "window_ops", "transcendental_ops",
+                "graph_macs",
                 "graph_params")
 _INTEGER_ARRAYS = {"kind", "edge_kernel", "write_kernel", "precision"}
 

@@ -222,7 +222,7 @@ def _split(key: UnitKey, graph: Any, view: View) -> dict[str, np.ndarray]:
     keep_w = arrays["write_kernel"] >= skip
     out: dict[str, np.ndarray] = {}
     for name in ("kind", "macs", "weight_elements", "bias_elements", "gemm", "input_elements",
-                 "output_elements", "winograd", "window_ops"):
+                 "output_elements", "winograd", "window_ops", "transcendental_ops"):
         out[name] = arrays[name][skip:]
     for name in ("edge_kernel", "edge_elements", "edge_element_bytes", "edge_distance"):
         out[name] = arrays[name][keep_e]
@@ -273,8 +273,8 @@ def unit_arrays(key: UnitKey, views: Sequence[View]) -> list[dict[str, np.ndarra
 _ORDER = ("kind", "macs", "weight_elements", "bias_elements", "gemm", "input_elements",
           "output_elements", "edge_kernel", "edge_elements", "edge_element_bytes",
           "edge_distance", "write_kernel", "write_elements", "write_element_bytes",
-          "write_distance", "winograd", "window_ops", "is_out", "part", "in_read", "macs_total",
-          "params_total")
+          "write_distance", "winograd", "window_ops", "transcendental_ops", "is_out", "part",
+          "in_read", "macs_total", "params_total")
 _INTEGER = {"kind", "edge_kernel", "write_kernel"}
 
 

@@ -113,6 +113,7 @@ def compose(bank: UnitBank, units: np.ndarray, view: View, *,
         graph_kernels=graph_kernels,
         graph_precision=np.full(n, -1, dtype=np.int64),
         winograd=flat["winograd"][k_idx], window_ops=flat["window_ops"][k_idx],
+        transcendental_ops=flat["transcendental_ops"][k_idx],
     )
     return table, Layout(cand, uid, first_kernel, kc)
 
@@ -151,6 +152,7 @@ class ComposedKernels(KernelSet):
             "write_element_bytes": t.write_element_bytes[w],
             "write_distance": t.write_distance[w], "precision": np.array([-1]),
             "winograd": t.winograd[lo:hi], "window_ops": t.window_ops[lo:hi],
+            "transcendental_ops": t.transcendental_ops[lo:hi],
         }
 
 

@@ -47,6 +47,7 @@ from ...core.graph import (
     Ledger,
     OpKind,
     TensorUse,
+    transcendental_ops,
 )
 from ...errors import ModelLoadError, TraceError, UsageError
 from ...units import check_precision
@@ -703,7 +704,9 @@ class _Walk:
             output_shapes=tuple(a.shape for _, a in outputs), macs=int(macs), params=params,
             weight_elements=weight_elements, bias_elements=bias_elements,
             inputs=tuple(inputs), outputs=tuple(self.use(a) for _, a in outputs),
-            gemms=gemms, precision="int8" if self.int8 else None, window_ops=window_ops))
+            gemms=gemms, precision="int8" if self.int8 else None, window_ops=window_ops,
+            transcendental_ops=transcendental_ops(
+                op, sum(math.prod(a.shape) for _, a in outputs), gemms)))
 
     def idiom(self, idiom: Idiom) -> None:
         g = self.g

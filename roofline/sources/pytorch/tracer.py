@@ -38,6 +38,7 @@ from ...core.graph import (  # noqa: F401 (UnknownOpWarning re-exported)
     OpKind,
     TensorUse,
     UnknownOpWarning,
+    transcendental_ops,
 )
 from ...errors import TraceError, UnknownNameError, UsageError
 from ...units import check_precision
@@ -385,6 +386,8 @@ class _Recorder(TorchDispatchMode):
             "weight_elements": weight_elements, "bias_elements": bias_elements,
             "inputs": tuple(inputs), "outputs": tuple(outputs), "gemms": tuple(gemms),
             "window_ops": window_ops,
+            "transcendental_ops": transcendental_ops(
+                name, sum(t.numel() for t in leaves), tuple(gemms)),
         })
 
 

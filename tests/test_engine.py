@@ -510,3 +510,21 @@ def test_transcendental_functions_are_counted_and_priced_per_evaluation():
     fused = {k["op"]: k["latency_ms"] * 1e3 for k in predict(
         graph, hw.with_changes(fuses_kernels=True), "int8").kernel_records()}
     assert fused["relu"] == pytest.approx(2.048)
+
+
+def test_int8_kernels_pay_per_output_element_of_their_kind():
+    from roofline.sources.pytorch.tracer import trace
+
+    # An add of two 1x8x10x10 tensors: 800 outputs. At 0.1 ns an int8 element-wise output,
+    # 80 ns beside its bytes (3 x 800 int8 bytes at 1e15 B/s: 2.4 ps); fp32 pays none of it.
+    class Add(nn.Module):
+        def forward(self, x):
+            return x + x.flip(-1)
+
+    graph = trace(Add(), (1, 8, 10, 10))
+    hw = kit.profile(peaks={"int8": 1e9, "fp32": 1e9}, fuses_kernels=False,
+                     overhead={"per_int8_element_s": {"elementwise": 0.1e-9}})
+    add = {k["op"]: k for k in predict(graph, hw, "int8").kernel_records()}["add"]
+    assert add["compute_ms"] == pytest.approx(800 * 0.1e-9 * 1e3)
+    fp32 = {k["op"]: k for k in predict(graph, hw, "fp32").kernel_records()}["add"]
+    assert fp32["compute_ms"] == 0.0

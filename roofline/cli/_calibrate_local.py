@@ -91,6 +91,8 @@ def _print(result: Any, out: str) -> None:
                      ""))
     for precision, value in hw.overhead.per_transcendental_s.items():
         rows.append((f"  + per exp/tanh/erf ({precision})", f"{value * 1e9:.2f} ns", ""))
+    for kind, value in hw.overhead.per_int8_element_s.items():
+        rows.append((f"  + per int8 {kind} output", f"{value * 1e9:.3f} ns", ""))
     con.print(make_table([("measured", "left"), ("value", "right"), ("spread", "right")], rows,
                          title=hw.description))
     layers = result.layers

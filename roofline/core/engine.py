@@ -484,6 +484,12 @@ def _evaluate(table: KernelTable, hw: HardwareProfile, graph_codes: np.ndarray,
         per_eval = np.array([hw.overhead.per_transcendental_s.get(p, 0.0)  # type: ignore
                              for p in PRECISION_ORDER])[kernel_codes]
         compute_s = compute_s + table.transcendental_ops * per_eval
+    if hw.overhead.per_int8_element_s:
+        # An int8 kernel's rescaling per output element (scale, round, clamp).
+        per_out = np.array([hw.overhead.per_int8_element_s.get(k.value, 0.0)  # type: ignore
+                            for k in KIND_ORDER])[table.kind]
+        compute_s = compute_s + np.where(kernel_codes == _PRECISION_CODE["int8"],
+                                         table.output_elements * per_out, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         efficiency = np.where(compute_s > 0, table.macs / (peak * compute_s), base)
 

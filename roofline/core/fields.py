@@ -98,6 +98,10 @@ FIELDS: tuple[Field, ...] = (
     Field("overhead.per_transcendental_s.{precision}", "s/evaluation",
           "overhead.per_transcendental_s", 0.0, "linear", 0.0, 1e-7, 1e9,
           prior=(0.0, 1e-9, False)),
+    # At most 1e-7 s per element: 1000x ONNX Runtime's int8 QuantizeLinear here.
+    Field("overhead.per_int8_element_s.{kind}", "s/output element",
+          "overhead.per_int8_element_s", 0.0, "linear", 0.0, 1e-7, 1e9,
+          prior=(0.0, 1e-9, False)),
     Field("overhead.per_kind_s.{kind}", "s", "overhead.per_kind_s.{kind}", 0.0, "linear", 0.0,
           0.05, 1e3, prior=(0.0, 30e-6, False)),
     # An op kind's share of peak: anywhere from a few percent (depthwise on wide SIMD) to
@@ -290,6 +294,8 @@ def _present(profile: HardwareProfile) -> Iterator[tuple[str, float]]:
         yield f"overhead.per_kind_s.{kind}", value
     for precision, value in overhead.per_transcendental_s.items():
         yield f"overhead.per_transcendental_s.{precision}", value
+    for kind, value in overhead.per_int8_element_s.items():
+        yield f"overhead.per_int8_element_s.{kind}", value
     for table in ("efficiency", "int8_efficiency", "memory_efficiency"):
         for kind, value in getattr(profile, table).items():
             yield f"{table}.{kind}", value

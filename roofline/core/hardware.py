@@ -140,6 +140,12 @@ class Overhead(_Strict):
     # left out pays none. Eager PyTorch here: SiLU and GELU 1.7-1.9 G elements/s against ReLU's
     # 7-9; ONNX Runtime's int8 QLinearSigmoid (a lookup table) 0.29-0.40 ns an element.
     per_transcendental_s: dict[PrecisionName, float] = Field(default_factory=dict)
+    # Seconds per output element of an int8 kernel of each kind, beside its bytes: the
+    # rescaling a quantised element-wise kernel does per element (scale, round, clamp, zero
+    # point) and the conversions of QuantizeLinear and DequantizeLinear. ONNX Runtime here:
+    # QuantizeLinear 0.07-0.09 ns an element, DequantizeLinear 0.10-0.17, QLinearAdd
+    # 0.11-0.16, QLinearMul 0.21-0.27, where their bytes take a few hundredths of that.
+    per_int8_element_s: dict[KindName, float] = Field(default_factory=dict)
 
     _num = field_validator("per_kernel_s", "per_inference_s", "per_weight_byte_s",
                            "per_pool_output_s", mode="before")(_number)
@@ -151,9 +157,9 @@ class Overhead(_Strict):
         return _finite_non_negative(v)
 
     _kind_numbers = field_validator("per_kind_s", "per_transcendental_s",
-                                    mode="before")(_numbers)
+                                    "per_int8_element_s", mode="before")(_numbers)
 
-    @field_validator("per_transcendental_s")
+    @field_validator("per_transcendental_s", "per_int8_element_s")
     @classmethod
     def _evals_non_negative(cls, v: dict[str, float]) -> dict[str, float]:
         for precision, seconds in v.items():
@@ -593,7 +599,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 _KEYED_TABLES = {"peak_macs_per_s", "efficiency", "int8_efficiency", "memory_efficiency",
-                 "overhead.per_kind_s", "overhead.per_transcendental_s"}
+                 "overhead.per_kind_s", "overhead.per_transcendental_s",
+                 "overhead.per_int8_element_s"}
 
 
 def _format_validation(path: Path | str, exc: ValidationError) -> str:

@@ -101,7 +101,11 @@ FREE = ("efficiency.conv", "efficiency.pointwise_conv", "efficiency.depthwise_co
         "overhead.per_kind_s.normalization", "overhead.per_kind_s.activation",
         "overhead.per_kind_s.elementwise", "overhead.per_kind_s.pooling+data_movement",
         # int8: ONNX Runtime's QLinearSigmoid is a lookup table, not the float kernel's exp.
-        "overhead.per_transcendental_s.fp32", "overhead.per_transcendental_s.int8")
+        "overhead.per_transcendental_s.fp32", "overhead.per_transcendental_s.int8",
+        # The conversions and rescaling of int8 kernels, per output element (refitting one
+        # calibration: int8 MAPE over 37 models 13.3 -> 11.7 %, Spearman 0.973 -> 0.990).
+        "overhead.per_int8_element_s.elementwise", "overhead.per_int8_element_s.activation",
+        "overhead.per_int8_element_s.conv+pointwise_conv+depthwise_conv")
 
 _QUANTISED = {"int8": " (QDQ, run as one quantised kernel)"}
 
@@ -483,8 +487,14 @@ def calibrate_local_ort(thread_count: int = 1, budget_s: float = 60.0,
             layers.timings, lambda: time_interleaved(layers.calls, budget_s=0.45 * budget_s,
                                                      min_samples=7),
             allow_noisy, lambda step: report(step, 0.55))
-        nets = _stage(_synthetic_nets(torch), folder, thread_count, 0.2 * budget_s, 5,
-                      lambda step: report(f"synthetic nets: {step}", 0.6), nodes=True)
+        # The inverted-residual nets alone: with the squeeze-excite ones, whose gates are
+        # 1 x 1 pixel kernels, the fixed costs per kernel fitted inside them fell from 10-15
+        # to 5-6 us and every model came out 10-45 % fast in int8 (one calibration refitted:
+        # MAPE 24 % against 13 %); what a mid-size kernel pays inside a model beyond a single
+        # layer's cost is not modelled, and the fixed costs stand in for it.
+        nets = _stage(_synthetic_nets(torch, squeeze_excite=0), folder, thread_count,
+                      0.2 * budget_s, 5, lambda step: report(f"synthetic nets: {step}", 0.6),
+                      nodes=True)
         pools = _stage(_pool_layers(torch), folder, thread_count, 0.1 * budget_s, 7,
                        lambda step: report(f"windowed pooling: {step}", 0.8), edges=True)
     report("fit", 0.9)

@@ -216,6 +216,10 @@ def test_bad_peak_or_bandwidth_is_rejected(tmp_path, change, field, bad):
     (lambda t: t + '\n[efficiency]\nconv = 1.5\n', "efficiency"),
     (lambda t: t + '\n[geometry]\nm = 0\n', "geometry.m"),
     (lambda t: t + '\n[overhead]\nper_kernel_s = -1e-6\n', "overhead.per_kernel_s"),
+    (lambda t: t + '\n[overhead.per_transcendental_s]\nint8 = -1e-9\n',
+     "overhead.per_transcendental_s.int8"),
+    (lambda t: t + '\n[overhead.per_int8_element_s]\nelementwise = "slow"\n',
+     "overhead.per_int8_element_s"),
 ])
 def test_schema_violations_name_file_and_field(tmp_path, edit, field):
     path = _write(tmp_path, edit(GOOD))

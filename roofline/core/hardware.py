@@ -159,24 +159,14 @@ class Overhead(_Strict):
     _kind_numbers = field_validator("per_kind_s", "per_transcendental_s",
                                     "per_int8_element_s", mode="before")(_numbers)
 
-    @field_validator("per_transcendental_s", "per_int8_element_s")
+    @field_validator("per_kind_s", "per_transcendental_s", "per_int8_element_s")
     @classmethod
-    def _evals_non_negative(cls, v: dict[str, float]) -> dict[str, float]:
-        for precision, seconds in v.items():
-            try:
-                _finite_non_negative(seconds)
-            except ValueError as exc:
-                raise ValueError(f"{precision}: {exc}") from None
-        return v
-
-    @field_validator("per_kind_s")
-    @classmethod
-    def _kind_non_negative(cls, v: dict[str, float]) -> dict[str, float]:
-        for kind, value in v.items():
+    def _keyed_non_negative(cls, v: dict[str, float]) -> dict[str, float]:
+        for key, value in v.items():  # an op kind or a precision
             try:
                 _finite_non_negative(value)
             except ValueError as exc:
-                raise ValueError(f"{kind}: {exc}") from None
+                raise ValueError(f"{key}: {exc}") from None
         return v
 
 

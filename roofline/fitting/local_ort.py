@@ -99,7 +99,8 @@ FREE = ("efficiency.conv", "efficiency.pointwise_conv", "efficiency.depthwise_co
         "overhead.per_kind_s.conv+pointwise_conv", "overhead.per_kind_s.depthwise_conv",
         "overhead.per_kind_s.linear+matmul",
         "overhead.per_kind_s.normalization", "overhead.per_kind_s.activation",
-        "overhead.per_kind_s.elementwise", "overhead.per_kind_s.pooling+data_movement",
+        "overhead.per_kind_s.elementwise", "overhead.per_kind_s.pooling",
+        "overhead.per_kind_s.data_movement", "memory_efficiency.data_movement",
         # int8: ONNX Runtime's QLinearSigmoid is a lookup table, not the float kernel's exp.
         "overhead.per_transcendental_s.fp32", "overhead.per_transcendental_s.int8",
         # The conversions and rescaling of int8 kernels, per output element (refitting one

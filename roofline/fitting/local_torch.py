@@ -64,7 +64,8 @@ FREE = ("efficiency.conv", "efficiency.pointwise_conv", "efficiency.depthwise_co
         "overhead.per_kind_s.conv+pointwise_conv", "overhead.per_kind_s.depthwise_conv",
         "overhead.per_kind_s.linear+matmul",
         "overhead.per_kind_s.normalization", "overhead.per_kind_s.activation",
-        "overhead.per_kind_s.elementwise", "overhead.per_kind_s.pooling+data_movement",
+        "overhead.per_kind_s.elementwise", "overhead.per_kind_s.pooling",
+        "overhead.per_kind_s.data_movement", "memory_efficiency.data_movement",
         "overhead.per_transcendental_s.fp32")
 
 
@@ -183,6 +184,17 @@ def _layers(torch: Any) -> list[Layer]:
                                    (192, 28, nn.Tanh)):
         module_layer(f"{module.__name__.lower()} {channels} @{size}", module(),
                      (1, channels, size, size))
+    # Copies: concatenation (of two halves, as a split-and-concat does) and a channel shuffle
+    # (a transpose made contiguous), which stream at a fraction of a plain copy's bandwidth.
+    for channels, size in ((64, 56), (192, 28), (512, 14)):
+        function_layer(f"concat 2x{channels // 2} @{size}",
+                       lambda x: torch.cat(x.chunk(2, 1)[::-1], 1), (1, channels, size, size))
+    for channels, size in ((64, 56), (128, 28), (256, 14)):
+        def shuffle(x: Any) -> Any:
+            n, c, h, w = x.shape
+            return x.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+        function_layer(f"channel shuffle {channels} @{size}", shuffle, (1, channels, size, size))
     # Tiny tensors: the compute is negligible, so these pin the cost of an op itself.
     tiny = (1, 8, 4, 4)
     module_layer("tiny conv3x3", nn.Conv2d(8, 8, 3, padding=1, bias=False), tiny)

@@ -103,7 +103,6 @@ def transcendental_ops(op: str, output_elements: int, gemms: Sequence[Gemm] = ()
                                   0) * output_elements
 
 
-
 class TensorUse(NamedTuple):
     """One activation tensor read or written by a layer: its graph-wide id and element count.
 

@@ -242,10 +242,10 @@ def _synthetic_nets(torch: Any, count: int = 8, seed: int = 20261124,
     middle of a model (a different layer before and after it, weights and code not hot in
     cache), which single layers timed in a loop do not. A squeeze-excite gate runs on 1 x 1
     pixel tensors, the smallest kernels of mobile models, which the first nets lack: fitted
-    to those alone, ONNX Runtime's fixed cost per pointwise convolution came out 19-25 us
-    inside a model on the project's machine, where MobileNetV3-Small's gate convolutions take
-    4-5 us. The gated nets draw from a generator of their own, so that the first ``count``
-    (and the machine-speed reference among them) stay as they were.
+    to those alone, the eager cost per op came out 16 us on the project's machine and
+    MobileNetV3-Small slow; with the gated nets, 12 us (ONNX Runtime's calibration leaves
+    them out: ``local_ort`` says why). The gated nets draw from a generator of their own, so
+    that the first ``count`` (and the machine-speed reference among them) stay as they were.
     """
     import random
 

@@ -129,8 +129,7 @@ _ARRAY_ORDER = ("kind", "macs", "weight_elements", "bias_elements", "gemm", "inp
                 "output_elements", "edge_kernel", "edge_elements", "edge_element_bytes",
                 "edge_distance", "write_kernel", "write_elements", "write_element_bytes",
                 "write_distance", "precision", "winograd", "window_ops", "transcendental_ops",
-                "graph_macs",
-                "graph_params")
+                "graph_macs", "graph_params")
 _INTEGER_ARRAYS = {"kind", "edge_kernel", "write_kernel", "precision"}
 
 

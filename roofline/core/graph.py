@@ -99,8 +99,7 @@ def transcendental_ops(op: str, output_elements: int, gemms: Sequence[Gemm] = ()
     if op == "scaled_dot_product_attention" and gemms:
         g = gemms[0]
         return g.groups * g.m * g.n
-    return TRANSCENDENTAL_OPS.get(op[:-1] if op.endswith("_") and op != "_" else op,
-                                  0) * output_elements
+    return TRANSCENDENTAL_OPS.get(op.removesuffix("_"), 0) * output_elements
 
 
 class TensorUse(NamedTuple):

@@ -291,6 +291,17 @@ def _synthetic_nets(torch: Any, count: int = 8, seed: int = 20261124,
             y = self.body(x)
             return x + y if self.residual else y
 
+    def net(i: int, layers: list[Any], channels: int, head: int, activation: Any,
+            resolution: int, kind: str = "") -> Layer:
+        """Net ``i``: the stack of ``layers`` with a ``head``-channel 1x1 convolution, global
+        pooling and a 1000-way classifier, as a benchmark at ``resolution``."""
+        module = nn.Sequential(*layers, cba(channels, head, activation=activation),
+                               nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                               nn.Linear(head, 1000)).eval()
+        x = torch.randn(1, 3, resolution, resolution)
+        return Layer(f"synthetic net {i} @{resolution}{kind}", module,
+                     (1, 3, resolution, resolution), lambda: module(x))
+
     nets = []
     for i in range(count):
         activation = act[rng.choice(list(act))]
@@ -304,14 +315,8 @@ def _synthetic_nets(torch: Any, count: int = 8, seed: int = 20261124,
                                 stride, activation))
             channels = out
         head = rng.choice([512, 960, 1280])
-        layers += [cba(channels, head, activation=activation), nn.AdaptiveAvgPool2d(1),
-                   nn.Flatten(), nn.Linear(head, 1000)]
-        net = nn.Sequential(*layers).eval()
-        resolution = rng.choice([64, 96, 128, 160, 192])
-        x = torch.randn(1, 3, resolution, resolution)
-        nets.append(Layer(f"synthetic net {i} @{resolution}", net, (1, 3, resolution,
-                                                                     resolution),
-                          lambda net=net, x=x: net(x)))
+        nets.append(net(i, layers, channels, head, activation,
+                        rng.choice([64, 96, 128, 160, 192])))
     rng = random.Random(seed + 1)
     for i in range(count, count + squeeze_excite):
         activation, gate = rng.choice([(nn.Hardswish, nn.Hardsigmoid), (nn.ReLU, nn.Hardsigmoid),
@@ -325,39 +330,35 @@ def _synthetic_nets(torch: Any, count: int = 8, seed: int = 20261124,
                                 stride, activation, gate if rng.random() < 0.75 else None))
             channels = out
         head = rng.choice([256, 576, 1024])
-        layers += [cba(channels, head, activation=activation), nn.AdaptiveAvgPool2d(1),
-                   nn.Flatten(), nn.Linear(head, 1000)]
-        net = nn.Sequential(*layers).eval()
-        resolution = rng.choice([64, 96, 128, 160])
-        x = torch.randn(1, 3, resolution, resolution)
-        nets.append(Layer(f"synthetic net {i} @{resolution} (squeeze-excite)", net,
-                          (1, 3, resolution, resolution), lambda net=net, x=x: net(x)))
+        nets.append(net(i, layers, channels, head, activation,
+                        rng.choice([64, 96, 128, 160]), " (squeeze-excite)"))
     return nets
 
 
-#: The large kernels whose fastest MAC rate is the eager peak: PyTorch runs a matrix multiply
-#: through its BLAS and a convolution through oneDNN, which may not reach the same rate. On
+#: The convolutions that, beside a 1024^3 matrix multiply, set the eager peak (the fastest MAC
+#: rate of them all): PyTorch runs a matrix multiply through its BLAS and a convolution through
+#: oneDNN, which may not reach the same rate. On
 #: the project's AMD EPYC machine (torch 2.13.0 with MKL), the 1024^3 matmul ran at 46 G MAC/s
 #: and 1x1 convolutions at 43, while 3x3 convolutions of 64-128 channels at 56 px reached
 #: 80-88: with the matmul as the peak, ``efficiency.conv`` sat at its bound of 1 and ResNet-18
 #: was predicted 40 % slow. An efficiency cannot exceed 1, so the peak is the fastest of them.
-PEAK_KERNELS = ("1024^3 matrix multiply", "3x3 convolution 128 ch @56",
-                "3x3 convolution 256 ch @28", "1x1 convolution 1024 ch @32")
+PEAK_CONVS = ((128, 56, 3), (256, 28, 3), (1024, 32, 1))  # (channels, pixels, kernel)
 
 
 def _peak(torch: Any, budget_s: float) -> tuple[float, Timing, str]:
-    """The fastest MAC rate of :data:`PEAK_KERNELS` in eager PyTorch (fastest run of each):
-    (MACs/s, that kernel's timing, which kernel)."""
+    """The fastest MAC rate in eager PyTorch (fastest run of each) of a 1024^3 matrix multiply
+    and the convolutions of :data:`PEAK_CONVS`: (MACs/s, that kernel's timing, which kernel)."""
     from torch import nn
 
     n = 1024
     a, b = torch.randn(n, n), torch.randn(n, n)
-    calls: dict[str, tuple[Callable[[], Any], int]] = {PEAK_KERNELS[0]: (lambda: a @ b, n ** 3)}
-    for what, (channels, size, k) in zip(PEAK_KERNELS[1:], ((128, 56, 3), (256, 28, 3),
-                                                             (1024, 32, 1)), strict=True):
+    calls: dict[str, tuple[Callable[[], Any], int]] = {
+        "1024^3 matrix multiply": (lambda: a @ b, n ** 3)}
+    for channels, size, k in PEAK_CONVS:
         conv = nn.Conv2d(channels, channels, k, padding=k // 2, bias=False).eval()
         x = torch.randn(1, channels, size, size)
-        calls[what] = (lambda conv=conv, x=x: conv(x), channels * channels * k * k * size * size)
+        calls[f"{k}x{k} convolution {channels} ch @{size}"] = (
+            lambda conv=conv, x=x: conv(x), channels * channels * k * k * size * size)
     timings = time_interleaved({what: call for what, (call, _) in calls.items()},
                                budget_s=budget_s, min_samples=5)
     rate, what = max((macs / (timings[what].min_ms / 1e3), what)
@@ -723,13 +724,14 @@ def calibrate_local(thread_count: int = 1, budget_s: float = 60.0, name: str = "
         pool_timings = {layer.name: everything[layer.name] for layer in pools}
     report("fit", 0.85)
     hierarchy, memory_sources = mem.profile_fields(where)
+    convs = ", ".join(f"{k}x{k} {c} ch @{px}" for c, px, k in PEAK_CONVS)
     sources = {
         "timing": timing_source(spread, len(everything), passes,
                                 f"synthetic nets {median_spread_pct(net_timings):.0f} %; peak "
                                 f"({peak_kernel}) {peak_timing.spread_pct:.0f} %"),
-        "peak_macs_per_s.fp32": f"measured: the fastest of a 1024^3 matrix multiply and 3x3 "
-                                f"and 1x1 convolutions (128 ch @56, 256 @28, 1024 @32) in "
-                                f"eager fp32 (the {peak_kernel}), fastest of "
+        "peak_macs_per_s.fp32": f"measured: the fastest of a 1024^3 matrix multiply and "
+                                f"convolutions ({convs}) in eager fp32 (the {peak_kernel}), "
+                                f"fastest of "
                                 f"{len(peak_timing.samples_ms)} runs; {where}",
         **memory_sources,
     }

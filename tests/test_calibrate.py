@@ -620,3 +620,16 @@ def test_a_robust_loss_keeps_one_unmodelled_row_from_dragging_an_efficiency():
            for scale in (None, 0.1)}
     assert fit[None] == pytest.approx(0.475, rel=1e-3)
     assert fit[0.1] == pytest.approx(0.4967, rel=1e-3)
+
+
+def test_calibrate_table_leaves_out_a_resolution_the_csv_leaves_empty(tmp_path, capsys):
+    # An empty resolution is the model's own: the row is labelled without one, never ":None".
+    path = _csv(tmp_path, "model,width,resolution,latency_ms,device\n"
+                          "mobilenet_v1,1.0,,30,pixel6-cpu\nmobilenet_v2,1.0,,28,pixel6-cpu\n"
+                          "mobilenet_v3_small,1.0,,11,pixel6-cpu\n")
+    code = main(["calibrate", "--measurements", str(path), "--hw", "cpu",
+                 "--out", str(tmp_path / "fitted.toml"), "--no-loo"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "mobilenet_v1@1 " in printed and "mobilenet_v3_small@1 " in printed
+    assert "None" not in printed

@@ -324,7 +324,9 @@ def _print_fit(result, name: str, out: str) -> None:
         columns += [Col("LOO ms", priority=1), Col("LOO error %", short="LOO err %")]
     rows = []
     for r in result.rows():
-        row = [f"{r['model']}@{r['width']:g}:{r['resolution']}", r["precision"],
+        # An empty resolution in the CSV is the model's own: the label leaves it out.
+        resolution = "" if r["resolution"] is None else f":{r['resolution']}"
+        row = [f"{r['model']}@{r['width']:g}{resolution}", r["precision"],
                fmt_ms(r["measured_ms"]), fmt_ms(r["predicted_ms"]), f"{r['error_pct']:+.1f}"]
         if has_loo:
             row += [fmt_ms(r["loo_predicted_ms"]), f"{r['loo_error_pct']:+.1f}"]

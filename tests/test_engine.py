@@ -400,6 +400,40 @@ def test_a_fitted_profile_range_combines_its_covariance_and_the_engines_error():
     assert (low, high) == pytest.approx((65.536e-3 / factor, 65.536e-3 * factor))
 
 
+def test_a_fit_that_left_a_parameter_neither_free_nor_stated_is_unsure_of_it():
+    # A depthwise conv (16 ch, 3x3 at 8x8: 9,216 MACs) before the pointwise one (32,768 MACs).
+    # The fit freed the pointwise efficiency only; [efficiency] leaves depthwise_conv out, so
+    # it runs at the full peak (9.216 us) and is as unknown as in a bare datasheet: its
+    # generic prior (a factor of 3; from 1 it can only fall) moves it to 27.648 us.
+    net = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False),
+                        nn.Conv2d(16, 32, 1, bias=False))
+    graph = trace(net, (1, 16, 8, 8))
+    hw = _compute_bound(efficiency={"pointwise_conv": 0.5, "conv": 1.0, "linear": 1.0,
+                                    "matmul": 1.0},
+                        fit={"measurements": "t", "command": "t",
+                             "free": ["efficiency.pointwise_conv"],
+                             "covariance": [[0.04]], "structural_sigma": 0.1})
+    prediction = predict(graph, hw)
+    total = 9.216 + 65.536
+    assert prediction.latency_ms == pytest.approx(total * 1e-3)
+    # The pointwise efficiency's sd of 0.2 (ln), to the side inside its bound of 1 (faster);
+    # the depthwise one a factor of 3 slower; the engine's 0.1; in quadrature.
+    fit_step = math.log((9.216 + 65.536 * math.exp(-0.2)) / total)
+    guess_step = math.log((3 * 9.216 + 65.536) / total)
+    factor = math.exp(1.2815515655446004 * math.sqrt(fit_step ** 2 + guess_step ** 2 + 0.01))
+    low, high = prediction.latency_range_ms
+    assert (low, high) == pytest.approx((total * 1e-3 / factor, total * 1e-3 * factor))
+    # Stated (even at 1), it is known: only the fit and the engine remain.
+    known = _compute_bound(efficiency={"pointwise_conv": 0.5, "conv": 1.0, "linear": 1.0,
+                                       "matmul": 1.0, "depthwise_conv": 1.0},
+                           fit={"measurements": "t", "command": "t",
+                                "free": ["efficiency.pointwise_conv"],
+                                "covariance": [[0.04]], "structural_sigma": 0.1})
+    low, high = predict(graph, known).latency_range_ms
+    factor = math.exp(1.2815515655446004 * math.sqrt(fit_step ** 2 + 0.01))
+    assert (low, high) == pytest.approx((total * 1e-3 / factor, total * 1e-3 * factor))
+
+
 def test_an_unfitted_profile_has_a_wide_range():
     graph = trace(_pointwise(), (1, 16, 8, 8))
     fitted = _compute_bound(fit={"measurements": "t", "command": "t",

@@ -654,29 +654,41 @@ def _uncertain_directions(hw: HardwareProfile) -> tuple[list[HardwareProfile], f
 
     A fitted profile's uncertainty is its fit's posterior covariance; an unfitted one's, the
     generic priors of the parameters a fit would move (``roofline.core.fields.DEFAULT_FREE``):
-    a datasheet alone is a guess, and its range says so.
+    a datasheet alone is a guess, and its range says so. A fit that left such a parameter
+    neither free nor stated (a depthwise efficiency that stays 1 because ``--free`` named
+    only the dense one) is as unsure of it as a datasheet is: its generic prior joins the
+    posterior, independent of it.
     """
-    from .fields import DEFAULT_FREE, fit_spec, values_by_path, with_values
+    from .fields import DEFAULT_FREE, fit_spec, unstated, values_by_path, with_values
 
     fit = hw.fit
     structural = (fit.structural_sigma if fit is not None and fit.structural_sigma is not None
                   else STRUCTURAL_SIGMA.get(hw.kind, 0.2))
-    if fit is not None and fit.covariance:
-        specs = [fit_spec(hw, p) for p in fit.free]
-        specs = [s for s in specs if s.transform != "grid"]
-        cov = np.array(fit.covariance, dtype=np.float64)
+    fitted = fit is not None and bool(fit.covariance)
+    guessed = []
+    for path in DEFAULT_FREE.get(hw.kind, ()):
+        left = unstated(hw, path, fit.free) if fitted else path
+        if left is None:
+            continue
+        try:
+            guessed.append(fit_spec(hw, left))
+        except Exception:  # noqa: BLE001 - a field this profile lacks is not uncertain
+            continue
+    guessed = [s for s in guessed if s.generic_prior]
+    sds = [math.log(s.generic_prior[1]) if s.transform == "log" else
+           s.generic_prior[1] * s.scale for s in guessed]
+    if fitted:
+        specs = [s for s in (fit_spec(hw, p) for p in fit.free) if s.transform != "grid"]
+        posterior = np.array(fit.covariance, dtype=np.float64)
+        if len(specs) != len(posterior):
+            return [], structural
+        cov = np.zeros((len(specs) + len(sds),) * 2)
+        cov[:len(specs), :len(specs)] = posterior
+        cov[len(specs):, len(specs):] = np.diag(np.square(sds))
+        specs += guessed
     else:
-        specs = []
-        for path in DEFAULT_FREE.get(hw.kind, ()):
-            try:
-                specs.append(fit_spec(hw, path))
-            except Exception:  # noqa: BLE001 - a field this profile lacks is not uncertain
-                continue
-        sds = [math.log(s.generic_prior[1]) if s.transform == "log" else
-               s.generic_prior[1] * s.scale for s in specs if s.generic_prior]
+        specs = guessed
         cov = np.diag(np.square(sds)) if sds else np.zeros((0, 0))
-    if len(specs) != len(cov):
-        return [], structural
     def coord(spec: Any, value: float) -> float:
         return math.log(value) if spec.transform == "log" else value * spec.scale
 

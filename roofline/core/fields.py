@@ -174,6 +174,31 @@ def expand(path: str) -> list[str]:
     return [path]
 
 
+def stated(profile: HardwareProfile, path: str) -> bool:
+    """Whether ``profile`` gives ``path`` a value of its own, rather than leaving a kind out of
+    a table (``[efficiency]`` without ``depthwise_conv``: 1, the full peak; a kind's fixed cost
+    absent from ``[overhead.per_kind_s]``: 0). Every other field counts as stated: a written
+    profile holds each of them, so a file cannot tell a chosen value from a default there."""
+    parts = path.split(".")
+    if parts[0] in ("efficiency", "int8_efficiency", "memory_efficiency"):
+        return parts[1] in getattr(profile, parts[0])
+    if parts[0] == "overhead" and len(parts) == 3:
+        return parts[2] in getattr(profile.overhead, parts[1])
+    return True
+
+
+def unstated(profile: HardwareProfile, path: str, covered: Sequence[str] = ()) -> str | None:
+    """The part of ``path`` (perhaps tied: ``efficiency.conv+linear``) that ``profile`` leaves
+    at its default and that no path in ``covered`` sets, as one tied path; None if nothing
+    is left."""
+    done = {q for c in covered for q in expand(c)}
+    left = [q for q in expand(path) if q not in done and not stated(profile, q)]
+    if not left:
+        return None
+    head = left[0].rpartition(".")[0]
+    return f"{head}.{'+'.join(q.rpartition('.')[2] for q in left)}" if len(left) > 1 else left[0]
+
+
 def _level(profile: HardwareProfile, name: str) -> Any:
     for level in profile.memory:
         if level.name == name:

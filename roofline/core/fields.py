@@ -120,6 +120,19 @@ FIELDS: tuple[Field, ...] = (
 )
 
 
+#: Generic priors of single op kinds where they differ from their field's. Depthwise
+#: convolutions run far below a device's peak everywhere: the 16 shipped profiles that fit
+#: ``efficiency.depthwise_conv`` to published latencies found 0.015 (Pixel 4 EdgeTPU) to 0.43
+#: (Pixel 3 CPU), geometric mean 0.090 and a factor of 2.4 one standard deviation either side
+#: (``grep '^depthwise_conv' hardware_profiles/*.toml`` before this prior); stated as 0.09
+#: within a factor of 3. The field's own (0.5 within 3) sat at the 95th percentile of them, so
+#: a fit with few models leaned towards a fast depthwise and a slow everything else
+#: (``benchmarks/bench_fit.py`` and ``benchmarks/bench_extrapolate_local.py``, README).
+KIND_PRIORS: dict[str, tuple[float, float, bool]] = {
+    "efficiency.depthwise_conv": (0.09, 3.0, False),
+}
+
+
 def _kinds() -> tuple[str, ...]:
     from .graph import OpKind
 
@@ -429,7 +442,7 @@ def fit_spec(profile: HardwareProfile, path: str) -> FitSpec:
     lower = upper / spec.ceiling_factor if spec.lower is None else spec.lower
     return FitSpec(path, tuple(paths), spec.fit, lower, upper, min(max(start, lower), upper),
                    scale=spec.scale, unit=spec.unit, base_value=start,
-                   generic_prior=spec.prior)
+                   generic_prior=KIND_PRIORS.get(path, spec.prior))
 
 
 def describe_fittable() -> str:

@@ -633,3 +633,28 @@ def test_calibrate_table_leaves_out_a_resolution_the_csv_leaves_empty(tmp_path, 
     printed = capsys.readouterr().out
     assert "mobilenet_v1@1 " in printed and "mobilenet_v3_small@1 " in printed
     assert "None" not in printed
+
+
+def test_a_fit_says_which_efficiency_it_left_at_the_full_peak():
+    # MobileNetV1 has 13 depthwise convolutions. A datasheet that states no [efficiency],
+    # fitted with only the dense efficiency free, leaves them at the full peak: the fit must
+    # say so. Freeing the depthwise efficiency, or stating it, silences the note.
+    from roofline.fitting.calibrate import Measurement
+
+    hw = kit.profile("sheet", peak=1e10, precision="fp32")
+    (graph,) = trace_measurements([Measurement(model="mobilenet_v1", width=1.0, resolution=224,
+                                               latency_ms=1.0)])
+    rows = [Measurement(model="mobilenet_v1", width=1.0, resolution=224, latency_ms=100.0)]
+    dense_only = fit_profile(hw, rows, [GEMM], graphs=[graph], leave_one_out=False)
+    (note,) = [f for f in dense_only.flags if "neither free nor stated" in f]
+    depthwise = [layer for layer in graph.layers if layer.kind.value == "depthwise_conv"]
+    assert note.startswith("efficiency.depthwise_conv is neither free nor stated")
+    assert f"{len(depthwise)} depthwise_conv layers" in note and len(depthwise) == 13
+    both = fit_profile(hw, rows, [GEMM, "efficiency.depthwise_conv"], graphs=[graph],
+                       leave_one_out=False)
+    assert not [f for f in both.flags if "neither free nor stated" in f]
+    stated = kit.profile("sheet", peak=1e10, precision="fp32",
+                         efficiency={"depthwise_conv": 0.1})
+    assert not [f for f in fit_profile(stated, rows, [GEMM], graphs=[graph],
+                                       leave_one_out=False).flags
+                if "neither free nor stated" in f]

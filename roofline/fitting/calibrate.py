@@ -513,6 +513,31 @@ def _flags(space: Coordinates, best: _Best, cov: np.ndarray,
     return flags
 
 
+def _unstated_flags(base: HardwareProfile, free: Sequence[str],
+                    graphs: Sequence[Any]) -> list[str]:
+    """The flag of each efficiency a fit on this kind of device would move
+    (``DEFAULT_FREE``) that this fit leaves neither free nor stated while the measured models
+    have kernels of it: those kernels run at the full peak, and the free parameters absorb
+    their error (ranges carry it as the field's generic prior)."""
+    from ..core.fields import DEFAULT_FREE, expand, unstated
+
+    flags = []
+    for path in DEFAULT_FREE.get(base.kind, ()):
+        left = unstated(base, path, free)
+        if left is None:
+            continue
+        kinds = {q.rpartition(".")[2] for q in expand(left)}
+        layers = [layer for g in graphs for layer in g.layers if layer.kind.value in kinds]
+        if not layers:
+            continue
+        share = sum(layer.macs for layer in layers) / max(sum(g.macs for g in graphs), 1)
+        flags.append(f"{left} is neither free nor stated: the measured models' "
+                     f"{len(layers)} {'/'.join(sorted(kinds))} layers ({share:.0%} of their "
+                     f"MACs) run at the full peak and the free parameters take up their "
+                     f"error; free it or state it in [efficiency]")
+    return flags
+
+
 def _rounding_flag(measurements: Sequence[Measurement], predicted: np.ndarray,
                    measured: np.ndarray) -> list[str]:
     """The flag of a fit tighter than the rounding of its measurements (its in-sample error
@@ -574,6 +599,7 @@ def fit_profile(base: HardwareProfile, measurements: Sequence[Measurement],
     covariance, flags = _posterior(space, best, objective)
     if objective.uses_priors:
         flags += _rounding_flag(measurements, predicted, problem.measured)
+    flags += _unstated_flags(base, free, graphs)
     loo: list[float] = []
     if leave_one_out and len(measurements) >= 3:
         for i in everything:

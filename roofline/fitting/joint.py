@@ -60,6 +60,7 @@ from .calibrate import (
     _objective,
     _Problem,
     _rounding_flag,
+    _unstated_flags,
     default_free,
     trace_measurements,
 )
@@ -390,6 +391,7 @@ def fit_joint(bases: Sequence[HardwareProfile], measurements: Sequence[Sequence[
         flags = _device_flags(space, d, best, x_d, values, cov_d, objective)
         if objective.uses_priors:
             flags += _rounding_flag(measurements[d], predicted, problems[d].measured)
+        flags += _unstated_flags(base, frees[d], graphs[d])
         result = FitResult(profile=fitted, measurements=tuple(measurements[d]),
                            free=tuple(frees[d]), values=tuple(values),
                            predicted_ms=tuple(float(p) * 1e3 for p in predicted),

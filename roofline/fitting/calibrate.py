@@ -518,7 +518,8 @@ def _unstated_flags(base: HardwareProfile, free: Sequence[str],
     """The flag of each efficiency a fit on this kind of device would move
     (``DEFAULT_FREE``) that this fit leaves neither free nor stated while the measured models
     have kernels of it: those kernels run at the full peak, and the free parameters absorb
-    their error (ranges carry it as the field's generic prior)."""
+    their error (ranges carry it as the field's generic prior). Kinds under 1 % of the
+    models' MACs (a classifier's one linear layer) are not worth a note."""
     from ..core.fields import DEFAULT_FREE, expand, unstated
 
     flags = []
@@ -528,9 +529,9 @@ def _unstated_flags(base: HardwareProfile, free: Sequence[str],
             continue
         kinds = {q.rpartition(".")[2] for q in expand(left)}
         layers = [layer for g in graphs for layer in g.layers if layer.kind.value in kinds]
-        if not layers:
-            continue
         share = sum(layer.macs for layer in layers) / max(sum(g.macs for g in graphs), 1)
+        if share < 0.01:
+            continue
         flags.append(f"{left} is neither free nor stated: the measured models' "
                      f"{len(layers)} {'/'.join(sorted(kinds))} layers ({share:.0%} of their "
                      f"MACs) run at the full peak and the free parameters take up their "

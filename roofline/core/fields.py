@@ -125,7 +125,7 @@ FIELDS: tuple[Field, ...] = (
 #: ``efficiency.depthwise_conv`` to published latencies found 0.015 (Pixel 4 EdgeTPU) to 0.43
 #: (Pixel 3 CPU), geometric mean 0.090 and a factor of 2.4 one standard deviation either side
 #: (``grep '^depthwise_conv' hardware_profiles/*.toml`` before this prior); stated as 0.09
-#: within a factor of 3. The field's own (0.5 within 3) sat at the 95th percentile of them, so
+#: within a factor of 3. The field's own (0.5 within 3) sat above every one of them, so
 #: a fit with few models leaned towards a fast depthwise and a slow everything else
 #: (``benchmarks/bench_fit.py`` and ``benchmarks/bench_extrapolate_local.py``, README).
 KIND_PRIORS: dict[str, tuple[float, float, bool]] = {

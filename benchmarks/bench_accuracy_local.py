@@ -87,7 +87,21 @@ def main() -> int:
           f"spread (p10–p90 / median) {s['median_spread_pct']:.1f} %")
     print(f"a wrong profile (100x the compute, no per-op costs): MAPE {wrong_mape:.1f} %, "
           f"{wrong_mape / s['mape_pct']:.1f}x the calibrated profile's")
+    print(_speed_line(result.reference_ms))
     return 0
+
+
+def _speed_line(reference_ms: tuple[float, float] | None) -> str:
+    """How fast the machine ran the calibration's reference net after the models, against
+    during the calibration: a calibration on a busier machine than the measurement (or the
+    other way) moves every prediction by about that much."""
+    from roofline.fitting.local_torch import REFERENCE
+
+    if reference_ms is None:
+        return "machine speed: the calibration recorded no reference"
+    then, now = reference_ms
+    return (f"machine speed: the reference ({REFERENCE}) took a median {now:.2f} ms after the "
+            f"models and {then:.2f} ms in the calibration ({100 * (now / then - 1):+.0f} %)")
 
 
 def _table(result: Validation) -> None:
@@ -133,6 +147,11 @@ def _onnxruntime(models: list[Variant], local: Any, args: argparse.Namespace) ->
               f"(p10–p90 / median) {s['median_spread_pct']:.1f} %")
         print(f"a wrong profile (100x the compute, no fixed costs): MAPE "
               f"{results[1].mape_pct:.1f} %\n")
+    from roofline.fitting.local_torch import time_reference
+
+    then = good.fit.reference_ms if good.fit is not None else None
+    now = time_reference(args.threads, budget_s=3.0).median_ms
+    print(_speed_line((then, now) if then else None))
     return 0
 
 

@@ -82,13 +82,18 @@ def main() -> int:
                           budget_s=args.budget).mape_pct
     within = sum(abs(c.error_pct) <= 10 for c in result.checks)
     print(f"\n{s['models']} models, {args.threads} thread(s): MAPE {s['mape_pct']:.1f} %, "
-          f"Spearman {s['spearman']:.3f}, Kendall {s['kendall']:.3f}, {within} within ±10 %; "
+          f"Spearman {_rank(s['spearman'])}, Kendall {_rank(s['kendall'])}, {within} within ±10 %; "
           f"median measurement "
           f"spread (p10–p90 / median) {s['median_spread_pct']:.1f} %")
     print(f"a wrong profile (100x the compute, no per-op costs): MAPE {wrong_mape:.1f} %, "
           f"{wrong_mape / s['mape_pct']:.1f}x the calibrated profile's")
     print(_speed_line(result.reference_ms))
     return 0
+
+
+def _rank(value: float | None) -> str:
+    """A rank correlation, or n/a where there are too few models for one."""
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _speed_line(reference_ms: tuple[float, float] | None) -> str:
@@ -142,7 +147,8 @@ def _onnxruntime(models: list[Variant], local: Any, args: argparse.Namespace) ->
         s = results[0].summary()
         within = sum(abs(c.error_pct) <= 10 for c in results[0].checks)
         print(f"\n{precision}: {s['models']} models, {args.threads} thread(s): MAPE "
-              f"{s['mape_pct']:.1f} %, Spearman {s['spearman']:.3f}, Kendall {s['kendall']:.3f}, "
+              f"{s['mape_pct']:.1f} %, Spearman {_rank(s['spearman'])}, Kendall "
+              f"{_rank(s['kendall'])}, "
               f"{within} of {s['models']} within ±10 %; median measurement spread "
               f"(p10–p90 / median) {s['median_spread_pct']:.1f} %")
         print(f"a wrong profile (100x the compute, no fixed costs): MAPE "

@@ -522,14 +522,15 @@ def _unstated_flags(base: HardwareProfile, free: Sequence[str],
     models' MACs (a classifier's one linear layer) are not worth a note."""
     from ..core.fields import DEFAULT_FREE, expand, unstated
 
+    models = list({id(g): g for g in graphs}.values())  # a model measured twice counts once
     flags = []
     for path in DEFAULT_FREE.get(base.kind, ()):
         left = unstated(base, path, free)
         if left is None:
             continue
         kinds = {q.rpartition(".")[2] for q in expand(left)}
-        layers = [layer for g in graphs for layer in g.layers if layer.kind.value in kinds]
-        share = sum(layer.macs for layer in layers) / max(sum(g.macs for g in graphs), 1)
+        layers = [layer for g in models for layer in g.layers if layer.kind.value in kinds]
+        share = sum(layer.macs for layer in layers) / max(sum(g.macs for g in models), 1)
         if share < 0.01:
             continue
         flags.append(f"{left} is neither free nor stated: the measured models' "

@@ -254,3 +254,18 @@ def test_the_timed_process_does_not_page_fault_its_working_set_each_inference():
     one_tensor = 1176
     assert faults("default") > 10 * one_tensor  # at least one such tensor per inference
     assert faults("steady") < 3 * one_tensor  # less than one inference's, over all ten
+
+
+def test_cache_bandwidth_is_measured_well_inside_each_level(monkeypatch):
+    # A quarter of each level (L2 1 MiB -> 256 KiB, L3 32 MiB -> 8 MiB), DRAM far beyond the
+    # last (8 x 32 MiB = 256 MiB): at half of a shared L3 a copy already misses.
+    import roofline.fitting.local_torch as lt
+
+    monkeypatch.setattr(lt, "cache_levels", lambda: [("L2", 1 << 20), ("L3", 32 << 20)])
+    asked: list[int] = []
+    monkeypatch.setattr(lt, "_copy_bandwidth",
+                        lambda torch, working_set, budget_s: asked.append(working_set) or 1e10)
+    measured = lt.measure_memory(None, 1.0)
+    assert asked == [256 << 10, 8 << 20, 256 << 20]
+    _, sources = measured.profile_fields("here")
+    assert "copy of a 8192 KiB working set" in sources["memory.L3"]

@@ -431,10 +431,12 @@ class MemoryMeasurement:
 #: capacity: well inside it, where the tensors of a model at batch 1 live (1-8 MB here). At
 #: half the capacity a shared last-level cache already misses (other cores, other tenants of
 #: a VM, its replacement policy): this machine's 32 MiB L3 copied at 30 GB/s up to 8 MiB,
-#: 17-23 at 16 MiB and 12 (DRAM's) at 32. Refitting one eager calibration with the L3 measured
-#: at a quarter (40 GB/s) instead of a half (19 GB/s), 37 models: MAPE 6.7 -> 5.4 %, 30 -> 33
-#: within +-10 %; one ONNX Runtime calibration (42 against 14 GB/s), whose kernels are fused
-#: and seldom memory-bound: fp32 12.4 -> 13.4 %, int8 11.8 -> 12.1 %.
+#: 17-23 at 16 MiB and 12 (DRAM's) at 32. Refitting the same calibration with the caches at a
+#: half instead (``benchmarks/bench_ablation_local.py``, "caches at half"), 37 models: eager
+#: MAPE 5.4 against 6.7 % (L3 40 against 19 GB/s) in one run, 12.3 against 12.4 % in another;
+#: ONNX Runtime (fused kernels, seldom memory-bound; 42 against 14 GB/s) fp32 13.4 against
+#: 12.4 %, int8 12.1 against 11.8 %. Within what one calibration tells, so the measurement is
+#: chosen for where the tensors are, not for a gain.
 CACHE_WORKING_SET = 1 / 4
 
 

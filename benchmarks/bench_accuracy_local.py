@@ -156,8 +156,8 @@ def _onnxruntime(models: list[Variant], local: Any, args: argparse.Namespace) ->
     from roofline.fitting.local_torch import time_reference
 
     then = good.fit.reference_ms if good.fit is not None else None
-    now = time_reference(args.threads, budget_s=3.0).median_ms
-    print(_speed_line((then, now) if then else None))
+    print(_speed_line((then, time_reference(args.threads, budget_s=3.0).median_ms)
+                      if then else None))
     return 0
 
 

@@ -663,3 +663,14 @@ def test_a_fit_says_which_efficiency_it_left_at_the_full_peak():
     assert not [f for f in fit_profile(stated, rows, [GEMM], graphs=[graph],
                                        leave_one_out=False).flags
                 if "neither free nor stated" in f]
+
+
+def test_a_file_without_a_device_column_is_all_the_profiles_own(tmp_path, capsys):
+    # cpu (= pixel6-cpu) selects device=pixel6-cpu in its [fit]; a file with no device column
+    # is one device's measurements, so the selection keeps all three rows.
+    path = _csv(tmp_path, "model,width,resolution,latency_ms\nmobilenet_v1,1.0,,30\n"
+                          "mobilenet_v2,1.0,,28\nmobilenet_v3_small,1.0,,11\n")
+    code = main(["calibrate", "--measurements", str(path), "--hw", "cpu",
+                 "--out", str(tmp_path / "fitted.toml"), "--no-loo"])
+    assert code == 0
+    assert "fit of fitted (3 measurements)" in capsys.readouterr().out

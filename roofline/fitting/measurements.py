@@ -136,7 +136,11 @@ def load_measurements(path: str | Path, *, device: str | None = None,
             record["model"] = aliases[record["model"]]
         rows.append(_parse_row(path, line, record, known_models))
     alternatives = _alternatives(where)
-    if device is not None and "device" in header:
+    if "device" not in header:
+        # A file without a device column is one device's: a selection naming a device (a
+        # profile's [fit] select) keeps all of it.
+        alternatives = [{k: v for k, v in c.items() if k != "device"} for c in alternatives]
+    elif device is not None:
         alternatives = [{**c, "device": c.get("device", device)} for c in alternatives]
     rows = select(rows, alternatives)
     if not rows and not empty_ok:

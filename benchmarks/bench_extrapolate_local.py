@@ -92,9 +92,13 @@ def _measure(variants: list[Variant], threads: int, budget_s: float) -> list[dic
     return rows
 
 
+def _resolution(v: Variant) -> str:
+    """A variant's resolution as the CSV holds it: empty for the model's own."""
+    return "" if v.resolution is None else str(v.resolution)
+
+
 def _row(v: Variant, latency_ms: float, threads: int) -> dict[str, str]:
-    return {"model": v.name, "width": f"{v.effective_width:g}",
-            "resolution": "" if v.resolution is None else str(v.resolution),
+    return {"model": v.name, "width": f"{v.effective_width:g}", "resolution": _resolution(v),
             "latency_ms": f"{latency_ms:.3f}", "threads": str(threads), "batch": "1",
             "device": DEVICE, "source": "benchmarks/bench_extrapolate_local.py, eager PyTorch"}
 
@@ -125,8 +129,7 @@ def _run(design: str, prior: str, fit_csv: Path, tmp: Path, held_out: list[Varia
           f"{'error':>7s}")
     for v in held_out:
         p = predict(v.trace(), hw)
-        m = measured[(v.name, v.effective_width,
-                      "" if v.resolution is None else str(v.resolution))]
+        m = measured[(v.name, v.effective_width, _resolution(v))]
         low, high = p.latency_range_ms
         error = 100 * (p.latency_ms / m - 1)
         errors.append(abs(error))

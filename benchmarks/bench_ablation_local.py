@@ -165,6 +165,10 @@ def main() -> int:
         runs["caches at half"] = {"bandwidths": {
             level.name: local_torch._copy_bandwidth(torch, int(level.capacity_bytes) // 2, 1.0)
             for level in kept["stages"][0][0].memory}}
+    for level in kept["stages"][0][0].memory:
+        print(f"{level.name} ({int(level.capacity_bytes) >> 10} KiB) copy bandwidth: "
+              f"{level.bandwidth_bytes_per_s / 1e9:.1f} GB/s at a quarter of it, "
+              f"{runs['caches at half']['bandwidths'][level.name] / 1e9:.1f} at half")
     print(f"{args.runtime}, 1 thread, {len(variants)} models measured once; each variant "
           f"refits the same calibration measurements")
     for name, change in runs.items():
